@@ -1,0 +1,271 @@
+//! GStreamer glue shared by both elements: the properties they have in common and the
+//! link configuration built from them.
+
+use crate::config::{parse_ports, Modes, Pattern, Protocol, Role, SecureMode};
+use crate::transport::{endpoint, LinkConfig};
+use gst::glib;
+use gst::prelude::*;
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+
+pub const DEFAULT_PORT: u32 = 5555;
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u32 = 4000;
+/// Largest message a receiver accepts before dropping the peer (8K RGBA is 132 MB).
+pub const MAX_MESSAGE_BYTES: i64 = 256 << 20;
+
+/// Properties of interface.md that both elements have.
+#[derive(Debug, Clone)]
+pub struct CommonSettings {
+    pub address: String,
+    pub port: u32,
+    pub ports: String,
+    pub protocol: Protocol,
+    pub pattern: Pattern,
+    pub bidirectional: bool,
+    pub multi_server: bool,
+    pub multi_client: bool,
+    pub secure_mode: SecureMode,
+    pub cert_dir: String,
+    pub max_retries: u32,
+    pub request_timeout_ms: u32,
+}
+
+pub fn default_address(role: Role) -> &'static str {
+    match role {
+        Role::Sender => "localhost",
+        Role::Receiver => "*",
+    }
+}
+
+impl CommonSettings {
+    pub fn new(role: Role) -> Self {
+        CommonSettings {
+            address: default_address(role).to_owned(),
+            port: DEFAULT_PORT,
+            ports: String::new(),
+            protocol: Protocol::Tcp,
+            pattern: Pattern::Pair,
+            bidirectional: false,
+            multi_server: false,
+            multi_client: false,
+            secure_mode: SecureMode::None,
+            cert_dir: String::new(),
+            max_retries: DEFAULT_MAX_RETRIES,
+            request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
+        }
+    }
+
+    pub fn properties(role: Role) -> Vec<glib::ParamSpec> {
+        let (address_blurb, ports_blurb) = match role {
+            Role::Sender => (
+                "Host name or IP of the receiver to connect to; with protocol=ipc, a path prefix",
+                "Comma-separated receiver ports for multi-client mode, e.g. \"5577,5578\"",
+            ),
+            Role::Receiver => (
+                "Interface to bind (\"*\" for all); with protocol=ipc, a path prefix",
+                "Comma-separated ports to bind in multi-server mode, e.g. \"5566,5567\"",
+            ),
+        };
+        vec![
+            glib::ParamSpecString::builder("address")
+                .nick("Address")
+                .blurb(address_blurb)
+                .default_value(Some(default_address(role)))
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt::builder("port")
+                .nick("Port")
+                .blurb("Port number; the endpoint is protocol://address:port as vidgear builds it")
+                .minimum(1)
+                .maximum(65535)
+                .default_value(DEFAULT_PORT)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecString::builder("ports")
+                .nick("Ports")
+                .blurb(ports_blurb)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecEnum::builder_with_default("protocol", Protocol::Tcp)
+                .nick("Protocol")
+                .blurb("Transport: tcp, or ipc (Unix socket at address:port)")
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecEnum::builder_with_default("pattern", Pattern::Pair)
+                .nick("Pattern")
+                .blurb("ZeroMQ messaging pattern, vidgear's pattern 0/1/2; both ends must agree")
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecBoolean::builder("bidirectional")
+                .nick("Bidirectional")
+                .blurb("vidgear's bidirectional_mode: messages go with frames, data comes back in replies (patterns 0, 1)")
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecBoolean::builder("multi-server")
+                .nick("Multi-server")
+                .blurb("vidgear's multiserver_mode: many senders into one receiver, each sender tagged by its port (patterns 1, 2)")
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecBoolean::builder("multi-client")
+                .nick("Multi-client")
+                .blurb("vidgear's multiclient_mode: one sender to many receivers listed in ports (patterns 1, 2)")
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecEnum::builder_with_default("secure-mode", SecureMode::None)
+                .nick("Secure mode")
+                .blurb("ZeroMQ CURVE security: none, stonehouse or ironhouse")
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecString::builder("cert-dir")
+                .nick("Certificate directory")
+                .blurb("vidgear's custom_cert_location: keys live in cert-dir/.vidgear/keys/ (empty: $HOME)")
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt::builder("max-retries")
+                .nick("Max retries")
+                .blurb("Reconnect attempts after a reply timed out before giving up with an error (patterns 0, 1)")
+                .default_value(DEFAULT_MAX_RETRIES)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt::builder("request-timeout")
+                .nick("Request timeout")
+                .blurb("Milliseconds to wait for a reply before reconnecting; a receiver rebinds after 3x this of silence")
+                .minimum(10)
+                .default_value(DEFAULT_REQUEST_TIMEOUT_MS)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                .nick("Statistics")
+                .blurb("Counters: frames, bytes, retries, reconnects, dropped, malformed, returns, terminations")
+                .read_only()
+                .build(),
+        ]
+    }
+
+    /// Applies a shared property; `false` if `pspec` is not one of them.
+    pub fn set_property(&mut self, value: &glib::Value, pspec: &glib::ParamSpec) -> bool {
+        match pspec.name() {
+            "address" => {
+                self.address = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
+            }
+            "port" => self.port = value.get().unwrap_or(DEFAULT_PORT),
+            "ports" => {
+                self.ports = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
+            }
+            "protocol" => self.protocol = value.get().unwrap_or_default(),
+            "pattern" => self.pattern = value.get().unwrap_or_default(),
+            "bidirectional" => self.bidirectional = value.get().unwrap_or(false),
+            "multi-server" => self.multi_server = value.get().unwrap_or(false),
+            "multi-client" => self.multi_client = value.get().unwrap_or(false),
+            "secure-mode" => self.secure_mode = value.get().unwrap_or_default(),
+            "cert-dir" => {
+                self.cert_dir = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
+            }
+            "max-retries" => self.max_retries = value.get().unwrap_or(DEFAULT_MAX_RETRIES),
+            "request-timeout" => {
+                self.request_timeout_ms = value.get().unwrap_or(DEFAULT_REQUEST_TIMEOUT_MS)
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// Reads a shared property other than `stats`.
+    pub fn property(&self, pspec: &glib::ParamSpec) -> Option<glib::Value> {
+        Some(match pspec.name() {
+            "address" => self.address.to_value(),
+            "port" => self.port.to_value(),
+            "ports" => self.ports.to_value(),
+            "protocol" => self.protocol.to_value(),
+            "pattern" => self.pattern.to_value(),
+            "bidirectional" => self.bidirectional.to_value(),
+            "multi-server" => self.multi_server.to_value(),
+            "multi-client" => self.multi_client.to_value(),
+            "secure-mode" => self.secure_mode.to_value(),
+            "cert-dir" => self.cert_dir.to_value(),
+            "max-retries" => self.max_retries.to_value(),
+            "request-timeout" => self.request_timeout_ms.to_value(),
+            _ => return None,
+        })
+    }
+
+    pub fn modes(&self) -> Result<Modes, String> {
+        Ok(Modes {
+            pattern: self.pattern,
+            bidirectional: self.bidirectional,
+            multi_server: self.multi_server,
+            multi_client: self.multi_client,
+            ports: parse_ports(&self.ports)?,
+        })
+    }
+
+    /// The port this element names itself by in multi modes.
+    pub fn own_port(&self) -> u16 {
+        u16::try_from(self.port).unwrap_or(5555)
+    }
+
+    /// Checks the settings and builds what the transport needs; errors are user-facing.
+    pub fn link_config(&self, role: Role) -> Result<LinkConfig, String> {
+        let modes = self.modes()?;
+        modes.validate(role)?;
+        if self.secure_mode != SecureMode::None {
+            return Err(format!(
+                "secure-mode={} is not supported by this build yet; use secure-mode=none",
+                match self.secure_mode {
+                    SecureMode::StoneHouse => "stonehouse",
+                    _ => "ironhouse",
+                }
+            ));
+        }
+        if self.address.is_empty() {
+            return Err("address is empty".into());
+        }
+        let endpoints = modes
+            .active_ports(role, self.own_port())
+            .into_iter()
+            .map(|port| endpoint(self.protocol, &self.address, port))
+            .collect();
+        Ok(LinkConfig {
+            role,
+            pattern: self.pattern,
+            endpoints,
+            request_timeout: Duration::from_millis(u64::from(self.request_timeout_ms)),
+            max_retries: self.max_retries,
+            max_message_bytes: MAX_MESSAGE_BYTES,
+        })
+    }
+}
+
+/// An 8-character `[A-Z0-9]` id like vidgear's, for the receiver's acknowledgement.
+pub fn device_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    // RandomState is seeded from the OS's randomness; no need for a rand crate.
+    let mut bits = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (0..8)
+        .map(|_| {
+            let c = ALPHABET[(bits % ALPHABET.len() as u64) as usize] as char;
+            bits /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}
+
+/// The JSON text of a value for bus messages and metas, as Python would print it.
+pub fn json_text(value: &serde_json::Value) -> String {
+    crate::protocol::python_json_text(value)
+}

@@ -1,0 +1,224 @@
+//! NetGear modes and the rules for combining them (vidgear's ValueErrors, as user-facing
+//! messages that name our properties).
+
+use gst::glib;
+
+/// ZeroMQ messaging pattern; the numbers are vidgear's `pattern` values.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstNetGearPattern")]
+pub enum Pattern {
+    #[default]
+    #[enum_value(
+        name = "PAIR: one sender, one receiver, every frame acknowledged",
+        nick = "pair"
+    )]
+    Pair = 0,
+    #[enum_value(
+        name = "REQ/REP: request and reply, every frame acknowledged",
+        nick = "req-rep"
+    )]
+    ReqRep = 1,
+    #[enum_value(
+        name = "PUB/SUB: publish without acknowledgement, late frames dropped",
+        nick = "pub-sub"
+    )]
+    PubSub = 2,
+}
+
+impl Pattern {
+    pub fn number(self) -> u8 {
+        self as u8
+    }
+
+    /// Patterns 0 and 1 acknowledge every frame.
+    pub fn is_acknowledged(self) -> bool {
+        self != Pattern::PubSub
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstNetGearProtocol")]
+pub enum Protocol {
+    #[default]
+    #[enum_value(name = "TCP", nick = "tcp")]
+    Tcp = 0,
+    #[enum_value(
+        name = "IPC (Unix domain socket; address is a path prefix)",
+        nick = "ipc"
+    )]
+    Ipc = 1,
+}
+
+impl Protocol {
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Ipc => "ipc",
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstNetGearSecureMode")]
+pub enum SecureMode {
+    #[default]
+    #[enum_value(name = "No encryption", nick = "none")]
+    None = 0,
+    #[enum_value(
+        name = "StoneHouse: CURVE encryption, any client key accepted",
+        nick = "stonehouse"
+    )]
+    StoneHouse = 1,
+    #[enum_value(
+        name = "IronHouse: CURVE encryption, only listed client keys accepted",
+        nick = "ironhouse"
+    )]
+    IronHouse = 2,
+}
+
+/// Which side of the connection an element is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// vidgear's server, `netgearsink`: connects and sends.
+    Sender,
+    /// vidgear's client, `netgearsrc`: binds and receives.
+    Receiver,
+}
+
+/// The mode-related settings both elements share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Modes {
+    pub pattern: Pattern,
+    pub bidirectional: bool,
+    pub multi_server: bool,
+    pub multi_client: bool,
+    pub ports: Vec<u16>,
+}
+
+/// Parses the `ports` property: comma- or space-separated port numbers.
+pub fn parse_ports(text: &str) -> Result<Vec<u16>, String> {
+    text.split([',', ' ', ';'])
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            s.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("'{}' in ports=\"{text}\" is not a port number", s.trim()))
+        })
+        .collect()
+}
+
+impl Modes {
+    /// Rejects what vidgear rejects, saying what clashes and what would work.
+    pub fn validate(&self, role: Role) -> Result<(), String> {
+        let p = self.pattern;
+        if self.multi_server && self.multi_client {
+            return Err(
+                "multi-server=true and multi-client=true cannot be combined: choose one".into(),
+            );
+        }
+        if (self.multi_server || self.multi_client) && p == Pattern::Pair {
+            let mode = if self.multi_server {
+                "multi-server"
+            } else {
+                "multi-client"
+            };
+            return Err(format!(
+                "{mode}=true needs pattern=req-rep (1) or pattern=pub-sub (2), not pattern=pair (0)"
+            ));
+        }
+        if self.bidirectional && p == Pattern::PubSub {
+            return Err(
+                "bidirectional=true needs pattern=pair (0) or pattern=req-rep (1), not pattern=pub-sub (2)"
+                    .into(),
+            );
+        }
+        let needs_ports = match role {
+            Role::Receiver => self.multi_server,
+            Role::Sender => self.multi_client,
+        };
+        if needs_ports && self.ports.is_empty() {
+            let (mode, what) = match role {
+                Role::Receiver => ("multi-server", "the ports to bind"),
+                _ => ("multi-client", "the receivers' ports"),
+            };
+            return Err(format!(
+                "{mode}=true needs ports=\"…\" listing {what}, e.g. ports=\"5566,5567\""
+            ));
+        }
+        Ok(())
+    }
+
+    /// The ports this element binds or connects to.
+    pub fn active_ports(&self, role: Role, port: u16) -> Vec<u16> {
+        let uses_list = match role {
+            Role::Receiver => self.multi_server,
+            Role::Sender => self.multi_client,
+        };
+        if uses_list {
+            self.ports.clone()
+        } else {
+            vec![port]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn modes(pattern: Pattern, bi: bool, ms: bool, mc: bool, ports: &[u16]) -> Modes {
+        Modes {
+            pattern,
+            bidirectional: bi,
+            multi_server: ms,
+            multi_client: mc,
+            ports: ports.to_vec(),
+        }
+    }
+
+    #[test]
+    fn vidgear_rejections() {
+        use Pattern::*;
+        let err = |m: Modes, r| m.validate(r).unwrap_err();
+        assert!(err(modes(Pair, false, true, false, &[1]), Role::Receiver)
+            .contains("multi-server=true needs pattern=req-rep"));
+        assert!(err(modes(Pair, false, false, true, &[1]), Role::Sender)
+            .contains("multi-client=true needs pattern=req-rep"));
+        assert!(err(modes(PubSub, true, false, false, &[]), Role::Sender)
+            .contains("bidirectional=true needs pattern=pair"));
+        assert!(err(modes(ReqRep, false, true, true, &[1]), Role::Sender)
+            .contains("cannot be combined"));
+        assert!(err(modes(ReqRep, false, true, false, &[]), Role::Receiver).contains("ports="));
+        assert!(err(modes(PubSub, false, false, true, &[]), Role::Sender).contains("ports="));
+        // A multi-server sender and a multi-client receiver use their single port.
+        assert!(modes(ReqRep, false, true, false, &[])
+            .validate(Role::Sender)
+            .is_ok());
+        assert!(modes(ReqRep, false, false, true, &[])
+            .validate(Role::Receiver)
+            .is_ok());
+        assert!(modes(ReqRep, true, true, false, &[5, 6])
+            .validate(Role::Receiver)
+            .is_ok());
+        assert!(modes(Pair, true, false, false, &[])
+            .validate(Role::Sender)
+            .is_ok());
+    }
+
+    #[test]
+    fn ports_list() {
+        assert_eq!(
+            parse_ports("5566,5567, 5568").unwrap(),
+            vec![5566, 5567, 5568]
+        );
+        assert_eq!(parse_ports("").unwrap(), Vec::<u16>::new());
+        assert!(parse_ports("5566,x").unwrap_err().contains("'x'"));
+        assert!(parse_ports("0").is_err());
+        assert!(parse_ports("70000").is_err());
+    }
+}

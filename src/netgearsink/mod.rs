@@ -1,0 +1,19 @@
+//! `netgearsink`: sends frames to a vidgear NetGear receiver (vidgear's "server" role).
+
+use gst::glib;
+use gst::prelude::*;
+
+mod imp;
+
+glib::wrapper! {
+    pub struct NetGearSink(ObjectSubclass<imp::NetGearSink>) @extends gst_base::BaseSink, gst::Element, gst::Object;
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    gst::Element::register(
+        Some(plugin),
+        "netgearsink",
+        gst::Rank::NONE,
+        NetGearSink::static_type(),
+    )
+}

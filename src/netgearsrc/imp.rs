@@ -1,0 +1,627 @@
+use crate::common::{self, CommonSettings};
+use crate::config::{Pattern, Role};
+use crate::protocol::{self, Dtype, FrameHeader, Incoming, PayloadKind, RawLayout};
+use crate::stats::Stats;
+use crate::transport::{LinkError, Received, ReceiverLink, Waker};
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::base_src::CreateSuccess;
+use gst_base::subclass::prelude::*;
+use gst_video::VideoFormat;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "netgearsrc",
+        gst::DebugColorFlags::empty(),
+        Some("NetGear receiver"),
+    )
+});
+
+/// A flood of bad messages posts at most one bus warning per this interval (all are counted).
+const WARNING_INTERVAL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+struct Settings {
+    common: CommonSettings,
+    return_data: String,
+    /// `return-data` parsed once when set, not per frame.
+    return_value: Value,
+    timeout_ms: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            common: CommonSettings::new(Role::Receiver),
+            return_data: String::new(),
+            return_value: Value::Null,
+            timeout_ms: 0,
+        }
+    }
+}
+
+/// The raw output currently negotiated.
+#[derive(Debug, Clone)]
+struct RawOutput {
+    layout: RawLayout,
+    info: gst_video::VideoInfo,
+    /// GStreamer's rows are as long as the wire's: the message can become the buffer.
+    tight: bool,
+}
+
+struct State {
+    /// Taken out while waiting for the network, so no lock is held across the wait.
+    link: Option<ReceiverLink>,
+    waker: Option<Arc<Waker>>,
+    pattern: Pattern,
+    /// Replies are JSON (bidirectional or multi-client).
+    json_replies: bool,
+    multi_server: bool,
+    /// Multi-client: the port named in every reply.
+    reply_port: Option<u16>,
+    ack: Vec<u8>,
+    raw: Option<RawOutput>,
+    jpeg_caps_set: bool,
+    /// Multi-server: senders that sent frames and have not terminated yet.
+    servers: BTreeSet<u16>,
+    last_message: Instant,
+    last_frame: Instant,
+    last_warning: Option<Instant>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        let now = Instant::now();
+        State {
+            link: None,
+            waker: None,
+            pattern: Pattern::Pair,
+            json_replies: false,
+            multi_server: false,
+            reply_port: None,
+            ack: Vec::new(),
+            raw: None,
+            jpeg_caps_set: false,
+            servers: BTreeSet::new(),
+            last_message: now,
+            last_frame: now,
+            last_warning: None,
+        }
+    }
+}
+
+/// What one received message led to.
+enum Step {
+    Push(gst::Buffer),
+    Again,
+    Eos,
+}
+
+/// Lets a ZeroMQ message become a GStreamer buffer without a copy.
+struct WireBytes(zmq::Message);
+
+// SAFETY: a zmq message owns its bytes (or a reference count on them); libzmq forbids
+// sharing a socket between threads, not moving a message. The buffer only reads it.
+unsafe impl Send for WireBytes {}
+
+impl AsRef<[u8]> for WireBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+fn output_format(layout: &RawLayout) -> VideoFormat {
+    match (layout.dtype, layout.channels) {
+        (Dtype::U16, _) => VideoFormat::Gray16Le,
+        (Dtype::U8, 3) => VideoFormat::Bgr,
+        (Dtype::U8, 4) => VideoFormat::Bgra,
+        _ => VideoFormat::Gray8,
+    }
+}
+
+#[derive(Default)]
+pub struct NetGearSrc {
+    settings: Mutex<Settings>,
+    state: Mutex<State>,
+    stats: Stats,
+}
+
+impl NetGearSrc {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn settings(&self) -> MutexGuard<'_, Settings> {
+        self.settings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a rejected message and warns on the bus, at most once per interval.
+    fn malformed(&self, endpoints: &str, why: &dyn std::fmt::Display) {
+        Stats::bump(&self.stats.malformed);
+        let now = Instant::now();
+        let post = {
+            let mut st = self.state();
+            let due = st
+                .last_warning
+                .is_none_or(|t| now.duration_since(t) >= WARNING_INTERVAL);
+            if due {
+                st.last_warning = Some(now);
+            }
+            due
+        };
+        if post {
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Decode,
+                ["Dropped a malformed message on {}: {}", endpoints, why]
+            );
+        } else {
+            gst::debug!(CAT, imp = self, "dropped a malformed message: {why}");
+        }
+    }
+
+    /// Waits for the next message and turns it into a step.
+    fn receive(&self, link: &mut ReceiverLink) -> Result<Step, gst::FlowError> {
+        let (rebind_at, eos_at) = {
+            let st = self.state();
+            let settings = self.settings();
+            let request_timeout =
+                Duration::from_millis(u64::from(settings.common.request_timeout_ms));
+            let rebind_at = st
+                .pattern
+                .is_acknowledged()
+                .then(|| st.last_message + request_timeout * 3);
+            let eos_at = (settings.timeout_ms > 0)
+                .then(|| st.last_frame + Duration::from_millis(u64::from(settings.timeout_ms)));
+            (rebind_at, eos_at)
+        };
+        let deadline = match (rebind_at, eos_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        match link.recv(wait) {
+            Err(LinkError::Interrupted) => Err(gst::FlowError::Flushing),
+            Err(e) => {
+                gst::element_imp_error!(self, gst::ResourceError::Read, ["{}", e]);
+                Err(gst::FlowError::Error)
+            }
+            Ok(Received::TimedOut) => {
+                let now = Instant::now();
+                if eos_at.is_some_and(|t| now >= t) {
+                    gst::info!(
+                        CAT,
+                        imp = self,
+                        "nothing arrived for the timeout: end of stream"
+                    );
+                    return Ok(Step::Eos);
+                }
+                if rebind_at.is_some_and(|t| now >= t) {
+                    gst::info!(
+                        CAT,
+                        imp = self,
+                        "silence on {}: rebinding for a new sender",
+                        link.config().endpoint_list()
+                    );
+                    match link.rebind(&self.stats) {
+                        Ok(()) => {}
+                        Err(LinkError::Interrupted) => return Err(gst::FlowError::Flushing),
+                        Err(e) => {
+                            gst::element_imp_error!(self, gst::ResourceError::OpenRead, ["{}", e]);
+                            return Err(gst::FlowError::Error);
+                        }
+                    }
+                    self.state().last_message = now;
+                }
+                Ok(Step::Again)
+            }
+            Ok(Received::Message(parts)) => {
+                self.state().last_message = Instant::now();
+                self.handle_message(link, parts)
+            }
+        }
+    }
+
+    fn reply(&self, link: &mut ReceiverLink, message: &[u8]) -> Result<(), gst::FlowError> {
+        match link.reply(&[message]) {
+            Ok(sent) => {
+                if !sent {
+                    gst::debug!(CAT, imp = self, "reply dropped: the sender is gone");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                gst::element_imp_error!(self, gst::ResourceError::Write, ["{}", e]);
+                Err(gst::FlowError::Error)
+            }
+        }
+    }
+
+    fn handle_message(
+        &self,
+        link: &mut ReceiverLink,
+        mut parts: Vec<zmq::Message>,
+    ) -> Result<Step, gst::FlowError> {
+        let parsed = parts
+            .first()
+            .ok_or(protocol::ProtocolError::PartCount(0))
+            .and_then(|h| protocol::parse_header(h));
+        let (pattern, json_replies, multi_server, reply_port) = {
+            let st = self.state();
+            (st.pattern, st.json_replies, st.multi_server, st.reply_port)
+        };
+
+        if let Ok(Incoming::Terminate { port }) = parsed {
+            Stats::bump(&self.stats.terminations);
+            if pattern == Pattern::ReqRep {
+                let answer = if multi_server {
+                    protocol::TERMINATION_ACK_MULTISERVER
+                } else {
+                    protocol::TERMINATION_ACK
+                };
+                self.reply(link, answer.as_bytes())?;
+            }
+            if !multi_server {
+                gst::info!(CAT, imp = self, "sender terminated: end of stream");
+                return Ok(Step::Eos);
+            }
+            let mut st = self.state();
+            if let Some(p) = port {
+                st.servers.remove(&p);
+            }
+            gst::info!(
+                CAT,
+                imp = self,
+                "server {port:?} terminated, {} left",
+                st.servers.len()
+            );
+            return Ok(if st.servers.is_empty() {
+                Step::Eos
+            } else {
+                Step::Again
+            });
+        }
+
+        // Answer before decoding, as vidgear does; a REP socket must answer every request.
+        if pattern.is_acknowledged() {
+            let answer = if json_replies {
+                protocol::encode_data_reply(reply_port, &self.settings().return_value)
+            } else {
+                self.state().ack.clone()
+            };
+            self.reply(link, &answer)?;
+        }
+
+        let endpoints = link.config().endpoint_list();
+        let header = match parsed {
+            Ok(Incoming::Frame(h)) => h,
+            Ok(Incoming::Terminate { .. }) => return Ok(Step::Again),
+            Err(e) => {
+                self.malformed(&endpoints, &e);
+                return Ok(Step::Again);
+            }
+        };
+        if parts.len() != 2 {
+            self.malformed(&endpoints, &protocol::ProtocolError::PartCount(parts.len()));
+            return Ok(Step::Again);
+        }
+        let payload = parts.swap_remove(1);
+        let payload_len = payload.len();
+        let buffer = match self.make_buffer(&header, payload) {
+            Ok(b) => b,
+            Err(why) => {
+                self.malformed(&endpoints, &why);
+                return Ok(Step::Again);
+            }
+        };
+        if multi_server {
+            if let Some(p) = header.port {
+                self.state().servers.insert(p);
+            }
+        }
+        if let Some(message) = &header.message {
+            self.post_message(message, header.port.filter(|_| multi_server));
+        }
+        self.state().last_frame = Instant::now();
+        Stats::bump(&self.stats.frames);
+        Stats::add(&self.stats.bytes, payload_len as u64);
+        Ok(Step::Push(buffer))
+    }
+
+    /// Turns a frame's payload into a buffer, renegotiating when the frame format changes.
+    fn make_buffer(
+        &self,
+        header: &FrameHeader,
+        payload: zmq::Message,
+    ) -> Result<gst::Buffer, protocol::ProtocolError> {
+        match &header.payload {
+            PayloadKind::Raw(layout) => {
+                protocol::check_raw_payload(layout, payload.len())?;
+                let output = self.raw_output(layout)?;
+                if output.tight {
+                    return Ok(gst::Buffer::from_slice(WireBytes(payload)));
+                }
+                let mut buffer = gst::Buffer::with_size(output.info.size())
+                    .map_err(|_| protocol::ProtocolError::TooLarge(output.info.size()))?;
+                {
+                    let buffer = buffer
+                        .get_mut()
+                        .ok_or(protocol::ProtocolError::TooLarge(0))?;
+                    let mut map = buffer
+                        .map_writable()
+                        .map_err(|_| protocol::ProtocolError::TooLarge(output.info.size()))?;
+                    let stride = usize::try_from(output.info.stride()[0]).unwrap_or(0);
+                    protocol::copy_rows(
+                        &payload,
+                        layout.row_bytes(),
+                        &mut map,
+                        stride,
+                        layout.row_bytes(),
+                        layout.height,
+                    )
+                    .ok_or(protocol::ProtocolError::PayloadSize {
+                        expected: layout.frame_bytes(),
+                        actual: payload.len(),
+                    })?;
+                }
+                Ok(buffer)
+            }
+            PayloadKind::Jpeg(_) => {
+                let needs_caps = !self.state().jpeg_caps_set;
+                if needs_caps {
+                    let caps = gst::Caps::builder("image/jpeg").build();
+                    self.apply_caps(&caps)?;
+                    let mut st = self.state();
+                    st.jpeg_caps_set = true;
+                    st.raw = None;
+                }
+                Ok(gst::Buffer::from_slice(WireBytes(payload)))
+            }
+        }
+    }
+
+    /// The raw output for a layout: the current one, or new caps pushed downstream.
+    fn raw_output(&self, layout: &RawLayout) -> Result<RawOutput, protocol::ProtocolError> {
+        if let Some(current) = self.state().raw.as_ref().filter(|r| r.layout == *layout) {
+            return Ok(current.clone());
+        }
+        let bad = || protocol::ProtocolError::BadShape(format!("{:?}", layout.shape()));
+        let info = gst_video::VideoInfo::builder(
+            output_format(layout),
+            u32::try_from(layout.width).map_err(|_| bad())?,
+            u32::try_from(layout.height).map_err(|_| bad())?,
+        )
+        .fps(gst::Fraction::new(0, 1))
+        .build()
+        .map_err(|_| bad())?;
+        let caps = info.to_caps().map_err(|_| bad())?;
+        self.apply_caps(&caps)?;
+        let output = RawOutput {
+            layout: *layout,
+            tight: usize::try_from(info.stride()[0]).ok() == Some(layout.row_bytes())
+                && info.size() == layout.frame_bytes(),
+            info,
+        };
+        let mut st = self.state();
+        st.raw = Some(output.clone());
+        st.jpeg_caps_set = false;
+        Ok(output)
+    }
+
+    fn apply_caps(&self, caps: &gst::Caps) -> Result<(), protocol::ProtocolError> {
+        gst::debug!(CAT, imp = self, "new caps {caps}");
+        self.obj()
+            .set_caps(caps)
+            .map_err(|_| protocol::ProtocolError::BadShape(format!("downstream refused {caps}")))
+    }
+
+    fn post_message(&self, message: &Value, port: Option<u16>) {
+        let mut s =
+            gst::Structure::builder("netgear-message").field("message", common::json_text(message));
+        if let Some(p) = port {
+            s = s.field("port", u32::from(p));
+        }
+        let msg = gst::message::Element::builder(s.build())
+            .src(&*self.obj())
+            .build();
+        let _ = self.obj().post_message(msg);
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for NetGearSrc {
+    const NAME: &'static str = "GstNetGearSrc";
+    type Type = super::NetGearSrc;
+    type ParentType = gst_base::PushSrc;
+}
+
+impl ObjectImpl for NetGearSrc {
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        obj.set_live(true);
+        obj.set_format(gst::Format::Time);
+        // Buffers are stamped with the running time at which they arrived.
+        obj.set_do_timestamp(true);
+    }
+
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let mut props = CommonSettings::properties(Role::Receiver);
+            props.extend([
+                glib::ParamSpecString::builder("return-data")
+                    .nick("Return data")
+                    .blurb("Returned to the sender with every reply in bidirectional / multi-client mode: JSON if it parses, else a string; may change while playing")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("timeout")
+                    .nick("Timeout")
+                    .blurb("End the stream (EOS) when no frame arrives for this many milliseconds; 0 waits forever. Useful with pattern=pub-sub, whose termination message can be lost")
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
+            ]);
+            props
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = self.settings();
+        if s.common.set_property(value, pspec) {
+            gst::debug!(CAT, imp = self, "{} set", pspec.name());
+            return;
+        }
+        match pspec.name() {
+            "return-data" => {
+                s.return_data = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                s.return_value = protocol::value_from_text(&s.return_data);
+            }
+            "timeout" => s.timeout_ms = value.get().unwrap_or(0),
+            other => gst::warning!(CAT, imp = self, "unknown property {other}"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if pspec.name() == "stats" {
+            return self.stats.to_structure("netgearsrc-stats").to_value();
+        }
+        let s = self.settings();
+        if let Some(v) = s.common.property(pspec) {
+            return v;
+        }
+        match pspec.name() {
+            "return-data" => s.return_data.to_value(),
+            "timeout" => s.timeout_ms.to_value(),
+            _ => glib::Value::from_type(pspec.value_type()),
+        }
+    }
+}
+
+impl GstObjectImpl for NetGearSrc {}
+
+impl ElementImpl for NetGearSrc {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "NetGear source",
+                "Source/Network",
+                "Receives video frames from a vidgear NetGear sender (NetGear().send()) over ZeroMQ",
+                "gst-plugin-netgear developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let mut caps = gst_video::VideoCapsBuilder::new()
+                .format_list([
+                    VideoFormat::Bgr,
+                    VideoFormat::Bgra,
+                    VideoFormat::Gray8,
+                    VideoFormat::Gray16Le,
+                ])
+                .build();
+            caps.merge(gst::Caps::builder("image/jpeg").build());
+            vec![gst::PadTemplate::new(
+                "src",
+                gst::PadDirection::Src,
+                gst::PadPresence::Always,
+                &caps,
+            )
+            .expect("static pad template")]
+        });
+        TEMPLATES.as_ref()
+    }
+}
+
+impl BaseSrcImpl for NetGearSrc {
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self.settings().clone();
+        let config = settings.common.link_config(Role::Receiver).map_err(|e| {
+            gst::error_msg!(gst::ResourceError::Settings, ["Invalid settings: {}", e])
+        })?;
+        let waker = Arc::new(Waker::new().map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::Failed,
+                ["Could not create a wake-up pipe: {}", e]
+            )
+        })?);
+        let link = ReceiverLink::open(config, waker.clone())
+            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{}", e]))?;
+        gst::info!(
+            CAT,
+            imp = self,
+            "listening on {}",
+            link.config().endpoint_list()
+        );
+        self.stats.reset();
+        let c = &settings.common;
+        *self.state() = State {
+            link: Some(link),
+            waker: Some(waker),
+            pattern: c.pattern,
+            json_replies: c.bidirectional || c.multi_client,
+            multi_server: c.multi_server,
+            reply_port: c.multi_client.then(|| c.own_port()),
+            ack: protocol::encode_ack(&common::device_id()),
+            ..State::default()
+        };
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        *self.state() = State::default();
+        Ok(())
+    }
+
+    /// Caps come from the frames themselves, set in `create()`.
+    fn negotiate(&self) -> Result<(), gst::LoggableError> {
+        Ok(())
+    }
+
+    fn unlock(&self) -> Result<(), gst::ErrorMessage> {
+        if let Some(w) = self.state().waker.as_ref() {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
+        if let Some(w) = self.state().waker.as_ref() {
+            w.reset();
+        }
+        Ok(())
+    }
+}
+
+impl PushSrcImpl for NetGearSrc {
+    fn create(
+        &self,
+        _buffer: Option<&mut gst::BufferRef>,
+    ) -> Result<CreateSuccess, gst::FlowError> {
+        loop {
+            let Some(mut link) = self.state().link.take() else {
+                return Err(gst::FlowError::Flushing);
+            };
+            let step = self.receive(&mut link);
+            self.state().link = Some(link);
+            match step? {
+                Step::Push(buffer) => return Ok(CreateSuccess::NewBuffer(buffer)),
+                Step::Again => continue,
+                Step::Eos => return Err(gst::FlowError::Eos),
+            }
+        }
+    }
+}

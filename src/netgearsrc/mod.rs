@@ -1,0 +1,19 @@
+//! `netgearsrc`: receives frames from a vidgear NetGear sender (vidgear's "client" role).
+
+use gst::glib;
+use gst::prelude::*;
+
+mod imp;
+
+glib::wrapper! {
+    pub struct NetGearSrc(ObjectSubclass<imp::NetGearSrc>) @extends gst_base::PushSrc, gst_base::BaseSrc, gst::Element, gst::Object;
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    gst::Element::register(
+        Some(plugin),
+        "netgearsrc",
+        gst::Rank::NONE,
+        NetGearSrc::static_type(),
+    )
+}

@@ -1,0 +1,922 @@
+//! The NetGear wire format (vidgear 0.3.6): frame headers, termination messages, receiver
+//! replies and the raw array layout. Pure code: no sockets, no GStreamer.
+//!
+//! Everything parsed here came off the network, so nothing panics and every size is
+//! checked before it is used.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::fmt;
+use std::io;
+
+/// Largest header we parse; real headers are ~200 bytes, plus whatever `message` carries.
+pub const MAX_HEADER_BYTES: usize = 1 << 20;
+/// Largest frame side we accept from a header (GStreamer's own limit is far above any camera).
+pub const MAX_DIMENSION: usize = 1 << 15;
+
+/// The string a receiver answers to a termination in pattern 1.
+pub const TERMINATION_ACK: &str = "Termination signal successfully received at Client's end!";
+/// The same answer in multi-server mode.
+pub const TERMINATION_ACK_MULTISERVER: &str = "Termination signal successfully received at client!";
+
+/// Why a message from the network was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProtocolError {
+    TooLarge(usize),
+    NotJson(String),
+    NotAnObject,
+    MissingKey(&'static str),
+    BadValue(&'static str, String),
+    UnsupportedDtype(String),
+    BadShape(String),
+    PayloadSize { expected: usize, actual: usize },
+    PartCount(usize),
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLarge(n) => write!(f, "header of {n} bytes exceeds {MAX_HEADER_BYTES}"),
+            Self::NotJson(e) => write!(f, "header is not JSON: {e}"),
+            Self::NotAnObject => write!(f, "header is not a JSON object"),
+            Self::MissingKey(k) => write!(f, "header lacks key '{k}'"),
+            Self::BadValue(k, v) => write!(f, "header key '{k}' has an invalid value {v}"),
+            Self::UnsupportedDtype(d) => write!(f, "unsupported dtype '{d}'"),
+            Self::BadShape(s) => write!(f, "unsupported shape {s}"),
+            Self::PayloadSize { expected, actual } => {
+                write!(f, "payload is {actual} bytes, header describes {expected}")
+            }
+            Self::PartCount(n) => write!(f, "message has {n} parts, a frame has 2"),
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// numpy element types that video can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dtype {
+    U8,
+    U16,
+}
+
+impl Dtype {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::U8 => "uint8",
+            Dtype::U16 => "uint16",
+        }
+    }
+
+    pub fn item_size(self) -> usize {
+        match self {
+            Dtype::U8 => 1,
+            Dtype::U16 => 2,
+        }
+    }
+
+    fn parse(name: &str) -> Result<Self, ProtocolError> {
+        // numpy's str(dtype) gives "uint8"; its dtype.str form ("|u1", "<u2") is accepted too.
+        match name {
+            "uint8" | "|u1" | "u1" | "B" => Ok(Dtype::U8),
+            "uint16" | "<u2" | "u2" | "H" => Ok(Dtype::U16),
+            other => Err(ProtocolError::UnsupportedDtype(truncate(other))),
+        }
+    }
+}
+
+/// The shape of a raw frame: `[h, w]` (2-D, gray) or `[h, w, c]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RawLayout {
+    pub dtype: Dtype,
+    pub height: usize,
+    pub width: usize,
+    pub channels: usize,
+    /// Sent as `[h, w]` rather than `[h, w, 1]`.
+    pub two_d: bool,
+}
+
+impl RawLayout {
+    pub fn new(dtype: Dtype, height: usize, width: usize, channels: usize) -> Self {
+        RawLayout {
+            dtype,
+            height,
+            width,
+            channels,
+            two_d: channels == 1,
+        }
+    }
+
+    /// Validates a shape read from a header.
+    pub fn from_shape(dtype: Dtype, shape: &[Value]) -> Result<Self, ProtocolError> {
+        let bad = || ProtocolError::BadShape(truncate(&Value::from(shape.to_vec()).to_string()));
+        let dims: Vec<usize> = shape
+            .iter()
+            .map(|v| {
+                v.as_u64()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or_else(bad)
+            })
+            .collect::<Result<_, _>>()?;
+        let (height, width, channels, two_d) = match dims.as_slice() {
+            [h, w] => (*h, *w, 1, true),
+            [h, w, c] => (*h, *w, *c, false),
+            _ => return Err(bad()),
+        };
+        if height == 0 || width == 0 || height > MAX_DIMENSION || width > MAX_DIMENSION {
+            return Err(bad());
+        }
+        if !matches!(channels, 1 | 3 | 4) || (dtype == Dtype::U16 && channels != 1) {
+            return Err(bad());
+        }
+        Ok(RawLayout {
+            dtype,
+            height,
+            width,
+            channels,
+            two_d,
+        })
+    }
+
+    pub fn shape(&self) -> Vec<usize> {
+        if self.two_d {
+            vec![self.height, self.width]
+        } else {
+            vec![self.height, self.width, self.channels]
+        }
+    }
+
+    /// Bytes of one packed row.
+    pub fn row_bytes(&self) -> usize {
+        self.width * self.channels * self.dtype.item_size()
+    }
+
+    /// Bytes of the packed frame; dimensions are bounded so this cannot overflow.
+    pub fn frame_bytes(&self) -> usize {
+        self.row_bytes() * self.height
+    }
+}
+
+/// The `compression` dict of a JPEG frame.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Compression {
+    pub dct: bool,
+    pub ups: bool,
+    pub colorspace: String,
+}
+
+/// What the payload part holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PayloadKind {
+    Raw(RawLayout),
+    Jpeg(Compression),
+}
+
+/// A parsed frame header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameHeader {
+    /// The sender's port (multi-server mode).
+    pub port: Option<u16>,
+    pub payload: PayloadKind,
+    /// `None` when absent, null or falsy, as vidgear treats it.
+    pub message: Option<Value>,
+}
+
+/// A first message part from a sender.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    Frame(FrameHeader),
+    Terminate { port: Option<u16> },
+}
+
+/// Parses the first part of a sender's message.
+pub fn parse_header(bytes: &[u8]) -> Result<Incoming, ProtocolError> {
+    let object = parse_object(bytes)?;
+    let port = match object.get("port") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(parse_port(v)?),
+    };
+    let terminate = match object.get("terminate_flag") {
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(bad_value("terminate_flag", other)),
+        None => return Err(ProtocolError::MissingKey("terminate_flag")),
+    };
+    if terminate {
+        return Ok(Incoming::Terminate { port });
+    }
+    let payload = match object.get("compression") {
+        Some(Value::Bool(false)) | Some(Value::Null) => {
+            let dtype = match object.get("dtype") {
+                Some(Value::String(s)) => Dtype::parse(s)?,
+                Some(other) => return Err(bad_value("dtype", other)),
+                None => return Err(ProtocolError::MissingKey("dtype")),
+            };
+            let shape = match object.get("shape") {
+                Some(Value::Array(a)) => a,
+                Some(other) => return Err(bad_value("shape", other)),
+                None => return Err(ProtocolError::MissingKey("shape")),
+            };
+            PayloadKind::Raw(RawLayout::from_shape(dtype, shape)?)
+        }
+        Some(Value::Object(c)) => PayloadKind::Jpeg(parse_compression(c)?),
+        Some(other) => return Err(bad_value("compression", other)),
+        None => return Err(ProtocolError::MissingKey("compression")),
+    };
+    let message = object.get("message").filter(|v| is_truthy(v)).cloned();
+    Ok(Incoming::Frame(FrameHeader {
+        port,
+        payload,
+        message,
+    }))
+}
+
+fn parse_compression(c: &Map<String, Value>) -> Result<Compression, ProtocolError> {
+    let flag = |key: &'static str| match c.get(key) {
+        Some(Value::Bool(b)) => Ok(*b),
+        None | Some(Value::Null) => Ok(false),
+        Some(other) => Err(bad_value(key, other)),
+    };
+    let colorspace = match c.get("colorspace") {
+        Some(Value::String(s)) if s.len() <= 8 => s.to_ascii_uppercase(),
+        Some(other) => return Err(bad_value("colorspace", other)),
+        None => "BGR".to_owned(),
+    };
+    Ok(Compression {
+        dct: flag("dct")?,
+        ups: flag("ups")?,
+        colorspace,
+    })
+}
+
+fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ProtocolError> {
+    if bytes.len() > MAX_HEADER_BYTES {
+        return Err(ProtocolError::TooLarge(bytes.len()));
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ProtocolError::NotAnObject),
+        Err(e) => Err(ProtocolError::NotJson(e.to_string())),
+    }
+}
+
+fn parse_port(v: &Value) -> Result<u16, ProtocolError> {
+    let parsed = match v {
+        Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+        Value::String(s) => s.trim().parse::<u16>().ok(),
+        _ => None,
+    };
+    parsed.ok_or_else(|| bad_value("port", v))
+}
+
+fn bad_value(key: &'static str, v: &Value) -> ProtocolError {
+    ProtocolError::BadValue(key, truncate(&v.to_string()))
+}
+
+/// Error texts quote network input; keep them short.
+fn truncate(s: &str) -> String {
+    const LIMIT: usize = 64;
+    if s.len() <= LIMIT {
+        return s.to_owned();
+    }
+    let mut end = LIMIT;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Python's truthiness of a JSON value: vidgear ignores falsy messages.
+pub fn is_truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// Reads a user-given text as JSON when it parses, else as a JSON string
+/// (the `message` and `return-data` properties).
+pub fn value_from_text(text: &str) -> Value {
+    if text.is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum CompressionField<'a> {
+    Off(bool),
+    On(&'a Compression),
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ShapeField {
+    Jpeg(&'static str),
+    Raw(Vec<usize>),
+}
+
+#[derive(Serialize)]
+struct FrameHeaderOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<String>,
+    terminate_flag: bool,
+    compression: CompressionField<'a>,
+    message: &'a Value,
+    pattern: String,
+    dtype: &'static str,
+    shape: ShapeField,
+}
+
+/// Writes a frame header with vidgear's keys, order and spacing.
+pub fn encode_frame_header(
+    port: Option<u16>,
+    payload: &PayloadKind,
+    message: &Value,
+    pattern: u8,
+) -> Vec<u8> {
+    let (compression, dtype, shape) = match payload {
+        PayloadKind::Raw(layout) => (
+            CompressionField::Off(false),
+            layout.dtype.name(),
+            ShapeField::Raw(layout.shape()),
+        ),
+        PayloadKind::Jpeg(c) => (CompressionField::On(c), "", ShapeField::Jpeg("")),
+    };
+    to_python_json(&FrameHeaderOut {
+        port: port.map(|p| p.to_string()),
+        terminate_flag: false,
+        compression,
+        message,
+        pattern: pattern.to_string(),
+        dtype,
+        shape,
+    })
+}
+
+#[derive(Serialize)]
+struct TerminationOut {
+    terminate_flag: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<String>,
+}
+
+/// The one-part message a sender sends when it closes.
+pub fn encode_termination(port: Option<u16>) -> Vec<u8> {
+    to_python_json(&TerminationOut {
+        terminate_flag: true,
+        port: port.map(|p| p.to_string()),
+    })
+}
+
+/// The plain acknowledgement of a receiver outside bidirectional / multi-client mode.
+pub fn encode_ack(device_id: &str) -> Vec<u8> {
+    format!("Data received on device: {device_id} !").into_bytes()
+}
+
+/// Python's `type(x).__name__` of a JSON value as vidgear's `json.loads` would build it.
+pub fn python_type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "NoneType",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float",
+        Value::Number(_) => "int",
+        Value::String(_) => "str",
+        Value::Array(_) => "list",
+        Value::Object(_) => "dict",
+    }
+}
+
+#[derive(Serialize)]
+struct DataReplyOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<String>,
+    return_type: &'static str,
+    data: &'a Value,
+}
+
+/// The JSON reply of a bidirectional or multi-client receiver carrying plain data.
+pub fn encode_data_reply(port: Option<u16>, data: &Value) -> Vec<u8> {
+    to_python_json(&DataReplyOut {
+        port: port.map(|p| p.to_string()),
+        return_type: python_type_name(data),
+        data,
+    })
+}
+
+/// A receiver's reply as the sender sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// A plain text acknowledgement (or the termination answer).
+    Text(String),
+    /// JSON data returned by a bidirectional or multi-client receiver.
+    Data { port: Option<u16>, data: Value },
+    /// A returned frame; its payload follows in the second part.
+    Frame {
+        port: Option<u16>,
+        payload: PayloadKind,
+    },
+}
+
+/// Parses the first part of a receiver's reply.
+pub fn parse_reply(bytes: &[u8]) -> Result<Reply, ProtocolError> {
+    if bytes.first() != Some(&b'{') {
+        if bytes.len() > MAX_HEADER_BYTES {
+            return Err(ProtocolError::TooLarge(bytes.len()));
+        }
+        return Ok(Reply::Text(String::from_utf8_lossy(bytes).into_owned()));
+    }
+    let object = parse_object(bytes)?;
+    let port = match object.get("port") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(parse_port(v)?),
+    };
+    let return_type = match object.get("return_type") {
+        Some(Value::String(s)) => s.as_str(),
+        Some(other) => return Err(bad_value("return_type", other)),
+        None => return Err(ProtocolError::MissingKey("return_type")),
+    };
+    if return_type != "ndarray" {
+        let data = object.get("data").cloned().unwrap_or(Value::Null);
+        return Ok(Reply::Data { port, data });
+    }
+    let payload = match object.get("compression") {
+        Some(Value::Object(c)) => PayloadKind::Jpeg(parse_compression(c)?),
+        _ => {
+            let dtype = match object.get("array_dtype") {
+                Some(Value::String(s)) => Dtype::parse(s)?,
+                Some(other) => return Err(bad_value("array_dtype", other)),
+                None => return Err(ProtocolError::MissingKey("array_dtype")),
+            };
+            match object.get("array_shape") {
+                Some(Value::Array(a)) => PayloadKind::Raw(RawLayout::from_shape(dtype, a)?),
+                Some(other) => return Err(bad_value("array_shape", other)),
+                None => return Err(ProtocolError::MissingKey("array_shape")),
+            }
+        }
+    };
+    Ok(Reply::Frame { port, payload })
+}
+
+/// Checks a raw payload against its header before anything is allocated for it.
+pub fn check_raw_payload(layout: &RawLayout, payload_len: usize) -> Result<(), ProtocolError> {
+    let expected = layout.frame_bytes();
+    if expected != payload_len {
+        return Err(ProtocolError::PayloadSize {
+            expected,
+            actual: payload_len,
+        });
+    }
+    Ok(())
+}
+
+/// Copies `rows` rows of `row_bytes` each between buffers with different row strides:
+/// packs GStreamer's padded rows for the wire, or re-pads wire rows for GStreamer.
+/// Returns `None` if either buffer is too short for the layout (never panics).
+pub fn copy_rows(
+    src: &[u8],
+    src_stride: usize,
+    dst: &mut [u8],
+    dst_stride: usize,
+    row_bytes: usize,
+    rows: usize,
+) -> Option<()> {
+    if rows == 0 {
+        return Some(());
+    }
+    if row_bytes > src_stride || row_bytes > dst_stride {
+        return None;
+    }
+    let src_need = src_stride.checked_mul(rows - 1)?.checked_add(row_bytes)?;
+    let dst_need = dst_stride.checked_mul(rows - 1)?.checked_add(row_bytes)?;
+    if src.len() < src_need || dst.len() < dst_need {
+        return None;
+    }
+    if src_stride == row_bytes && dst_stride == row_bytes {
+        dst[..src_need].copy_from_slice(&src[..src_need]);
+        return Some(());
+    }
+    for (s, d) in src
+        .chunks(src_stride)
+        .zip(dst.chunks_mut(dst_stride))
+        .take(rows)
+    {
+        d[..row_bytes].copy_from_slice(&s[..row_bytes]);
+    }
+    Some(())
+}
+
+/// How one input pixel becomes one wire pixel: the input's bytes per pixel and, for
+/// each wire byte, the input byte it is taken from (e.g. RGBx → BGR is `[2, 1, 0]` of 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PixelMap {
+    pub in_bytes: usize,
+    pub picks: &'static [usize],
+}
+
+impl PixelMap {
+    pub fn out_bytes(&self) -> usize {
+        self.picks.len()
+    }
+
+    /// The wire bytes are the input bytes: rows can be copied (or sent) as they are.
+    pub fn is_identity(&self) -> bool {
+        self.in_bytes == self.picks.len() && self.picks.iter().enumerate().all(|(i, p)| i == *p)
+    }
+}
+
+/// Packs `height` rows of `width` pixels from a strided input into tight wire rows,
+/// reordering channels in the same pass. `None` if a buffer is too short.
+pub fn pack_pixels(
+    src: &[u8],
+    src_stride: usize,
+    width: usize,
+    height: usize,
+    map: PixelMap,
+    dst: &mut [u8],
+) -> Option<()> {
+    let out_row = width.checked_mul(map.out_bytes())?;
+    if map.is_identity() {
+        return copy_rows(src, src_stride, dst, out_row, out_row, height);
+    }
+    let in_row = width.checked_mul(map.in_bytes)?;
+    if map.picks.iter().any(|p| *p >= map.in_bytes) || in_row > src_stride || height == 0 {
+        return (height == 0).then_some(());
+    }
+    if src.len() < src_stride * (height - 1) + in_row || dst.len() < out_row * height {
+        return None;
+    }
+    for (s, d) in src
+        .chunks(src_stride)
+        .zip(dst.chunks_exact_mut(out_row))
+        .take(height)
+    {
+        for (pin, pout) in s[..in_row]
+            .chunks_exact(map.in_bytes)
+            .zip(d.chunks_exact_mut(map.out_bytes()))
+        {
+            for (o, p) in pout.iter_mut().zip(map.picks) {
+                *o = pin[*p];
+            }
+        }
+    }
+    Some(())
+}
+
+/// serde_json formatter that writes what Python's `json.dumps` writes by default:
+/// `", "` and `": "` separators and non-ASCII escaped as `\uXXXX`.
+struct PythonFormatter;
+
+impl serde_json::ser::Formatter for PythonFormatter {
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(b": ")
+    }
+
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        if fragment.is_ascii() {
+            return w.write_all(fragment.as_bytes());
+        }
+        let mut units = [0u16; 2];
+        for ch in fragment.chars() {
+            if ch.is_ascii() {
+                w.write_all(&[ch as u8])?;
+            } else {
+                for unit in ch.encode_utf16(&mut units) {
+                    write!(w, "\\u{unit:04x}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn to_python_json<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = Vec::with_capacity(192);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
+    // Serializing our own structs and serde_json values into a Vec cannot fail.
+    if value.serialize(&mut ser).is_err() {
+        out.clear();
+        out.extend_from_slice(b"{}");
+    }
+    out
+}
+
+/// Writes any JSON value as Python's `json.dumps` would (for bus messages and tests).
+pub fn python_json_text(value: &Value) -> String {
+    String::from_utf8(to_python_json(value)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const VIDGEAR_JPEG: &str = r#"{"terminate_flag": false, "compression": {"dct": true, "ups": false, "colorspace": "BGR"}, "message": null, "pattern": "0", "dtype": "", "shape": ""}"#;
+    const VIDGEAR_RAW: &str = r#"{"terminate_flag": false, "compression": false, "message": "hello", "pattern": "0", "dtype": "uint8", "shape": [2, 3, 3]}"#;
+    const VIDGEAR_MULTI: &str = r#"{"port": "5602", "terminate_flag": false, "compression": false, "message": {"k": [1, 2.5, null]}, "pattern": "1", "dtype": "uint8", "shape": [2, 3, 3]}"#;
+
+    fn bgr(h: usize, w: usize) -> PayloadKind {
+        PayloadKind::Raw(RawLayout::new(Dtype::U8, h, w, 3))
+    }
+
+    #[test]
+    fn writes_vidgear_headers_byte_for_byte() {
+        let jpeg = PayloadKind::Jpeg(Compression {
+            dct: true,
+            ups: false,
+            colorspace: "BGR".into(),
+        });
+        assert_eq!(
+            encode_frame_header(None, &jpeg, &Value::Null, 0),
+            VIDGEAR_JPEG.as_bytes()
+        );
+        assert_eq!(
+            encode_frame_header(None, &bgr(2, 3), &json!("hello"), 0),
+            VIDGEAR_RAW.as_bytes()
+        );
+        let message: Value = serde_json::from_str(r#"{"k": [1, 2.5, null]}"#).unwrap();
+        assert_eq!(
+            encode_frame_header(Some(5602), &bgr(2, 3), &message, 1),
+            VIDGEAR_MULTI.as_bytes()
+        );
+    }
+
+    #[test]
+    fn parses_vidgear_captures() {
+        let Incoming::Frame(h) = parse_header(VIDGEAR_JPEG.as_bytes()).unwrap() else {
+            panic!("not a frame")
+        };
+        assert_eq!(h.port, None);
+        assert_eq!(h.message, None);
+        assert_eq!(
+            h.payload,
+            PayloadKind::Jpeg(Compression {
+                dct: true,
+                ups: false,
+                colorspace: "BGR".into()
+            })
+        );
+
+        let Incoming::Frame(h) = parse_header(VIDGEAR_RAW.as_bytes()).unwrap() else {
+            panic!("not a frame")
+        };
+        assert_eq!(h.payload, bgr(2, 3));
+        assert_eq!(h.message, Some(json!("hello")));
+
+        let Incoming::Frame(h) = parse_header(VIDGEAR_MULTI.as_bytes()).unwrap() else {
+            panic!("not a frame")
+        };
+        assert_eq!(h.port, Some(5602));
+        assert_eq!(h.message, Some(json!({"k": [1, 2.5, null]})));
+    }
+
+    #[test]
+    fn compact_json_and_other_key_orders_parse_alike() {
+        let compact = r#"{"shape":[2,3,3],"dtype":"uint8","pattern":"0","message":"hello","compression":false,"terminate_flag":false}"#;
+        assert_eq!(
+            parse_header(compact.as_bytes()).unwrap(),
+            parse_header(VIDGEAR_RAW.as_bytes()).unwrap()
+        );
+        let numeric_port = r#"{"port":5602,"terminate_flag":false,"compression":false,"message":null,"pattern":"1","dtype":"uint8","shape":[4,5]}"#;
+        let Incoming::Frame(h) = parse_header(numeric_port.as_bytes()).unwrap() else {
+            panic!("not a frame")
+        };
+        assert_eq!(h.port, Some(5602));
+        assert_eq!(
+            h.payload,
+            PayloadKind::Raw(RawLayout::new(Dtype::U8, 4, 5, 1))
+        );
+    }
+
+    #[test]
+    fn termination_messages() {
+        assert_eq!(encode_termination(None), br#"{"terminate_flag": true}"#);
+        assert_eq!(
+            encode_termination(Some(5602)),
+            br#"{"terminate_flag": true, "port": "5602"}"#
+        );
+        assert_eq!(
+            parse_header(br#"{"terminate_flag": true, "port": "5602"}"#).unwrap(),
+            Incoming::Terminate { port: Some(5602) }
+        );
+        assert_eq!(
+            parse_header(br#"{"terminate_flag":true}"#).unwrap(),
+            Incoming::Terminate { port: None }
+        );
+    }
+
+    #[test]
+    fn falsy_messages_count_as_none() {
+        for m in ["0", "\"\"", "false", "[]", "{}", "null", "0.0"] {
+            let text = format!(
+                r#"{{"terminate_flag": false, "compression": false, "message": {m}, "pattern": "0", "dtype": "uint8", "shape": [1, 1]}}"#
+            );
+            let Incoming::Frame(h) = parse_header(text.as_bytes()).unwrap() else {
+                panic!("not a frame")
+            };
+            assert_eq!(h.message, None, "message {m}");
+        }
+    }
+
+    #[test]
+    fn non_ascii_is_escaped_like_python() {
+        let payload = bgr(1, 1);
+        let header = encode_frame_header(None, &payload, &json!("héllo 𝄞"), 0);
+        let text = String::from_utf8(header).unwrap();
+        assert!(
+            text.contains(r#""message": "h\u00e9llo \ud834\udd1e""#),
+            "{text}"
+        );
+        let Incoming::Frame(h) = parse_header(text.as_bytes()).unwrap() else {
+            panic!("not a frame")
+        };
+        assert_eq!(h.message, Some(json!("héllo 𝄞")));
+    }
+
+    #[test]
+    fn rejects_malformed_headers() {
+        let cases: &[&[u8]] = &[
+            b"",
+            b"not json",
+            b"[1, 2]",
+            br#"{"terminate_flag": "yes"}"#,
+            br#"{"compression": false}"#,
+            br#"{"terminate_flag": false, "compression": false, "dtype": "float64", "shape": [2, 2]}"#,
+            br#"{"terminate_flag": false, "compression": false, "dtype": "uint8", "shape": [0, 2]}"#,
+            br#"{"terminate_flag": false, "compression": false, "dtype": "uint8", "shape": [-1, 2]}"#,
+            br#"{"terminate_flag": false, "compression": false, "dtype": "uint8", "shape": [99999999, 2]}"#,
+            br#"{"terminate_flag": false, "compression": false, "dtype": "uint8", "shape": [2, 2, 2]}"#,
+            br#"{"terminate_flag": false, "compression": false, "dtype": "uint16", "shape": [2, 2, 3]}"#,
+            br#"{"terminate_flag": false, "compression": false, "dtype": "uint8", "shape": [2]}"#,
+            br#"{"terminate_flag": false, "compression": false, "dtype": "uint8", "shape": ""}"#,
+            br#"{"terminate_flag": false, "compression": 7, "dtype": "", "shape": ""}"#,
+            br#"{"port": "nope", "terminate_flag": true}"#,
+            br#"{"port": 70000, "terminate_flag": true}"#,
+        ];
+        for case in cases {
+            assert!(
+                parse_header(case).is_err(),
+                "accepted {:?}",
+                String::from_utf8_lossy(case)
+            );
+        }
+    }
+
+    #[test]
+    fn payload_size_must_match_the_shape() {
+        let layout = RawLayout::new(Dtype::U16, 3, 5, 1);
+        assert_eq!(layout.frame_bytes(), 30);
+        assert!(check_raw_payload(&layout, 30).is_ok());
+        assert_eq!(
+            check_raw_payload(&layout, 29),
+            Err(ProtocolError::PayloadSize {
+                expected: 30,
+                actual: 29
+            })
+        );
+    }
+
+    #[test]
+    fn replies_round_trip() {
+        assert_eq!(
+            encode_ack("9U8ZREVM"),
+            b"Data received on device: 9U8ZREVM !"
+        );
+        assert_eq!(
+            parse_reply(b"Data received on device: 9U8ZREVM !").unwrap(),
+            Reply::Text("Data received on device: 9U8ZREVM !".into())
+        );
+        assert_eq!(
+            encode_data_reply(None, &Value::Null),
+            br#"{"return_type": "NoneType", "data": null}"#
+        );
+        assert_eq!(
+            encode_data_reply(None, &json!("hi")),
+            br#"{"return_type": "str", "data": "hi"}"#
+        );
+        assert_eq!(
+            encode_data_reply(Some(5706), &json!({"a": 1})),
+            br#"{"port": "5706", "return_type": "dict", "data": {"a": 1}}"#
+        );
+        assert_eq!(python_type_name(&json!(2.5)), "float");
+        assert_eq!(python_type_name(&json!(-3)), "int");
+        assert_eq!(python_type_name(&json!([1])), "list");
+        assert_eq!(python_type_name(&json!(true)), "bool");
+        assert_eq!(
+            parse_reply(br#"{"port": "5706", "return_type": "dict", "data": {"a": 1}}"#).unwrap(),
+            Reply::Data {
+                port: Some(5706),
+                data: json!({"a": 1})
+            }
+        );
+        assert_eq!(
+            parse_reply(br#"{"return_type": "ndarray", "compression": false, "array_dtype": "uint16", "array_shape": [2, 3], "data": null}"#).unwrap(),
+            Reply::Frame {
+                port: None,
+                payload: PayloadKind::Raw(RawLayout::new(Dtype::U16, 2, 3, 1))
+            }
+        );
+        assert_eq!(
+            parse_reply(br#"{"return_type": "ndarray", "compression": {"dct": true, "ups": false, "colorspace": "BGR"}, "array_dtype": "", "array_shape": "", "data": null}"#).unwrap(),
+            Reply::Frame {
+                port: None,
+                payload: PayloadKind::Jpeg(Compression {
+                    dct: true,
+                    ups: false,
+                    colorspace: "BGR".into()
+                })
+            }
+        );
+        assert!(parse_reply(br#"{"data": 1}"#).is_err());
+    }
+
+    #[test]
+    fn copies_rows_between_strides() {
+        // 641-pixel BGR rows: 1923 bytes packed, 1924 in GStreamer.
+        let (row, padded, rows) = (1923usize, 1924usize, 3usize);
+        let src: Vec<u8> = (0..padded * rows).map(|i| (i % 251) as u8).collect();
+        let mut packed = vec![0u8; row * rows];
+        copy_rows(&src, padded, &mut packed, row, row, rows).unwrap();
+        for r in 0..rows {
+            assert_eq!(
+                &packed[r * row..(r + 1) * row],
+                &src[r * padded..r * padded + row]
+            );
+        }
+        let mut repadded = vec![0u8; padded * rows];
+        copy_rows(&packed, row, &mut repadded, padded, row, rows).unwrap();
+        for r in 0..rows {
+            assert_eq!(
+                &repadded[r * padded..r * padded + row],
+                &src[r * padded..r * padded + row]
+            );
+        }
+        // Short buffers are refused, not indexed out of bounds.
+        assert!(copy_rows(&src[..100], padded, &mut packed, row, row, rows).is_none());
+        assert!(copy_rows(&src, padded, &mut packed[..10], row, row, rows).is_none());
+    }
+
+    #[test]
+    fn user_text_becomes_json() {
+        assert_eq!(value_from_text(""), Value::Null);
+        assert_eq!(value_from_text("42"), json!(42));
+        assert_eq!(value_from_text(r#"{"a": [1]}"#), json!({"a": [1]}));
+        assert_eq!(value_from_text("plain words"), json!("plain words"));
+    }
+
+    #[test]
+    fn packs_and_reorders_pixels() {
+        // Two RGBx pixels per row, rows padded to 12 bytes.
+        let src = [
+            1, 2, 3, 0, 4, 5, 6, 0, 9, 9, 9, 9, 7, 8, 9, 0, 10, 11, 12, 0, 9, 9, 9, 9,
+        ];
+        let rgbx_to_bgr = PixelMap {
+            in_bytes: 4,
+            picks: &[2, 1, 0],
+        };
+        let mut out = [0u8; 12];
+        pack_pixels(&src, 12, 2, 2, rgbx_to_bgr, &mut out).unwrap();
+        assert_eq!(out, [3, 2, 1, 6, 5, 4, 9, 8, 7, 12, 11, 10]);
+        let identity = PixelMap {
+            in_bytes: 4,
+            picks: &[0, 1, 2, 3],
+        };
+        assert!(identity.is_identity());
+        let mut out = [0u8; 16];
+        pack_pixels(&src, 12, 2, 2, identity, &mut out).unwrap();
+        assert_eq!(out, [1, 2, 3, 0, 4, 5, 6, 0, 7, 8, 9, 0, 10, 11, 12, 0]);
+        assert!(pack_pixels(&src[..13], 12, 2, 2, rgbx_to_bgr, &mut [0u8; 12]).is_none());
+    }
+}

@@ -1,0 +1,61 @@
+//! Counters behind the read-only `stats` property. Atomics, so the property can be read
+//! while the streaming thread is blocked on the network.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Frames sent (and acknowledged, in patterns 0/1) or received and pushed.
+    pub frames: AtomicU64,
+    /// Payload bytes of those frames as they crossed the wire.
+    pub bytes: AtomicU64,
+    /// Replies that did not come in time.
+    pub retries: AtomicU64,
+    /// Sockets closed and opened again (sink: reconnect; source: rebind after silence).
+    pub reconnects: AtomicU64,
+    /// Frames lost on our side (interrupted sends, frames downstream could not take).
+    pub dropped: AtomicU64,
+    /// Messages from the network that were rejected.
+    pub malformed: AtomicU64,
+    /// Replies carrying data from a bidirectional / multi-client receiver.
+    pub returns: AtomicU64,
+    /// Termination messages sent or received.
+    pub terminations: AtomicU64,
+}
+
+impl Stats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn reset(&self) {
+        for c in self.counters() {
+            c.1.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn counters(&self) -> [(&'static str, &AtomicU64); 8] {
+        [
+            ("frames", &self.frames),
+            ("bytes", &self.bytes),
+            ("retries", &self.retries),
+            ("reconnects", &self.reconnects),
+            ("dropped", &self.dropped),
+            ("malformed", &self.malformed),
+            ("returns", &self.returns),
+            ("terminations", &self.terminations),
+        ]
+    }
+
+    pub fn to_structure(&self, name: &str) -> gst::Structure {
+        let mut s = gst::Structure::new_empty(name);
+        for (key, counter) in self.counters() {
+            s.set(key, counter.load(Ordering::Relaxed));
+        }
+        s
+    }
+}
