@@ -1,0 +1,425 @@
+//! Helpers shared by the integration tests: pipelines that feed `netgearsink` from
+//! appsrc or drain `netgearsrc` into appsink, the test frame formula (the same as
+//! tests/python/netgear_peer.py), free ports, and the real vidgear peer.
+#![allow(dead_code)]
+
+use gst::prelude::*;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+pub fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().expect("gst init");
+        gstnetgear::plugin_register_static().expect("register plugin");
+    });
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// A fresh ipc path prefix (the endpoint becomes `ipc://PREFIX:PORT`).
+pub fn ipc_prefix(tag: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("netgear-test-{}-{tag}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    dir.join("feed").to_string_lossy().into_owned()
+}
+
+/// The test frame, packed as numpy would hold it: `value = idx*7 + y*3 + x*5 + c*11`.
+pub fn test_frame(
+    idx: usize,
+    width: usize,
+    height: usize,
+    channels: usize,
+    u16_samples: bool,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(width * height * channels * if u16_samples { 2 } else { 1 });
+    for y in 0..height {
+        for x in 0..width {
+            for c in 0..channels {
+                let v = idx * 7 + y * 3 + x * 5 + c * 11;
+                if u16_samples {
+                    out.extend_from_slice(&((v % 65536) as u16).to_le_bytes());
+                } else {
+                    out.push((v % 256) as u8);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The index of a uint8 test frame, from its first byte.
+pub fn frame_index(packed: &[u8]) -> usize {
+    (usize::from(packed[0]) * 183) % 256
+}
+
+/// Lays packed rows out as GStreamer stores them (rows padded to the format's stride).
+pub fn to_gst_layout(packed: &[u8], info: &gst_video::VideoInfo) -> Vec<u8> {
+    let row = packed.len() / info.height() as usize;
+    let stride = info.stride()[0] as usize;
+    let mut out = vec![0u8; info.size()];
+    for (src, dst) in packed.chunks(row).zip(out.chunks_mut(stride)) {
+        dst[..row].copy_from_slice(src);
+    }
+    out
+}
+
+/// Packs a GStreamer buffer's rows tight again.
+pub fn from_gst_layout(data: &[u8], info: &gst_video::VideoInfo) -> Vec<u8> {
+    let finfo = info.format_info();
+    let row = info.width() as usize * finfo.pixel_stride()[0] as usize;
+    let stride = info.stride()[0] as usize;
+    data.chunks(stride)
+        .take(info.height() as usize)
+        .flat_map(|r| r[..row].to_vec())
+        .collect()
+}
+
+pub fn video_info(format: gst_video::VideoFormat, width: u32, height: u32) -> gst_video::VideoInfo {
+    init();
+    gst_video::VideoInfo::builder(format, width, height)
+        .fps(gst::Fraction::new(30, 1))
+        .build()
+        .expect("video info")
+}
+
+/// How a pipeline ended.
+#[derive(Debug)]
+pub enum Outcome {
+    Eos,
+    Error(String),
+    TimedOut,
+}
+
+/// Waits for EOS or an error on a pipeline's bus.
+pub fn wait_end(pipeline: &gst::Pipeline, timeout: Duration) -> Outcome {
+    let bus = pipeline.bus().expect("bus");
+    let deadline = Instant::now() + timeout;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let Some(msg) = bus.timed_pop_filtered(
+            gst::ClockTime::from_mseconds(left.as_millis() as u64),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        ) else {
+            break;
+        };
+        match msg.view() {
+            gst::MessageView::Eos(_) => return Outcome::Eos,
+            gst::MessageView::Error(e) => {
+                return Outcome::Error(format!("{} ({:?})", e.error(), e.debug()))
+            }
+            _ => {}
+        }
+    }
+    Outcome::TimedOut
+}
+
+/// `appsrc ! netgearsink` with the given sink properties.
+pub struct Sender {
+    pub pipeline: gst::Pipeline,
+    pub appsrc: gst_app::AppSrc,
+    pub sink: gst::Element,
+    pub info: Option<gst_video::VideoInfo>,
+}
+
+impl Sender {
+    pub fn new(caps: &gst::Caps, props: &[(&str, &str)]) -> Sender {
+        init();
+        let pipeline = gst::Pipeline::new();
+        let appsrc = gst_app::AppSrc::builder()
+            .caps(caps)
+            .format(gst::Format::Time)
+            .is_live(false)
+            .block(true)
+            .max_bytes(64 << 20)
+            .build();
+        let sink = gst::ElementFactory::make("netgearsink")
+            .build()
+            .expect("netgearsink");
+        sink.set_property("sync", false);
+        for (k, v) in props {
+            sink.set_property_from_str(k, v);
+        }
+        pipeline
+            .add_many([appsrc.upcast_ref(), &sink])
+            .expect("add");
+        appsrc.link(&sink).expect("link");
+        let info = gst_video::VideoInfo::from_caps(caps).ok();
+        Sender {
+            pipeline,
+            appsrc,
+            sink,
+            info,
+        }
+    }
+
+    pub fn raw(
+        format: gst_video::VideoFormat,
+        width: u32,
+        height: u32,
+        props: &[(&str, &str)],
+    ) -> Sender {
+        let info = video_info(format, width, height);
+        Sender::new(&info.to_caps().expect("caps"), props)
+    }
+
+    pub fn play(&self) {
+        self.pipeline
+            .set_state(gst::State::Playing)
+            .expect("playing");
+    }
+
+    /// Pushes packed rows, laid out as GStreamer would.
+    pub fn push_packed(&self, packed: &[u8], idx: u64) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let info = self.info.as_ref().expect("raw caps");
+        self.push_bytes(to_gst_layout(packed, info), idx)
+    }
+
+    pub fn push_bytes(&self, data: Vec<u8>, idx: u64) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let mut buffer = gst::Buffer::from_mut_slice(data);
+        {
+            let b = buffer.get_mut().expect("writable");
+            b.set_pts(gst::ClockTime::from_mseconds(idx * 33));
+        }
+        self.appsrc.push_buffer(buffer)
+    }
+
+    pub fn finish(&self) {
+        let _ = self.appsrc.end_of_stream();
+    }
+
+    pub fn stats(&self) -> gst::Structure {
+        self.sink.property::<gst::Structure>("stats")
+    }
+
+    pub fn stop(&self) {
+        self.pipeline.set_state(gst::State::Null).expect("null");
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// One buffer out of `netgearsrc`, with the caps it came with.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub caps: gst::Caps,
+    pub data: Vec<u8>,
+    pub pts: Option<gst::ClockTime>,
+}
+
+impl Frame {
+    pub fn info(&self) -> gst_video::VideoInfo {
+        gst_video::VideoInfo::from_caps(&self.caps).expect("raw caps")
+    }
+
+    /// The frame's rows packed tight, as numpy holds them.
+    pub fn packed(&self) -> Vec<u8> {
+        from_gst_layout(&self.data, &self.info())
+    }
+
+    pub fn format(&self) -> gst_video::VideoFormat {
+        self.info().format()
+    }
+}
+
+/// `netgearsrc ! appsink` with the given source properties.
+pub struct Receiver {
+    pub pipeline: gst::Pipeline,
+    pub src: gst::Element,
+    pub appsink: gst_app::AppSink,
+}
+
+impl Receiver {
+    pub fn new(props: &[(&str, &str)]) -> Receiver {
+        Receiver::with_caps(props, None)
+    }
+
+    pub fn with_caps(props: &[(&str, &str)], caps: Option<&gst::Caps>) -> Receiver {
+        init();
+        let pipeline = gst::Pipeline::new();
+        let src = gst::ElementFactory::make("netgearsrc")
+            .build()
+            .expect("netgearsrc");
+        for (k, v) in props {
+            src.set_property_from_str(k, v);
+        }
+        let mut builder = gst_app::AppSink::builder().sync(false).max_buffers(0);
+        if let Some(c) = caps {
+            builder = builder.caps(c);
+        }
+        let appsink = builder.build();
+        pipeline
+            .add_many([&src, appsink.upcast_ref()])
+            .expect("add");
+        src.link(&appsink).expect("link");
+        Receiver {
+            pipeline,
+            src,
+            appsink,
+        }
+    }
+
+    /// Starts listening; panics with the bus error if binding fails.
+    pub fn play(&self) {
+        if self.pipeline.set_state(gst::State::Playing).is_err() {
+            panic!(
+                "receiver failed to start: {:?}",
+                wait_end(&self.pipeline, Duration::from_secs(1))
+            );
+        }
+    }
+
+    /// Pulls frames until EOS, or until `timeout` passes with nothing new.
+    pub fn collect(&self, timeout: Duration) -> (Vec<Frame>, bool) {
+        let mut frames = Vec::new();
+        loop {
+            match self
+                .appsink
+                .try_pull_sample(gst::ClockTime::from_mseconds(timeout.as_millis() as u64))
+            {
+                Some(sample) => frames.push(Frame {
+                    caps: sample.caps().expect("caps").to_owned(),
+                    data: sample
+                        .buffer()
+                        .expect("buffer")
+                        .map_readable()
+                        .expect("map")
+                        .to_vec(),
+                    pts: sample.buffer().and_then(|b| b.pts()),
+                }),
+                None => return (frames, self.appsink.is_eos()),
+            }
+        }
+    }
+
+    pub fn next_frame(&self, timeout: Duration) -> Option<Frame> {
+        self.appsink
+            .try_pull_sample(gst::ClockTime::from_mseconds(timeout.as_millis() as u64))
+            .map(|sample| Frame {
+                caps: sample.caps().expect("caps").to_owned(),
+                data: sample
+                    .buffer()
+                    .expect("buffer")
+                    .map_readable()
+                    .expect("map")
+                    .to_vec(),
+                pts: sample.buffer().and_then(|b| b.pts()),
+            })
+    }
+
+    pub fn stats(&self) -> gst::Structure {
+        self.src.property::<gst::Structure>("stats")
+    }
+
+    pub fn stop(&self) {
+        self.pipeline.set_state(gst::State::Null).expect("null");
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// The venv's Python with vidgear (scripts/setup makes it). Missing is a failure, not a skip.
+pub fn python() -> PathBuf {
+    let path = std::env::var_os("NETGEAR_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+    assert!(
+        path.exists(),
+        "no Python with vidgear at {}: run scripts/setup (or set NETGEAR_PYTHON)",
+        path.display()
+    );
+    path
+}
+
+/// A running `tests/python/netgear_peer.py`.
+pub struct Peer {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Peer {
+    pub fn start(args: &[String]) -> Peer {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/netgear_peer.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn python peer");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Peer { child, lines }
+    }
+
+    /// Waits for a receiving peer to say it is bound.
+    pub fn wait_ready(&self, timeout: Duration) {
+        let line = self
+            .lines
+            .recv_timeout(timeout)
+            .expect("peer never became ready");
+        assert_eq!(line, "READY", "unexpected first line from peer");
+    }
+
+    /// The peer's closing JSON report.
+    pub fn report(&mut self, timeout: Duration) -> serde_json::Value {
+        let line = self
+            .lines
+            .recv_timeout(timeout)
+            .expect("peer printed no report");
+        let _ = self.child.wait();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad report {line:?}: {e}"))
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Arguments for the peer script.
+pub fn peer_args(mode: &str, port: u16, pattern: u8, extra: &[(&str, String)]) -> Vec<String> {
+    let mut args = vec![
+        mode.to_owned(),
+        "--port".into(),
+        port.to_string(),
+        "--pattern".into(),
+        pattern.to_string(),
+    ];
+    for (k, v) in extra {
+        args.push(format!("--{k}"));
+        if !v.is_empty() {
+            args.push(v.clone());
+        }
+    }
+    args
+}
