@@ -333,3 +333,45 @@ print("OK")
     assert!(out.status.success(), "python rejected our headers");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK");
 }
+
+/// A vidgear sender killed mid-stream, then a new one: the source takes it without a
+/// restart (it rebinds after 3 × request-timeout of silence).
+#[test]
+fn source_takes_a_new_vidgear_sender_after_one_dies() {
+    for pattern in [0u8, 1] {
+        let port = free_port();
+        let port_text = port.to_string();
+        let pattern_text = pattern.to_string();
+        let receiver = Receiver::new(&[
+            ("port", port_text.as_str()),
+            ("address", "127.0.0.1"),
+            ("pattern", pattern_text.as_str()),
+            ("request-timeout", "300"),
+        ]);
+        receiver.play();
+        let mut args = shape_args(GRAY, 1000);
+        args.push(("interval", "0.02".into()));
+        let mut first = Peer::start(&peer_args("send", port, pattern, &args));
+        assert!(
+            receiver.next_frame(Duration::from_secs(15)).is_some(),
+            "no frame from the first sender"
+        );
+        first.kill();
+        while receiver.next_frame(Duration::from_millis(100)).is_some() {}
+        let mut second = Peer::start(&peer_args("send", port, pattern, &shape_args(GRAY, 5)));
+        let frame = receiver
+            .next_frame(Duration::from_secs(15))
+            .unwrap_or_else(|| panic!("pattern {pattern}: nothing from the second sender"));
+        let packed = frame.packed();
+        assert_eq!(
+            packed,
+            test_frame(frame_index(&packed), GRAY.width, GRAY.height, 1, false)
+        );
+        let _ = second.report(Duration::from_secs(15));
+        let (_, eos) = receiver.collect(Duration::from_secs(5));
+        assert!(
+            eos,
+            "pattern {pattern}: no EOS from the second sender's termination"
+        );
+    }
+}

@@ -168,7 +168,7 @@ impl Default for Settings {
 #[derive(Debug, Clone)]
 enum Input {
     Raw {
-        info: gst_video::VideoInfo,
+        info: Box<gst_video::VideoInfo>,
         map: PixelMap,
         layout: RawLayout,
     },
@@ -602,7 +602,7 @@ impl BaseSinkImpl for NetGearSink {
                 *channels,
             );
             Input::Raw {
-                info,
+                info: Box::new(info),
                 map: *map,
                 layout,
             }

@@ -1,0 +1,272 @@
+//! Faults: no receiver, a receiver restarted mid-stream, a state change to NULL while
+//! blocked, a port already in use, and invalid mode combinations.
+
+mod common;
+
+use common::*;
+use gst::prelude::*;
+use gst_video::VideoFormat;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[test]
+fn sink_without_receiver_fails_with_the_endpoint_in_bounded_time() {
+    for pattern in ["pair", "req-rep"] {
+        let port = free_port();
+        let sender = Sender::raw(
+            VideoFormat::Gray8,
+            16,
+            16,
+            &[
+                ("port", &port.to_string()),
+                ("address", "127.0.0.1"),
+                ("pattern", pattern),
+                ("request-timeout", "300"),
+                ("max-retries", "2"),
+                ("jpeg-compression", "false"),
+            ],
+        );
+        sender.play();
+        let started = Instant::now();
+        let _ = sender.push_packed(&test_frame(0, 16, 16, 1, false), 0);
+        let outcome = wait_end(&sender.pipeline, Duration::from_secs(5));
+        let elapsed = started.elapsed();
+        let Outcome::Error(text) = outcome else {
+            panic!("{pattern}: expected an error, got {outcome:?}")
+        };
+        assert!(
+            text.contains(&format!(
+                "no receiver answered at tcp://127.0.0.1:{port} after 3 attempts"
+            )),
+            "{pattern}: {text}"
+        );
+        // (max-retries + 1) × request-timeout, plus a margin.
+        assert!(
+            elapsed < Duration::from_millis(3 * 300 + 700),
+            "{pattern}: took {elapsed:?}"
+        );
+        assert!(
+            elapsed >= Duration::from_millis(3 * 300 - 50),
+            "{pattern}: gave up early, {elapsed:?}"
+        );
+        assert_eq!(sender.stats().get::<u64>("retries").unwrap(), 3);
+        assert_eq!(sender.stats().get::<u64>("reconnects").unwrap(), 2);
+    }
+}
+
+/// Pushes frames from a thread until told to stop; returns how many were accepted.
+fn feed(sender: Arc<Sender>, running: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut idx = 0u64;
+        while running.load(Ordering::Relaxed) {
+            if sender
+                .push_packed(&test_frame(idx as usize, 32, 8, 1, false), idx)
+                .is_err()
+            {
+                break;
+            }
+            idx += 1;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        idx
+    })
+}
+
+#[test]
+fn receiver_restarted_on_the_same_port_gets_frames_again() {
+    for pattern in ["pair", "req-rep"] {
+        let port = free_port().to_string();
+        let props = [
+            ("port", port.as_str()),
+            ("address", "127.0.0.1"),
+            ("pattern", pattern),
+        ];
+        let first = Receiver::new(&props);
+        first.play();
+        let sender = Arc::new(Sender::raw(
+            VideoFormat::Gray8,
+            32,
+            8,
+            &[
+                ("port", &port),
+                ("address", "127.0.0.1"),
+                ("pattern", pattern),
+                ("request-timeout", "400"),
+                ("max-retries", "20"),
+                ("jpeg-compression", "false"),
+            ],
+        ));
+        sender.play();
+        let running = Arc::new(AtomicBool::new(true));
+        let feeder = feed(sender.clone(), running.clone());
+        assert!(
+            first.next_frame(Duration::from_secs(5)).is_some(),
+            "{pattern}: first receiver got nothing"
+        );
+        // The receiver dies without a word and stays away longer than request-timeout,
+        // so the sink must time out, reconnect and resend; then a new one takes its port.
+        first.stop();
+        drop(first);
+        std::thread::sleep(Duration::from_millis(1000));
+        let second = Receiver::new(&props);
+        second.play();
+        let frame = second.next_frame(Duration::from_secs(8));
+        running.store(false, Ordering::Relaxed);
+        let _ = feeder.join();
+        let frame =
+            frame.unwrap_or_else(|| panic!("{pattern}: the sink never reached the new receiver"));
+        let packed = frame.packed();
+        assert_eq!(packed, test_frame(frame_index(&packed), 32, 8, 1, false));
+        let stats = sender.stats();
+        assert!(
+            stats.get::<u64>("retries").unwrap() >= 1,
+            "{pattern}: {stats}"
+        );
+        assert!(
+            stats.get::<u64>("reconnects").unwrap() >= 1,
+            "{pattern}: {stats}"
+        );
+        sender.stop();
+    }
+}
+
+#[test]
+fn null_while_blocked_returns_fast() {
+    // A source waiting for a sender that never comes.
+    let port = free_port().to_string();
+    let receiver = Receiver::new(&[("port", &port), ("address", "127.0.0.1")]);
+    receiver.play();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    receiver.stop();
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "source took {:?}",
+        started.elapsed()
+    );
+
+    // A sink waiting for a reply that never comes (10 s timeout).
+    let port = free_port().to_string();
+    let sender = Arc::new(Sender::raw(
+        VideoFormat::Gray8,
+        32,
+        8,
+        &[
+            ("port", &port),
+            ("address", "127.0.0.1"),
+            ("request-timeout", "10000"),
+            ("jpeg-compression", "false"),
+        ],
+    ));
+    sender.play();
+    let running = Arc::new(AtomicBool::new(true));
+    let feeder = feed(sender.clone(), running.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    sender.stop();
+    let elapsed = started.elapsed();
+    running.store(false, Ordering::Relaxed);
+    let _ = feeder.join();
+    assert!(
+        elapsed < Duration::from_millis(300),
+        "sink took {elapsed:?}"
+    );
+}
+
+#[test]
+fn a_port_in_use_fails_start_with_the_endpoint_and_os_error() {
+    let port = free_port().to_string();
+    let first = Receiver::new(&[("port", &port), ("address", "127.0.0.1")]);
+    first.play();
+    let second = Receiver::new(&[("port", &port), ("address", "127.0.0.1")]);
+    assert!(second.pipeline.set_state(gst::State::Playing).is_err());
+    let Outcome::Error(text) = wait_end(&second.pipeline, Duration::from_secs(2)) else {
+        panic!("no error message")
+    };
+    assert!(
+        text.contains(&format!(
+            "could not bind tcp://127.0.0.1:{port}: Address already in use"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn invalid_combinations_fail_start_with_what_clashes() {
+    init();
+    type Props = &'static [(&'static str, &'static str)];
+    let cases: &[(&str, Props, &str)] = &[
+        (
+            "netgearsrc",
+            &[("multi-server", "true"), ("ports", "5566,5567")],
+            "multi-server=true needs pattern=req-rep (1) or pattern=pub-sub (2)",
+        ),
+        (
+            "netgearsink",
+            &[("multi-client", "true"), ("ports", "5566")],
+            "multi-client=true needs pattern=req-rep (1) or pattern=pub-sub (2)",
+        ),
+        (
+            "netgearsink",
+            &[("bidirectional", "true"), ("pattern", "pub-sub")],
+            "bidirectional=true needs pattern=pair (0) or pattern=req-rep (1)",
+        ),
+        (
+            "netgearsrc",
+            &[
+                ("multi-server", "true"),
+                ("multi-client", "true"),
+                ("pattern", "1"),
+            ],
+            "cannot be combined",
+        ),
+        (
+            "netgearsrc",
+            &[("multi-server", "true"), ("pattern", "1")],
+            "multi-server=true needs ports=",
+        ),
+        (
+            "netgearsink",
+            &[("multi-client", "true"), ("pattern", "2")],
+            "multi-client=true needs ports=",
+        ),
+        (
+            "netgearsink",
+            &[
+                ("ports", "5566,abc"),
+                ("multi-client", "true"),
+                ("pattern", "2"),
+            ],
+            "'abc'",
+        ),
+    ];
+    for (factory, props, expected) in cases {
+        let pipeline = gst::Pipeline::new();
+        let element = gst::ElementFactory::make(factory).build().unwrap();
+        for (k, v) in *props {
+            element.set_property_from_str(k, v);
+        }
+        let other = if *factory == "netgearsrc" {
+            "fakesink"
+        } else {
+            "fakesrc"
+        };
+        let other = gst::ElementFactory::make(other).build().unwrap();
+        pipeline.add_many([&element, &other]).unwrap();
+        if *factory == "netgearsrc" {
+            element.link(&other).unwrap();
+        } else {
+            other.link(&element).unwrap();
+        }
+        assert!(
+            pipeline.set_state(gst::State::Paused).is_err(),
+            "{factory} {props:?} started"
+        );
+        let Outcome::Error(text) = wait_end(&pipeline, Duration::from_secs(2)) else {
+            panic!("{factory} {props:?}: no error message")
+        };
+        assert!(text.contains(expected), "{factory} {props:?}: {text}");
+        let _ = pipeline.set_state(gst::State::Null);
+    }
+}
