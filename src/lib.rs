@@ -5,6 +5,7 @@ use gst::glib;
 
 mod common;
 pub mod config;
+pub mod jpeg;
 mod netgearsink;
 mod netgearsrc;
 pub mod protocol;

@@ -18,6 +18,10 @@ const REBIND_GRACE: Duration = Duration::from_secs(2);
 /// this many times, spaced so the previous frame has left the queue.
 const PUBSUB_TERMINATION_REPEATS: u32 = 5;
 const PUBSUB_TERMINATION_GAP: Duration = Duration::from_millis(20);
+/// Patterns 0/1: pause between the last acknowledged frame and the termination. vidgear's
+/// receiver acknowledges a frame before decoding and queueing it, and discards what is
+/// still queued when the termination arrives; this gives its recv() loop time to take it.
+const TERMINATION_DELAY: Duration = Duration::from_millis(100);
 /// How long a stopping sender lets its termination flush.
 const STOP_LINGER: Duration = Duration::from_millis(100);
 
@@ -362,6 +366,11 @@ impl SenderLink {
             for _ in 0..copies {
                 let _ = self.socket.send(message, zmq::DONTWAIT);
             }
+            return false;
+        }
+        if self.config.pattern.is_acknowledged()
+            && !pause(TERMINATION_DELAY.min(grace), &self.waker)
+        {
             return false;
         }
         let deadline = Instant::now() + grace;

@@ -1,5 +1,6 @@
 use crate::common::{self, CommonSettings};
 use crate::config::{Pattern, Role};
+use crate::jpeg::{Colorspace, EncodeParams, Encoder, Image};
 use crate::protocol::{self, Compression, Dtype, PayloadKind, PixelMap, RawLayout, Reply};
 use crate::stats::Stats;
 use crate::transport::{LinkError, SenderLink, Waker};
@@ -21,9 +22,10 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-/// Raw formats we accept, how their pixels map to OpenCV's BGR / BGRA / gray, and the
-/// numpy layout they are sent as.
-const RAW_FORMATS: &[(VideoFormat, PixelMap, Dtype, usize)] = &[
+/// Raw formats we accept, how their pixels map to OpenCV's BGR / BGRA / gray, the numpy
+/// layout they are sent as, and the colorspace JPEG encodes them from (None: no JPEG).
+type RawFormat = (VideoFormat, PixelMap, Dtype, usize, Option<&'static str>);
+const RAW_FORMATS: &[RawFormat] = &[
     (
         VideoFormat::Bgr,
         PixelMap {
@@ -32,6 +34,7 @@ const RAW_FORMATS: &[(VideoFormat, PixelMap, Dtype, usize)] = &[
         },
         Dtype::U8,
         3,
+        Some("BGR"),
     ),
     (
         VideoFormat::Rgb,
@@ -41,6 +44,7 @@ const RAW_FORMATS: &[(VideoFormat, PixelMap, Dtype, usize)] = &[
         },
         Dtype::U8,
         3,
+        Some("RGB"),
     ),
     (
         VideoFormat::Bgrx,
@@ -50,6 +54,7 @@ const RAW_FORMATS: &[(VideoFormat, PixelMap, Dtype, usize)] = &[
         },
         Dtype::U8,
         3,
+        Some("BGRX"),
     ),
     (
         VideoFormat::Rgbx,
@@ -59,6 +64,7 @@ const RAW_FORMATS: &[(VideoFormat, PixelMap, Dtype, usize)] = &[
         },
         Dtype::U8,
         3,
+        Some("RGBX"),
     ),
     (
         VideoFormat::Xbgr,
@@ -68,6 +74,7 @@ const RAW_FORMATS: &[(VideoFormat, PixelMap, Dtype, usize)] = &[
         },
         Dtype::U8,
         3,
+        Some("XBGR"),
     ),
     (
         VideoFormat::Xrgb,
@@ -77,6 +84,7 @@ const RAW_FORMATS: &[(VideoFormat, PixelMap, Dtype, usize)] = &[
         },
         Dtype::U8,
         3,
+        Some("XRGB"),
     ),
     (
         VideoFormat::Bgra,
@@ -86,6 +94,7 @@ const RAW_FORMATS: &[(VideoFormat, PixelMap, Dtype, usize)] = &[
         },
         Dtype::U8,
         4,
+        Some("BGRA"),
     ),
     (
         VideoFormat::Rgba,
@@ -95,6 +104,7 @@ const RAW_FORMATS: &[(VideoFormat, PixelMap, Dtype, usize)] = &[
         },
         Dtype::U8,
         4,
+        Some("RGBA"),
     ),
     (
         VideoFormat::Abgr,
@@ -104,6 +114,7 @@ const RAW_FORMATS: &[(VideoFormat, PixelMap, Dtype, usize)] = &[
         },
         Dtype::U8,
         4,
+        Some("ABGR"),
     ),
     (
         VideoFormat::Argb,
@@ -113,6 +124,7 @@ const RAW_FORMATS: &[(VideoFormat, PixelMap, Dtype, usize)] = &[
         },
         Dtype::U8,
         4,
+        Some("ARGB"),
     ),
     (
         VideoFormat::Gray8,
@@ -122,6 +134,7 @@ const RAW_FORMATS: &[(VideoFormat, PixelMap, Dtype, usize)] = &[
         },
         Dtype::U8,
         1,
+        Some("GRAY"),
     ),
     (
         VideoFormat::Gray16Le,
@@ -131,6 +144,7 @@ const RAW_FORMATS: &[(VideoFormat, PixelMap, Dtype, usize)] = &[
         },
         Dtype::U16,
         1,
+        None,
     ),
 ];
 
@@ -171,6 +185,8 @@ enum Input {
         info: Box<gst_video::VideoInfo>,
         map: PixelMap,
         layout: RawLayout,
+        /// Encode to JPEG from this layout (jpeg-compression=true and a JPEG-able format).
+        jpeg: Option<Colorspace>,
     },
     Jpeg,
 }
@@ -187,8 +203,9 @@ struct State {
     /// Multi-client: the receivers that have replied, each owed a termination.
     heard_from: BTreeSet<u16>,
     terminated: bool,
-    /// Reused for packing rows, so frames do not allocate.
+    /// Reused for packed rows or encoded JPEG, so frames do not allocate.
     scratch: Vec<u8>,
+    encoder: Option<Encoder>,
 }
 
 #[derive(Default)]
@@ -215,9 +232,10 @@ impl NetGearSink {
         buffer: &gst::BufferRef,
         input: &Input,
         scratch: &mut Vec<u8>,
+        encoder: &mut Option<Encoder>,
         header_port: Option<u16>,
     ) -> Result<Vec<zmq::Message>, gst::FlowError> {
-        let (message, pattern, compression) = {
+        let (message, pattern, mut compression, params) = {
             let s = self.settings();
             let compression = Compression {
                 dct: s.jpeg_fastdct,
@@ -228,8 +246,18 @@ impl NetGearSink {
                     s.jpeg_colorspace.to_ascii_uppercase()
                 },
             };
-            (s.message_value.clone(), s.common.pattern, compression)
+            let params = EncodeParams {
+                quality: s.jpeg_quality,
+                fast_dct: s.jpeg_fastdct,
+            };
+            (
+                s.message_value.clone(),
+                s.common.pattern,
+                compression,
+                params,
+            )
         };
+        let colorspace_set = !self.settings().jpeg_colorspace.is_empty();
         let exchange = |link: &mut SenderLink, kind: &PayloadKind, payload: &[u8]| {
             let header =
                 protocol::encode_frame_header(header_port, kind, &message, pattern.number());
@@ -252,7 +280,12 @@ impl NetGearSink {
                 })?;
                 exchange(link, &PayloadKind::Jpeg(compression), map.as_slice())
             }
-            Input::Raw { info, map, layout } => {
+            Input::Raw {
+                info,
+                map,
+                layout,
+                jpeg,
+            } => {
                 let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info)
                     .map_err(|_| {
                         gst::element_imp_error!(
@@ -264,30 +297,71 @@ impl NetGearSink {
                     })?;
                 let stride = usize::try_from(frame.plane_stride()[0]).unwrap_or(0);
                 let data = frame.plane_data(0).map_err(|_| gst::FlowError::Error)?;
-                let kind = PayloadKind::Raw(*layout);
-                let frame_bytes = layout.frame_bytes();
-                if map.is_identity() && stride == layout.row_bytes() && data.len() >= frame_bytes {
-                    exchange(link, &kind, &data[..frame_bytes])
-                } else {
-                    scratch.resize(frame_bytes, 0);
-                    if protocol::pack_pixels(
-                        data,
-                        stride,
-                        layout.width,
-                        layout.height,
-                        *map,
-                        scratch,
-                    )
-                    .is_none()
-                    {
-                        gst::element_imp_error!(
-                            self,
-                            gst::StreamError::Format,
-                            ["Buffer of {} bytes is too small for {:?}", data.len(), info]
-                        );
-                        return Err(gst::FlowError::Error);
+                if let Some(colorspace) = jpeg {
+                    let encoder = match encoder {
+                        Some(e) => e,
+                        None => encoder.insert(Encoder::new().map_err(|e| {
+                            gst::element_imp_error!(
+                                self,
+                                gst::LibraryError::Init,
+                                ["JPEG encoder: {}", e]
+                            );
+                            gst::FlowError::Error
+                        })?),
+                    };
+                    encoder
+                        .encode(
+                            Image {
+                                pixels: data,
+                                width: layout.width,
+                                height: layout.height,
+                                pitch: stride,
+                                colorspace: *colorspace,
+                            },
+                            params,
+                            scratch,
+                        )
+                        .map_err(|e| {
+                            gst::element_imp_error!(
+                                self,
+                                gst::LibraryError::Encode,
+                                ["JPEG encoding failed: {}", e]
+                            );
+                            gst::FlowError::Error
+                        })?;
+                    if !colorspace_set {
+                        compression.colorspace = colorspace.name().to_owned();
                     }
-                    exchange(link, &kind, scratch)
+                    exchange(link, &PayloadKind::Jpeg(compression), scratch)
+                } else {
+                    let kind = PayloadKind::Raw(*layout);
+                    let frame_bytes = layout.frame_bytes();
+                    if map.is_identity()
+                        && stride == layout.row_bytes()
+                        && data.len() >= frame_bytes
+                    {
+                        exchange(link, &kind, &data[..frame_bytes])
+                    } else {
+                        scratch.resize(frame_bytes, 0);
+                        if protocol::pack_pixels(
+                            data,
+                            stride,
+                            layout.width,
+                            layout.height,
+                            *map,
+                            scratch,
+                        )
+                        .is_none()
+                        {
+                            gst::element_imp_error!(
+                                self,
+                                gst::StreamError::Format,
+                                ["Buffer of {} bytes is too small for {:?}", data.len(), info]
+                            );
+                            return Err(gst::FlowError::Error);
+                        }
+                        exchange(link, &kind, scratch)
+                    }
                 }
             }
         };
@@ -526,7 +600,7 @@ impl ElementImpl for NetGearSink {
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             let raw = gst_video::VideoCapsBuilder::new()
-                .format_list(RAW_FORMATS.iter().map(|(f, ..)| *f))
+                .format_list(RAW_FORMATS.iter().map(|f| f.0))
                 .build();
             let mut caps = raw;
             caps.merge(gst::Caps::builder("image/jpeg").build());
@@ -591,7 +665,7 @@ impl BaseSinkImpl for NetGearSink {
         } else {
             let info = gst_video::VideoInfo::from_caps(caps)
                 .map_err(|_| gst::loggable_error!(CAT, "invalid caps {caps}"))?;
-            let (_, map, dtype, channels) = RAW_FORMATS
+            let (_, map, dtype, channels, jpeg_name) = RAW_FORMATS
                 .iter()
                 .find(|(f, ..)| *f == info.format())
                 .ok_or_else(|| gst::loggable_error!(CAT, "unsupported format in {caps}"))?;
@@ -601,10 +675,26 @@ impl BaseSinkImpl for NetGearSink {
                 info.width() as usize,
                 *channels,
             );
+            let jpeg = if self.settings().jpeg_compression {
+                if jpeg_name.is_none() {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::StreamError::Format,
+                        [
+                            "{} cannot be JPEG-compressed: sending raw frames",
+                            info.format().to_str()
+                        ]
+                    );
+                }
+                jpeg_name.and_then(Colorspace::from_name)
+            } else {
+                None
+            };
             Input::Raw {
                 info: Box::new(info),
                 map: *map,
                 layout,
+                jpeg,
             }
         };
         gst::debug!(CAT, imp = self, "input {input:?}");
@@ -613,13 +703,15 @@ impl BaseSinkImpl for NetGearSink {
     }
 
     fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (link, input, mut scratch, header_port) = {
+        let (link, input, mut scratch, mut encoder, header_port) = {
             let mut st = self.state();
             let input = st.input.clone().ok_or(gst::FlowError::NotNegotiated)?;
+            let scratch = std::mem::take(&mut st.scratch);
             (
                 st.link.take(),
                 input,
-                std::mem::take(&mut st.scratch),
+                scratch,
+                st.encoder.take(),
                 st.header_port,
             )
         };
@@ -627,11 +719,19 @@ impl BaseSinkImpl for NetGearSink {
             return Err(gst::FlowError::Flushing);
         };
         let multi_client = self.settings().common.multi_client;
-        let result = self.send_frame(&mut link, buffer, &input, &mut scratch, header_port);
+        let result = self.send_frame(
+            &mut link,
+            buffer,
+            &input,
+            &mut scratch,
+            &mut encoder,
+            header_port,
+        );
         {
             let mut st = self.state();
             st.link = Some(link);
             st.scratch = scratch;
+            st.encoder = encoder;
         }
         let reply = result?;
         self.handle_reply(&reply, multi_client);

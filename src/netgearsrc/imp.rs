@@ -1,5 +1,6 @@
 use crate::common::{self, CommonSettings};
 use crate::config::{Pattern, Role};
+use crate::jpeg::{Colorspace, DecodeParams, Decoder, JpegInfo};
 use crate::protocol::{self, Dtype, FrameHeader, Incoming, PayloadKind, RawLayout};
 use crate::stats::Stats;
 use crate::transport::{LinkError, Received, ReceiverLink, Waker};
@@ -46,13 +47,38 @@ impl Default for Settings {
     }
 }
 
-/// The raw output currently negotiated.
+/// What the source pad currently carries; a frame that needs other caps renegotiates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum OutputKey {
+    /// Raw frames as the wire carries them.
+    Raw(RawLayout),
+    /// JPEG frames pushed untouched.
+    Jpeg { width: usize, height: usize },
+    /// JPEG frames decoded to the header's colorspace.
+    Decoded {
+        colorspace: Colorspace,
+        width: usize,
+        height: usize,
+    },
+}
+
 #[derive(Debug, Clone)]
-struct RawOutput {
-    layout: RawLayout,
-    info: gst_video::VideoInfo,
-    /// GStreamer's rows are as long as the wire's: the message can become the buffer.
+struct Output {
+    key: OutputKey,
+    /// Raw video layout (not for JPEG pass-through).
+    info: Option<gst_video::VideoInfo>,
+    /// Buffers for decoded or re-padded frames, reused across frames.
+    pool: Option<gst::BufferPool>,
+    /// Raw rows are as long as GStreamer's: the message itself becomes the buffer.
     tight: bool,
+}
+
+impl Output {
+    fn release(&self) {
+        if let Some(pool) = &self.pool {
+            let _ = pool.set_active(false);
+        }
+    }
 }
 
 struct State {
@@ -66,8 +92,11 @@ struct State {
     /// Multi-client: the port named in every reply.
     reply_port: Option<u16>,
     ack: Vec<u8>,
-    raw: Option<RawOutput>,
-    jpeg_caps_set: bool,
+    output: Option<Output>,
+    /// Whether downstream takes image/jpeg; asked again after a reconfigure.
+    jpeg_passthrough: Option<bool>,
+    /// Taken out while decoding, like the link.
+    decoder: Option<Decoder>,
     /// Multi-server: senders that sent frames and have not terminated yet.
     servers: BTreeSet<u16>,
     last_message: Instant,
@@ -86,8 +115,9 @@ impl Default for State {
             multi_server: false,
             reply_port: None,
             ack: Vec::new(),
-            raw: None,
-            jpeg_caps_set: false,
+            output: None,
+            jpeg_passthrough: None,
+            decoder: None,
             servers: BTreeSet::new(),
             last_message: now,
             last_frame: now,
@@ -101,6 +131,33 @@ enum Step {
     Push(gst::Buffer),
     Again,
     Eos,
+}
+
+/// Why a frame could not become a buffer.
+#[derive(Debug)]
+enum FrameError {
+    Protocol(protocol::ProtocolError),
+    Jpeg(crate::jpeg::JpegError),
+    /// Downstream refused the caps the frame needs.
+    Refused(String),
+    Buffer,
+}
+
+impl From<protocol::ProtocolError> for FrameError {
+    fn from(e: protocol::ProtocolError) -> Self {
+        FrameError::Protocol(e)
+    }
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::Protocol(e) => e.fmt(f),
+            FrameError::Jpeg(e) => write!(f, "corrupt JPEG: {e}"),
+            FrameError::Refused(caps) => write!(f, "downstream refused {caps}"),
+            FrameError::Buffer => write!(f, "could not allocate or fill a buffer"),
+        }
+    }
 }
 
 /// Lets a ZeroMQ message become a GStreamer buffer without a copy.
@@ -124,6 +181,47 @@ fn output_format(layout: &RawLayout) -> VideoFormat {
         _ => VideoFormat::Gray8,
     }
 }
+
+/// The raw format a JPEG decodes to for a header's colorspace (CMYK and unknown: BGR).
+fn decoded_format(colorspace: &str) -> (Colorspace, VideoFormat) {
+    let formats = [
+        ("BGR", VideoFormat::Bgr),
+        ("RGB", VideoFormat::Rgb),
+        ("BGRX", VideoFormat::Bgrx),
+        ("RGBX", VideoFormat::Rgbx),
+        ("XBGR", VideoFormat::Xbgr),
+        ("XRGB", VideoFormat::Xrgb),
+        ("BGRA", VideoFormat::Bgra),
+        ("RGBA", VideoFormat::Rgba),
+        ("ABGR", VideoFormat::Abgr),
+        ("ARGB", VideoFormat::Argb),
+        ("GRAY", VideoFormat::Gray8),
+    ];
+    let (name, format) = formats
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(colorspace))
+        .copied()
+        .unwrap_or(("BGR", VideoFormat::Bgr));
+    // Every name in the table is one libjpeg-turbo knows.
+    let cs = Colorspace::from_name(name).or_else(|| Colorspace::from_name("BGR"));
+    (cs.expect("BGR is a known colorspace"), format)
+}
+
+/// Formats the source pad can carry.
+const SRC_FORMATS: &[VideoFormat] = &[
+    VideoFormat::Bgr,
+    VideoFormat::Bgra,
+    VideoFormat::Gray8,
+    VideoFormat::Gray16Le,
+    VideoFormat::Rgb,
+    VideoFormat::Bgrx,
+    VideoFormat::Rgbx,
+    VideoFormat::Xbgr,
+    VideoFormat::Xrgb,
+    VideoFormat::Rgba,
+    VideoFormat::Abgr,
+    VideoFormat::Argb,
+];
 
 #[derive(Default)]
 pub struct NetGearSrc {
@@ -315,6 +413,18 @@ impl NetGearSrc {
         let payload_len = payload.len();
         let buffer = match self.make_buffer(&header, payload) {
             Ok(b) => b,
+            Err(FrameError::Refused(caps)) => {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Format,
+                    [
+                        "Downstream does not accept {} (the sender's frames on {})",
+                        caps,
+                        endpoints
+                    ]
+                );
+                return Err(gst::FlowError::NotNegotiated);
+            }
             Err(why) => {
                 self.malformed(&endpoints, &why);
                 return Ok(Step::Again);
@@ -339,24 +449,18 @@ impl NetGearSrc {
         &self,
         header: &FrameHeader,
         payload: zmq::Message,
-    ) -> Result<gst::Buffer, protocol::ProtocolError> {
+    ) -> Result<gst::Buffer, FrameError> {
         match &header.payload {
             PayloadKind::Raw(layout) => {
                 protocol::check_raw_payload(layout, payload.len())?;
-                let output = self.raw_output(layout)?;
+                let output = self.output(OutputKey::Raw(*layout))?;
                 if output.tight {
                     return Ok(gst::Buffer::from_slice(WireBytes(payload)));
                 }
-                let mut buffer = gst::Buffer::with_size(output.info.size())
-                    .map_err(|_| protocol::ProtocolError::TooLarge(output.info.size()))?;
+                let (mut buffer, stride) = Self::acquire(&output)?;
                 {
-                    let buffer = buffer
-                        .get_mut()
-                        .ok_or(protocol::ProtocolError::TooLarge(0))?;
-                    let mut map = buffer
-                        .map_writable()
-                        .map_err(|_| protocol::ProtocolError::TooLarge(output.info.size()))?;
-                    let stride = usize::try_from(output.info.stride()[0]).unwrap_or(0);
+                    let buffer = buffer.get_mut().ok_or(FrameError::Buffer)?;
+                    let mut map = buffer.map_writable().map_err(|_| FrameError::Buffer)?;
                     protocol::copy_rows(
                         &payload,
                         layout.row_bytes(),
@@ -365,60 +469,190 @@ impl NetGearSrc {
                         layout.row_bytes(),
                         layout.height,
                     )
-                    .ok_or(protocol::ProtocolError::PayloadSize {
-                        expected: layout.frame_bytes(),
-                        actual: payload.len(),
-                    })?;
+                    .ok_or(FrameError::Buffer)?;
                 }
                 Ok(buffer)
             }
-            PayloadKind::Jpeg(_) => {
-                let needs_caps = !self.state().jpeg_caps_set;
-                if needs_caps {
-                    let caps = gst::Caps::builder("image/jpeg").build();
-                    self.apply_caps(&caps)?;
-                    let mut st = self.state();
-                    st.jpeg_caps_set = true;
-                    st.raw = None;
-                }
-                Ok(gst::Buffer::from_slice(WireBytes(payload)))
+            PayloadKind::Jpeg(compression) => {
+                let mut decoder = match self.state().decoder.take() {
+                    Some(d) => d,
+                    None => Decoder::new().map_err(FrameError::Jpeg)?,
+                };
+                let result = self.jpeg_buffer(&mut decoder, compression, payload);
+                self.state().decoder = Some(decoder);
+                result
             }
         }
     }
 
-    /// The raw output for a layout: the current one, or new caps pushed downstream.
-    fn raw_output(&self, layout: &RawLayout) -> Result<RawOutput, protocol::ProtocolError> {
-        if let Some(current) = self.state().raw.as_ref().filter(|r| r.layout == *layout) {
+    fn jpeg_buffer(
+        &self,
+        decoder: &mut Decoder,
+        compression: &protocol::Compression,
+        payload: zmq::Message,
+    ) -> Result<gst::Buffer, FrameError> {
+        let info = decoder.info(&payload).map_err(FrameError::Jpeg)?;
+        let JpegInfo { width, height } = info;
+        if width > protocol::MAX_DIMENSION || height > protocol::MAX_DIMENSION {
+            return Err(FrameError::Protocol(protocol::ProtocolError::BadShape(
+                format!("JPEG of {width}x{height}"),
+            )));
+        }
+        if self.jpeg_passthrough() {
+            self.output(OutputKey::Jpeg { width, height })?;
+            return Ok(gst::Buffer::from_slice(WireBytes(payload)));
+        }
+        let (colorspace, _) = decoded_format(&compression.colorspace);
+        let output = self.output(OutputKey::Decoded {
+            colorspace,
+            width,
+            height,
+        })?;
+        let (mut buffer, stride) = Self::acquire(&output)?;
+        {
+            let buffer = buffer.get_mut().ok_or(FrameError::Buffer)?;
+            let mut map = buffer.map_writable().map_err(|_| FrameError::Buffer)?;
+            decoder
+                .decode(
+                    &payload,
+                    info,
+                    colorspace,
+                    stride,
+                    DecodeParams {
+                        fast_dct: compression.dct,
+                        fast_upsample: compression.ups,
+                    },
+                    &mut map,
+                )
+                .map_err(FrameError::Jpeg)?;
+        }
+        Ok(buffer)
+    }
+
+    /// A buffer for the output's raw layout, and its row stride.
+    fn acquire(output: &Output) -> Result<(gst::Buffer, usize), FrameError> {
+        let info = output.info.as_ref().ok_or(FrameError::Buffer)?;
+        let stride = usize::try_from(info.stride()[0]).map_err(|_| FrameError::Buffer)?;
+        let buffer = match &output.pool {
+            Some(pool) => pool.acquire_buffer(None).map_err(|_| FrameError::Buffer)?,
+            None => gst::Buffer::with_size(info.size()).map_err(|_| FrameError::Buffer)?,
+        };
+        Ok((buffer, stride))
+    }
+
+    /// Whether downstream takes JPEG as it is (asked once, and again after a reconfigure).
+    fn jpeg_passthrough(&self) -> bool {
+        if let Some(decided) = self.state().jpeg_passthrough {
+            return decided;
+        }
+        let jpeg = gst::Caps::builder("image/jpeg").build();
+        let takes = self
+            .obj()
+            .static_pad("src")
+            .is_some_and(|pad| pad.peer_query_caps(Some(&jpeg)).can_intersect(&jpeg));
+        gst::info!(
+            CAT,
+            imp = self,
+            "JPEG frames: {}",
+            if takes {
+                "pushed as image/jpeg"
+            } else {
+                "decoded to raw"
+            }
+        );
+        self.state().jpeg_passthrough = Some(takes);
+        takes
+    }
+
+    /// The output for a frame: the current one, or new caps pushed downstream.
+    fn output(&self, key: OutputKey) -> Result<Output, FrameError> {
+        if let Some(current) = self.state().output.as_ref().filter(|o| o.key == key) {
             return Ok(current.clone());
         }
-        let bad = || protocol::ProtocolError::BadShape(format!("{:?}", layout.shape()));
-        let info = gst_video::VideoInfo::builder(
-            output_format(layout),
-            u32::try_from(layout.width).map_err(|_| bad())?,
-            u32::try_from(layout.height).map_err(|_| bad())?,
-        )
-        .fps(gst::Fraction::new(0, 1))
-        .build()
-        .map_err(|_| bad())?;
-        let caps = info.to_caps().map_err(|_| bad())?;
-        self.apply_caps(&caps)?;
-        let output = RawOutput {
-            layout: *layout,
-            tight: usize::try_from(info.stride()[0]).ok() == Some(layout.row_bytes())
-                && info.size() == layout.frame_bytes(),
-            info,
+        let bad = || FrameError::Protocol(protocol::ProtocolError::BadShape(format!("{key:?}")));
+        let raw = match &key {
+            OutputKey::Raw(layout) => Some((output_format(layout), layout.width, layout.height)),
+            OutputKey::Decoded {
+                colorspace,
+                width,
+                height,
+            } => Some((decoded_format(colorspace.name()).1, *width, *height)),
+            OutputKey::Jpeg { .. } => None,
         };
-        let mut st = self.state();
-        st.raw = Some(output.clone());
-        st.jpeg_caps_set = false;
+        let output = match raw {
+            Some((format, width, height)) => {
+                let info = gst_video::VideoInfo::builder(
+                    format,
+                    u32::try_from(width).map_err(|_| bad())?,
+                    u32::try_from(height).map_err(|_| bad())?,
+                )
+                .fps(gst::Fraction::new(0, 1))
+                .build()
+                .map_err(|_| bad())?;
+                let caps = info.to_caps().map_err(|_| bad())?;
+                self.apply_caps(&caps)?;
+                let tight = match &key {
+                    OutputKey::Raw(layout) => {
+                        usize::try_from(info.stride()[0]).ok() == Some(layout.row_bytes())
+                            && info.size() == layout.frame_bytes()
+                    }
+                    _ => false,
+                };
+                let pool = if tight {
+                    None
+                } else {
+                    Some(Self::new_pool(&caps, info.size())?)
+                };
+                Output {
+                    key,
+                    info: Some(info),
+                    pool,
+                    tight,
+                }
+            }
+            None => {
+                let OutputKey::Jpeg { width, height } = key else {
+                    return Err(bad());
+                };
+                let caps = gst::Caps::builder("image/jpeg")
+                    .field("width", i32::try_from(width).map_err(|_| bad())?)
+                    .field("height", i32::try_from(height).map_err(|_| bad())?)
+                    .field("framerate", gst::Fraction::new(0, 1))
+                    .build();
+                self.apply_caps(&caps)?;
+                Output {
+                    key,
+                    info: None,
+                    pool: None,
+                    tight: false,
+                }
+            }
+        };
+        if let Some(old) = self.state().output.replace(output.clone()) {
+            old.release();
+        }
         Ok(output)
     }
 
-    fn apply_caps(&self, caps: &gst::Caps) -> Result<(), protocol::ProtocolError> {
+    fn new_pool(caps: &gst::Caps, size: usize) -> Result<gst::BufferPool, FrameError> {
+        let pool = gst::BufferPool::new();
+        let mut config = pool.config();
+        config.set_params(
+            Some(caps),
+            u32::try_from(size).map_err(|_| FrameError::Buffer)?,
+            2,
+            0,
+        );
+        pool.set_config(config).map_err(|_| FrameError::Buffer)?;
+        pool.set_active(true).map_err(|_| FrameError::Buffer)?;
+        Ok(pool)
+    }
+
+    fn apply_caps(&self, caps: &gst::Caps) -> Result<(), FrameError> {
         gst::debug!(CAT, imp = self, "new caps {caps}");
         self.obj()
             .set_caps(caps)
-            .map_err(|_| protocol::ProtocolError::BadShape(format!("downstream refused {caps}")))
+            .map_err(|_| FrameError::Refused(caps.to_string()))
     }
 
     fn post_message(&self, message: &Value, port: Option<u16>) {
@@ -526,12 +760,7 @@ impl ElementImpl for NetGearSrc {
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             let mut caps = gst_video::VideoCapsBuilder::new()
-                .format_list([
-                    VideoFormat::Bgr,
-                    VideoFormat::Bgra,
-                    VideoFormat::Gray8,
-                    VideoFormat::Gray16Le,
-                ])
+                .format_list(SRC_FORMATS.iter().copied())
                 .build();
             caps.merge(gst::Caps::builder("image/jpeg").build());
             vec![gst::PadTemplate::new(
@@ -582,12 +811,21 @@ impl BaseSrcImpl for NetGearSrc {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        *self.state() = State::default();
+        let old = std::mem::take(&mut *self.state());
+        if let Some(output) = old.output {
+            output.release();
+        }
         Ok(())
     }
 
-    /// Caps come from the frames themselves, set in `create()`.
+    /// Caps come from the frames themselves, set in `create()`. A reconfigure (downstream
+    /// changed) makes the next frame ask again whether JPEG can pass and set its caps anew.
     fn negotiate(&self) -> Result<(), gst::LoggableError> {
+        let mut st = self.state();
+        st.jpeg_passthrough = None;
+        if let Some(old) = st.output.take() {
+            old.release();
+        }
         Ok(())
     }
 

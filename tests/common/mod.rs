@@ -56,6 +56,43 @@ pub fn test_frame(
     out
 }
 
+/// Continuous content for JPEG tests (netgear_peer.py's smooth_frame).
+pub fn smooth_frame(idx: usize, width: usize, height: usize, channels: usize) -> Vec<u8> {
+    let tri = |t: usize| {
+        let t = t % 256;
+        if t < 128 {
+            t * 2
+        } else {
+            (255 - t) * 2
+        }
+    };
+    let mut out = Vec::with_capacity(width * height * channels);
+    for y in 0..height {
+        for x in 0..width {
+            for c in 0..channels {
+                out.push(((tri(x * 2 + idx * 7) + tri(y * 3 + c * 40)) / 2) as u8);
+            }
+        }
+    }
+    out
+}
+
+/// Peak signal-to-noise ratio of two equally long 8-bit images, in dB.
+pub fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len(), "images differ in size");
+    let mse = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+        .sum::<f64>()
+        / a.len() as f64;
+    if mse == 0.0 {
+        99.0
+    } else {
+        10.0 * (255.0 * 255.0 / mse).log10()
+    }
+}
+
 /// The index of a uint8 test frame, from its first byte.
 pub fn frame_index(packed: &[u8]) -> usize {
     (usize::from(packed[0]) * 183) % 256
@@ -243,6 +280,27 @@ pub struct Receiver {
 impl Receiver {
     pub fn new(props: &[(&str, &str)]) -> Receiver {
         Receiver::with_caps(props, None)
+    }
+
+    /// A receiver described as a gst-launch line with `netgearsrc name=src` and `appsink name=out`.
+    pub fn launch(description: &str) -> Receiver {
+        init();
+        let pipeline = gst::parse::launch(description)
+            .expect("pipeline description")
+            .downcast::<gst::Pipeline>()
+            .expect("a pipeline");
+        let src = pipeline.by_name("src").expect("netgearsrc named src");
+        let appsink = pipeline
+            .by_name("out")
+            .expect("appsink named out")
+            .downcast::<gst_app::AppSink>()
+            .expect("an appsink");
+        appsink.set_property("sync", false);
+        Receiver {
+            pipeline,
+            src,
+            appsink,
+        }
     }
 
     pub fn with_caps(props: &[(&str, &str)], caps: Option<&gst::Caps>) -> Receiver {

@@ -33,6 +33,25 @@ def test_frame(idx, height, width, channels, dtype):
     return frame[:, :, 0] if channels == 1 else frame
 
 
+def smooth_frame(idx, height, width, channels):
+    """Continuous content for JPEG tests (tests/common/mod.rs, smooth_frame)."""
+    y = np.arange(height, dtype=np.int64).reshape(height, 1, 1)
+    x = np.arange(width, dtype=np.int64).reshape(1, width, 1)
+    c = np.arange(channels, dtype=np.int64).reshape(1, 1, channels)
+
+    def tri(t):
+        t = t % 256
+        return np.where(t < 128, t * 2, (255 - t) * 2)
+
+    frame = ((tri(x * 2 + idx * 7) + tri(y * 3 + c * 40)) // 2).astype(np.uint8)
+    return frame[:, :, 0] if channels == 1 else frame
+
+
+def psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 99.0 if mse == 0 else float(10 * np.log10(255.0 * 255.0 / mse))
+
+
 def frame_index(frame):
     first = int(frame.flat[0])
     if frame.dtype == np.uint16:
@@ -41,7 +60,8 @@ def frame_index(frame):
 
 
 def options(args, receive):
-    opts = {"jpeg_compression": args.jpeg}
+    # A colorspace name turns vidgear's JPEG compression on with that layout.
+    opts = {"jpeg_compression": args.jpeg if args.jpeg else False}
     if args.pattern < 2:
         opts["request_timeout"] = args.request_timeout  # seconds
         opts["max_retries"] = args.max_retries
@@ -67,7 +87,11 @@ def send(args):
         # PUB/SUB drops what it sends before the subscription has arrived.
         time.sleep(args.warmup)
     for idx in range(args.frames):
-        server.send(test_frame(idx, args.height, args.width, args.channels, args.dtype))
+        if args.smooth:
+            frame = smooth_frame(idx, args.height, args.width, args.channels)
+        else:
+            frame = test_frame(idx, args.height, args.width, args.channels, args.dtype)
+        server.send(frame)
         if args.interval:
             time.sleep(args.interval)
     server.close()
@@ -79,12 +103,13 @@ def recv(args):
     print("READY", flush=True)
     received = []
     bad = []
+    psnrs = []
     shapes = set()
     result = {"terminated": False}
 
     def watchdog():
         time.sleep(args.seconds)
-        report(received, bad, shapes, False)
+        report(received, bad, shapes, False, psnrs)
         sys.stdout.flush()
         import os
 
@@ -100,6 +125,18 @@ def recv(args):
             result["terminated"] = True
             break
         frames.append(frame)
+    if args.smooth:
+        # Lossy frames: in order (patterns 0/1), compared by PSNR.
+        for idx, frame in enumerate(frames):
+            channels = 1 if frame.ndim == 2 else frame.shape[2]
+            expected = smooth_frame(idx, frame.shape[0], frame.shape[1], channels)
+            if expected.shape != frame.shape:
+                bad.append(idx)
+            else:
+                psnrs.append(round(psnr(expected, frame), 2))
+            received.append(idx)
+            shapes.add((list(frame.shape), str(frame.dtype)).__repr__())
+        frames = []
     for frame in frames:
         idx = frame_index(frame)
         channels = 1 if frame.ndim == 2 else frame.shape[2]
@@ -109,10 +146,10 @@ def recv(args):
         received.append(idx)
         shapes.add((list(frame.shape), str(frame.dtype)).__repr__())
     client.close()
-    report(received, bad, shapes, result["terminated"])
+    report(received, bad, shapes, result["terminated"], psnrs)
 
 
-def report(received, bad, shapes, terminated):
+def report(received, bad, shapes, terminated, psnrs):
     print(
         json.dumps(
             {
@@ -120,6 +157,7 @@ def report(received, bad, shapes, terminated):
                 "bad": bad,
                 "shapes": sorted(shapes),
                 "terminated": terminated,
+                "psnr_min": min(psnrs) if psnrs else None,
             }
         ),
         flush=True,
@@ -138,7 +176,8 @@ def main():
     p.add_argument("--height", type=int, default=48)
     p.add_argument("--channels", type=int, default=3)
     p.add_argument("--dtype", default="uint8")
-    p.add_argument("--jpeg", action="store_true")
+    p.add_argument("--jpeg", nargs="?", const="BGR", default=None, help="JPEG colorspace")
+    p.add_argument("--smooth", action="store_true", help="smooth frames (for JPEG)")
     p.add_argument("--interval", type=float, default=0.0)
     p.add_argument("--warmup", type=float, default=0.5)
     p.add_argument("--seconds", type=float, default=20.0)

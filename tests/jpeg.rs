@@ -1,0 +1,348 @@
+//! JPEG frames: vidgear's simplejpeg into `netgearsrc` (decoded inline or passed to
+//! jpegdec), `netgearsink`'s inline encoder and jpegenc into vidgear, our sink into our
+//! source in every pattern, and corrupt JPEG dropped without stopping the stream.
+
+mod common;
+
+use common::*;
+use gst::prelude::*;
+use gst_video::VideoFormat;
+use std::time::Duration;
+
+const W: usize = 320;
+const H: usize = 240;
+
+fn raw_caps() -> gst::Caps {
+    gst::Caps::builder("video/x-raw").build()
+}
+
+/// vidgear sends `frames` smooth frames with its default JPEG settings in `colorspace`.
+fn vidgear_sends_jpeg(
+    port: u16,
+    pattern: u8,
+    colorspace: &str,
+    channels: usize,
+    frames: usize,
+) -> Peer {
+    Peer::start(&peer_args(
+        "send",
+        port,
+        pattern,
+        &[
+            ("jpeg", colorspace.into()),
+            ("smooth", String::new()),
+            ("width", W.to_string()),
+            ("height", H.to_string()),
+            ("channels", channels.to_string()),
+            ("frames", frames.to_string()),
+        ],
+    ))
+}
+
+fn assert_all_close(frames: &[Frame], expected: usize, channels: usize, format: VideoFormat) {
+    assert_eq!(frames.len(), expected, "every frame arrives");
+    for (idx, frame) in frames.iter().enumerate() {
+        assert_eq!(frame.format(), format);
+        assert_eq!(
+            (
+                frame.info().width() as usize,
+                frame.info().height() as usize
+            ),
+            (W, H)
+        );
+        let p = psnr(&frame.packed(), &smooth_frame(idx, W, H, channels));
+        assert!(p >= 35.0, "frame {idx}: PSNR {p:.1} dB");
+    }
+}
+
+#[test]
+fn vidgear_jpeg_is_decoded_inline_for_raw_downstream() {
+    for (pattern, colorspace, channels, format) in [
+        (0u8, "BGR", 3, VideoFormat::Bgr),
+        (1, "GRAY", 1, VideoFormat::Gray8),
+        (1, "RGB", 3, VideoFormat::Rgb),
+    ] {
+        let port = free_port();
+        let receiver = Receiver::with_caps(
+            &[
+                ("port", &port.to_string()),
+                ("address", "127.0.0.1"),
+                ("pattern", &pattern.to_string()),
+            ],
+            Some(&raw_caps()),
+        );
+        receiver.play();
+        let mut peer = vidgear_sends_jpeg(port, pattern, colorspace, channels, 20);
+        let (frames, eos) = receiver.collect(Duration::from_secs(15));
+        peer.report(Duration::from_secs(10));
+        assert!(eos);
+        // RGB frames decode to RGB: compare in the order vidgear laid them out.
+        assert_all_close(&frames, 20, channels, format);
+        assert_eq!(receiver.stats().get::<u64>("malformed").unwrap(), 0);
+    }
+}
+
+#[test]
+fn vidgear_jpeg_passes_untouched_to_jpegdec() {
+    let port = free_port();
+    let receiver = Receiver::launch(&format!(
+        "netgearsrc name=src port={port} address=127.0.0.1 ! image/jpeg ! jpegdec \
+         ! videoconvert ! video/x-raw,format=BGR ! appsink name=out"
+    ));
+    receiver.play();
+    let mut peer = vidgear_sends_jpeg(port, 0, "BGR", 3, 15);
+    let (frames, eos) = receiver.collect(Duration::from_secs(15));
+    peer.report(Duration::from_secs(10));
+    assert!(eos);
+    assert_all_close(&frames, 15, 3, VideoFormat::Bgr);
+
+    // What the source pushed is vidgear's JPEG, with its size in the caps.
+    let port = free_port();
+    let receiver = Receiver::with_caps(
+        &[("port", &port.to_string()), ("address", "127.0.0.1")],
+        Some(&gst::Caps::builder("image/jpeg").build()),
+    );
+    receiver.play();
+    let mut peer = vidgear_sends_jpeg(port, 0, "BGR", 3, 3);
+    let (frames, _) = receiver.collect(Duration::from_secs(15));
+    peer.report(Duration::from_secs(10));
+    assert_eq!(frames.len(), 3);
+    let s = frames[0].caps.structure(0).unwrap();
+    assert_eq!(s.name(), "image/jpeg");
+    assert_eq!(
+        (
+            s.get::<i32>("width").unwrap(),
+            s.get::<i32>("height").unwrap()
+        ),
+        (W as i32, H as i32)
+    );
+    assert_eq!(&frames[0].data[..2], &[0xFF, 0xD8]);
+}
+
+/// `netgearsink` with its default inline JPEG → vidgear `recv()`.
+#[test]
+fn sink_inline_jpeg_decodes_in_vidgear() {
+    for (format, channels, shape) in [
+        (VideoFormat::Bgr, 3, "[240, 320, 3]"),
+        (VideoFormat::Gray8, 1, "[240, 320]"),
+    ] {
+        let port = free_port();
+        let mut peer = Peer::start(&peer_args(
+            "recv",
+            port,
+            1,
+            &[("smooth", String::new()), ("seconds", "20".into())],
+        ));
+        peer.wait_ready(Duration::from_secs(20));
+        let sender = Sender::raw(
+            format,
+            W as u32,
+            H as u32,
+            &[("port", &port.to_string()), ("pattern", "1")],
+        );
+        sender.play();
+        for idx in 0..20 {
+            std::thread::sleep(Duration::from_millis(5));
+            sender
+                .push_packed(&smooth_frame(idx, W, H, channels), idx as u64)
+                .unwrap();
+        }
+        sender.finish();
+        assert!(matches!(
+            wait_end(&sender.pipeline, Duration::from_secs(15)),
+            Outcome::Eos
+        ));
+        let report = peer.report(Duration::from_secs(25));
+        assert_eq!(report["terminated"], true, "{report}");
+        assert_eq!(report["received"].as_array().unwrap().len(), 20, "{report}");
+        assert_eq!(
+            report["shapes"],
+            serde_json::json!([format!("({shape}, 'uint8')")])
+        );
+        let p = report["psnr_min"].as_f64().expect("psnr");
+        assert!(p >= 35.0, "{format:?}: PSNR {p} dB in vidgear");
+        // JPEG crossed the wire: far fewer bytes than raw frames.
+        let bytes = sender.stats().get::<u64>("bytes").unwrap();
+        assert!(
+            bytes < (20 * W * H * channels / 3) as u64,
+            "{bytes} bytes sent"
+        );
+    }
+}
+
+/// `jpegenc ! netgearsink`: the encoded bytes go out untouched with colorspace BGR.
+#[test]
+fn jpegenc_output_decodes_in_vidgear() {
+    init();
+    let port = free_port();
+    let mut peer = Peer::start(&peer_args(
+        "recv",
+        port,
+        0,
+        &[("smooth", String::new()), ("seconds", "20".into())],
+    ));
+    peer.wait_ready(Duration::from_secs(20));
+    let info = video_info(VideoFormat::Bgr, W as u32, H as u32);
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=in format=time block=true ! videoconvert ! jpegenc quality=95 \
+         ! netgearsink name=sink port={port} sync=false"
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let appsrc = pipeline
+        .by_name("in")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    appsrc.set_caps(Some(&info.to_caps().unwrap()));
+    pipeline.set_state(gst::State::Playing).unwrap();
+    for idx in 0..15 {
+        std::thread::sleep(Duration::from_millis(5));
+        let mut buffer =
+            gst::Buffer::from_mut_slice(to_gst_layout(&smooth_frame(idx, W, H, 3), &info));
+        buffer
+            .get_mut()
+            .unwrap()
+            .set_pts(gst::ClockTime::from_mseconds(idx as u64 * 33));
+        appsrc.push_buffer(buffer).unwrap();
+    }
+    appsrc.end_of_stream().unwrap();
+    assert!(matches!(
+        wait_end(&pipeline, Duration::from_secs(15)),
+        Outcome::Eos
+    ));
+    pipeline.set_state(gst::State::Null).unwrap();
+    let report = peer.report(Duration::from_secs(25));
+    assert_eq!(report["received"].as_array().unwrap().len(), 15, "{report}");
+    assert_eq!(
+        report["shapes"],
+        serde_json::json!(["([240, 320, 3], 'uint8')"])
+    );
+    let p = report["psnr_min"].as_f64().expect("psnr");
+    assert!(p >= 35.0, "PSNR {p} dB in vidgear");
+}
+
+#[test]
+fn our_sink_to_our_source_with_jpeg_in_every_pattern() {
+    for pattern in ["pair", "req-rep", "pub-sub"] {
+        let port = free_port().to_string();
+        let mut props = vec![
+            ("port", port.as_str()),
+            ("address", "127.0.0.1"),
+            ("pattern", pattern),
+        ];
+        if pattern == "pub-sub" {
+            props.push(("timeout", "2000"));
+        }
+        let receiver = Receiver::with_caps(&props, Some(&raw_caps()));
+        receiver.play();
+        let sender = Sender::raw(
+            VideoFormat::Bgrx,
+            W as u32,
+            H as u32,
+            &[("port", &port), ("pattern", pattern)],
+        );
+        sender.play();
+        for idx in 0..20usize {
+            if pattern == "pub-sub" {
+                std::thread::sleep(Duration::from_millis(if idx == 0 { 300 } else { 10 }));
+            }
+            let bgrx: Vec<u8> = smooth_frame(idx, W, H, 3)
+                .chunks(3)
+                .flat_map(|p| [p[0], p[1], p[2], 0])
+                .collect();
+            sender.push_packed(&bgrx, idx as u64).unwrap();
+        }
+        sender.finish();
+        assert!(matches!(
+            wait_end(&sender.pipeline, Duration::from_secs(15)),
+            Outcome::Eos
+        ));
+        let (frames, eos) = receiver.collect(Duration::from_secs(5));
+        assert!(eos, "{pattern}: no EOS");
+        if pattern == "pub-sub" {
+            assert!(frames.len() >= 10, "{pattern}: {} frames", frames.len());
+        } else {
+            assert_eq!(frames.len(), 20, "{pattern}");
+        }
+        for frame in &frames {
+            // BGRx input is encoded from its own layout and decodes to BGRx.
+            assert_eq!(frame.format(), VideoFormat::Bgrx, "{pattern}");
+            let bgr: Vec<u8> = frame
+                .packed()
+                .chunks(4)
+                .flat_map(|p| [p[0], p[1], p[2]])
+                .collect();
+            let best = (0..20)
+                .map(|i| psnr(&bgr, &smooth_frame(i, W, H, 3)))
+                .fold(0.0, f64::max);
+            assert!(best >= 35.0, "{pattern}: PSNR {best:.1}");
+        }
+    }
+}
+
+#[test]
+fn corrupt_jpeg_is_dropped_with_a_warning_and_the_stream_goes_on() {
+    use gstnetgear::jpeg::{Colorspace, EncodeParams, Encoder, Image};
+    init();
+    for caps in [raw_caps(), gst::Caps::builder("image/jpeg").build()] {
+        let port = free_port().to_string();
+        let receiver =
+            Receiver::with_caps(&[("port", &port), ("address", "127.0.0.1")], Some(&caps));
+        receiver.play();
+        let sender = Sender::new(
+            &gst::Caps::builder("image/jpeg").build(),
+            &[("port", &port)],
+        );
+        sender.play();
+        let mut good = Vec::new();
+        let pixels = smooth_frame(0, W, H, 3);
+        let image = Image {
+            pixels: &pixels,
+            width: W,
+            height: H,
+            pitch: W * 3,
+            colorspace: Colorspace::from_name("BGR").unwrap(),
+        };
+        let params = EncodeParams {
+            quality: 90,
+            fast_dct: true,
+        };
+        Encoder::new()
+            .unwrap()
+            .encode(image, params, &mut good)
+            .unwrap();
+        let mut corrupt = good.clone();
+        corrupt.truncate(good.len() / 4);
+        corrupt[2..40].fill(0x55);
+        sender
+            .push_bytes(b"\xFF\xD8 definitely not a JPEG".to_vec(), 0)
+            .unwrap();
+        sender.push_bytes(corrupt, 1).unwrap();
+        sender.push_bytes(good.clone(), 2).unwrap();
+        sender.finish();
+        assert!(matches!(
+            wait_end(&sender.pipeline, Duration::from_secs(10)),
+            Outcome::Eos
+        ));
+        let (frames, eos) = receiver.collect(Duration::from_secs(5));
+        assert!(eos);
+        assert_eq!(frames.len(), 1, "only the good frame arrives ({caps})");
+        if caps.structure(0).unwrap().name() == "image/jpeg" {
+            assert_eq!(frames[0].data, good);
+        } else {
+            assert!(psnr(&frames[0].packed(), &smooth_frame(0, W, H, 3)) >= 35.0);
+        }
+        assert_eq!(receiver.stats().get::<u64>("malformed").unwrap(), 2);
+        let bus = receiver.pipeline.bus().unwrap();
+        let warning = bus
+            .iter_filtered(&[gst::MessageType::Warning])
+            .find_map(|m| match m.view() {
+                gst::MessageView::Warning(w) => Some(format!("{} {:?}", w.error(), w.debug())),
+                _ => None,
+            })
+            .expect("a warning on the bus");
+        assert!(warning.contains("corrupt JPEG"), "{warning}");
+    }
+}
