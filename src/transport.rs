@@ -25,6 +25,59 @@ const TERMINATION_DELAY: Duration = Duration::from_millis(100);
 /// How long a stopping sender lets its termination flush.
 const STOP_LINGER: Duration = Duration::from_millis(100);
 
+/// Frame bytes ZeroMQ sends without copying them (e.g. a mapped GStreamer buffer). Shared,
+/// so a resend after a retry costs no copy either; ZeroMQ drops its reference once sent.
+pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+/// One part of an outgoing message.
+#[derive(Clone, Copy)]
+pub enum Part<'a> {
+    /// Copied into the ZeroMQ message (small parts: headers, encoded JPEG).
+    Copied(&'a [u8]),
+    /// Lent to ZeroMQ without a copy.
+    Shared(&'a SharedBytes),
+}
+
+unsafe extern "C" fn release_shared(_data: *mut std::ffi::c_void, hint: *mut std::ffi::c_void) {
+    // SAFETY: `hint` is the box leaked by `send_part` for this message, freed once here.
+    drop(unsafe { Box::from_raw(hint.cast::<SharedBytes>()) });
+}
+
+/// Sends one part; a shared part becomes a ZeroMQ message over the same memory.
+fn send_part(socket: &mut zmq::Socket, part: Part<'_>, flags: i32) -> zmq::Result<()> {
+    let shared = match part {
+        Part::Copied(bytes) => return socket.send(bytes, flags),
+        Part::Shared(shared) => shared,
+    };
+    let keep = Box::new(shared.clone());
+    let bytes: &[u8] = (**keep).as_ref();
+    let (data, len) = (bytes.as_ptr().cast_mut().cast(), bytes.len());
+    let hint = Box::into_raw(keep);
+    let mut msg = std::mem::MaybeUninit::<zmq_sys::zmq_msg_t>::uninit();
+    // SAFETY: `data` stays valid while `hint` (a reference to its owner) lives; libzmq
+    // calls `release_shared` exactly once when it is done with the message, including
+    // when the message is closed unsent below. libzmq only reads the data.
+    unsafe {
+        if zmq_sys::zmq_msg_init_data(
+            msg.as_mut_ptr(),
+            data,
+            len,
+            Some(release_shared),
+            hint.cast(),
+        ) != 0
+        {
+            drop(Box::from_raw(hint));
+            return Err(zmq::Error::from_raw(zmq_sys::zmq_errno()));
+        }
+        if zmq_sys::zmq_msg_send(msg.as_mut_ptr(), socket.as_mut_ptr(), flags) < 0 {
+            let error = zmq::Error::from_raw(zmq_sys::zmq_errno());
+            zmq_sys::zmq_msg_close(msg.as_mut_ptr());
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
 /// `protocol://address:port`, exactly as vidgear builds it (for ipc the port is part of the path).
 pub fn endpoint(protocol: Protocol, address: &str, port: u16) -> String {
     format!("{}://{}:{}", protocol.scheme(), address, port)
@@ -287,12 +340,12 @@ impl SenderLink {
 
     /// Sends all parts, waiting at most until `deadline` for room (PAIR and REQ block
     /// while no peer is connected). `Ok(false)`: no room in time.
-    fn send_parts(&self, parts: &[&[u8]], deadline: Instant) -> Result<bool, LinkError> {
+    fn send_parts(&mut self, parts: &[Part<'_>], deadline: Instant) -> Result<bool, LinkError> {
         let all = self.config.endpoint_list();
         for (i, part) in parts.iter().enumerate() {
             let more = if i + 1 < parts.len() { zmq::SNDMORE } else { 0 };
             loop {
-                match self.socket.send(*part, more | zmq::DONTWAIT) {
+                match send_part(&mut self.socket, *part, more | zmq::DONTWAIT) {
                     Ok(()) => break,
                     Err(zmq::Error::EAGAIN) => {}
                     Err(zmq::Error::EINTR) => continue,
@@ -316,7 +369,7 @@ impl SenderLink {
     /// sent again. Returns the reply's parts (none in pattern 2).
     pub fn exchange(
         &mut self,
-        parts: &[&[u8]],
+        parts: &[Part<'_>],
         stats: &Stats,
     ) -> Result<Vec<zmq::Message>, LinkError> {
         let timeout = self.config.request_timeout;
@@ -387,11 +440,14 @@ impl SenderLink {
                 }
             }
             Pattern::Pair => {
-                let _ = self.send_parts(&[message], deadline);
+                let _ = self.send_parts(&[Part::Copied(message)], deadline);
             }
             Pattern::ReqRep => {
                 for _ in 0..copies {
-                    if !matches!(self.send_parts(&[message], deadline), Ok(true)) {
+                    if !matches!(
+                        self.send_parts(&[Part::Copied(message)], deadline),
+                        Ok(true)
+                    ) {
                         break;
                     }
                     if wait_for(&self.socket, zmq::POLLIN, Some(deadline), &self.waker)

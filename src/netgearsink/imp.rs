@@ -3,7 +3,7 @@ use crate::config::{Pattern, Role};
 use crate::jpeg::{Colorspace, EncodeParams, Encoder, Image};
 use crate::protocol::{self, Compression, Dtype, PayloadKind, PixelMap, RawLayout, Reply};
 use crate::stats::Stats;
-use crate::transport::{LinkError, SenderLink, Waker};
+use crate::transport::{LinkError, Part, SenderLink, SharedBytes, Waker};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -12,6 +12,7 @@ use gst_video::prelude::*;
 use gst_video::VideoFormat;
 use serde_json::Value;
 use std::collections::BTreeSet;
+use std::ops::Range;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -178,17 +179,33 @@ impl Default for Settings {
     }
 }
 
+/// A readable mapping of a buffer (the bytes in `range`), lent to ZeroMQ.
+struct BufferBytes {
+    map: gst::MappedBuffer<gst::buffer::Readable>,
+    range: Range<usize>,
+}
+
+impl AsRef<[u8]> for BufferBytes {
+    fn as_ref(&self) -> &[u8] {
+        // The range was checked against the mapping when it was made.
+        self.map.as_slice().get(self.range.clone()).unwrap_or(&[])
+    }
+}
+
 /// What the negotiated caps say about each buffer.
 #[derive(Debug, Clone)]
 enum Input {
-    Raw {
-        info: Box<gst_video::VideoInfo>,
-        map: PixelMap,
-        layout: RawLayout,
-        /// Encode to JPEG from this layout (jpeg-compression=true and a JPEG-able format).
-        jpeg: Option<Colorspace>,
-    },
+    Raw(Box<RawInput>),
     Jpeg,
+}
+
+#[derive(Debug, Clone)]
+struct RawInput {
+    info: gst_video::VideoInfo,
+    map: PixelMap,
+    layout: RawLayout,
+    /// Encode to JPEG from this layout (jpeg-compression=true and a JPEG-able format).
+    jpeg: Option<Colorspace>,
 }
 
 #[derive(Default)]
@@ -224,18 +241,18 @@ impl NetGearSink {
         self.settings.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Builds the wire payload of a buffer: raw frames packed and reordered into
-    /// `scratch` unless they can go as they are, JPEG untouched.
+    /// Sends one buffer as a frame: raw frames whose rows are already tight go out of the
+    /// buffer's own memory; others are packed and reordered (or JPEG-encoded) into `scratch`.
     fn send_frame(
         &self,
         link: &mut SenderLink,
-        buffer: &gst::BufferRef,
+        buffer: &gst::Buffer,
         input: &Input,
         scratch: &mut Vec<u8>,
         encoder: &mut Option<Encoder>,
         header_port: Option<u16>,
     ) -> Result<Vec<zmq::Message>, gst::FlowError> {
-        let (message, pattern, mut compression, params) = {
+        let (message, pattern, mut compression, params, colorspace_set) = {
             let s = self.settings();
             let compression = Compression {
                 dct: s.jpeg_fastdct,
@@ -250,122 +267,155 @@ impl NetGearSink {
                 quality: s.jpeg_quality,
                 fast_dct: s.jpeg_fastdct,
             };
+            let colorspace_set = !s.jpeg_colorspace.is_empty();
             (
                 s.message_value.clone(),
                 s.common.pattern,
                 compression,
                 params,
+                colorspace_set,
             )
         };
-        let colorspace_set = !self.settings().jpeg_colorspace.is_empty();
-        let exchange = |link: &mut SenderLink, kind: &PayloadKind, payload: &[u8]| {
-            let header =
-                protocol::encode_frame_header(header_port, kind, &message, pattern.number());
-            let result = link.exchange(&[&header, payload], &self.stats);
-            if result.is_ok() {
-                Stats::bump(&self.stats.frames);
-                Stats::add(&self.stats.bytes, payload.len() as u64);
-            }
-            result
-        };
-        let result = match input {
-            Input::Jpeg => {
-                let map = buffer.map_readable().map_err(|_| {
-                    gst::element_imp_error!(
-                        self,
-                        gst::ResourceError::Read,
-                        ["Could not map buffer"]
-                    );
-                    gst::FlowError::Error
-                })?;
-                exchange(link, &PayloadKind::Jpeg(compression), map.as_slice())
-            }
-            Input::Raw {
-                info,
-                map,
-                layout,
-                jpeg,
-            } => {
-                let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info)
-                    .map_err(|_| {
-                        gst::element_imp_error!(
-                            self,
-                            gst::ResourceError::Read,
-                            ["Could not map video frame"]
-                        );
-                        gst::FlowError::Error
-                    })?;
-                let stride = usize::try_from(frame.plane_stride()[0]).unwrap_or(0);
-                let data = frame.plane_data(0).map_err(|_| gst::FlowError::Error)?;
-                if let Some(colorspace) = jpeg {
-                    let encoder = match encoder {
-                        Some(e) => e,
-                        None => encoder.insert(Encoder::new().map_err(|e| {
-                            gst::element_imp_error!(
-                                self,
-                                gst::LibraryError::Init,
-                                ["JPEG encoder: {}", e]
-                            );
-                            gst::FlowError::Error
-                        })?),
-                    };
-                    encoder
-                        .encode(
-                            Image {
-                                pixels: data,
-                                width: layout.width,
-                                height: layout.height,
-                                pitch: stride,
-                                colorspace: *colorspace,
-                            },
-                            params,
-                            scratch,
-                        )
-                        .map_err(|e| {
-                            gst::element_imp_error!(
-                                self,
-                                gst::LibraryError::Encode,
-                                ["JPEG encoding failed: {}", e]
-                            );
-                            gst::FlowError::Error
-                        })?;
-                    if !colorspace_set {
-                        compression.colorspace = colorspace.name().to_owned();
-                    }
-                    exchange(link, &PayloadKind::Jpeg(compression), scratch)
+        let (kind, lent) = match input {
+            Input::Jpeg => (
+                PayloadKind::Jpeg(compression),
+                Some(self.lend(buffer, None)?),
+            ),
+            Input::Raw(raw) => {
+                let RawInput {
+                    info,
+                    map,
+                    layout,
+                    jpeg,
+                } = raw.as_ref();
+                let tight = jpeg.is_none()
+                    && map.is_identity()
+                    && buffer.meta::<gst_video::VideoMeta>().is_none()
+                    && usize::try_from(info.stride()[0]).ok() == Some(layout.row_bytes());
+                if tight {
+                    let start = info.offset()[0];
+                    let range = start..start + layout.frame_bytes();
+                    (
+                        PayloadKind::Raw(*layout),
+                        Some(self.lend(buffer, Some(range))?),
+                    )
                 } else {
-                    let kind = PayloadKind::Raw(*layout);
-                    let frame_bytes = layout.frame_bytes();
-                    if map.is_identity()
-                        && stride == layout.row_bytes()
-                        && data.len() >= frame_bytes
-                    {
-                        exchange(link, &kind, &data[..frame_bytes])
-                    } else {
-                        scratch.resize(frame_bytes, 0);
-                        if protocol::pack_pixels(
-                            data,
-                            stride,
-                            layout.width,
-                            layout.height,
-                            *map,
-                            scratch,
-                        )
-                        .is_none()
-                        {
-                            gst::element_imp_error!(
-                                self,
-                                gst::StreamError::Format,
-                                ["Buffer of {} bytes is too small for {:?}", data.len(), info]
-                            );
-                            return Err(gst::FlowError::Error);
+                    let encoded = self.pack_or_encode(buffer, raw, params, encoder, scratch)?;
+                    if let Some(colorspace) = encoded {
+                        if !colorspace_set {
+                            compression.colorspace = colorspace.name().to_owned();
                         }
-                        exchange(link, &kind, scratch)
+                        (PayloadKind::Jpeg(compression), None)
+                    } else {
+                        (PayloadKind::Raw(*layout), None)
                     }
                 }
             }
         };
-        result.map_err(|e| self.link_failed(e))
+        let header = protocol::encode_frame_header(header_port, &kind, &message, pattern.number());
+        let payload = match &lent {
+            Some(shared) => Part::Shared(shared),
+            None => Part::Copied(scratch),
+        };
+        let payload_len = match payload {
+            Part::Shared(b) => (**b).as_ref().len(),
+            Part::Copied(b) => b.len(),
+        };
+        let reply = link
+            .exchange(&[Part::Copied(&header), payload], &self.stats)
+            .map_err(|e| self.link_failed(e))?;
+        Stats::bump(&self.stats.frames);
+        Stats::add(&self.stats.bytes, payload_len as u64);
+        Ok(reply)
+    }
+
+    /// Lends (part of) a buffer's memory to ZeroMQ without a copy.
+    fn lend(
+        &self,
+        buffer: &gst::Buffer,
+        range: Option<Range<usize>>,
+    ) -> Result<SharedBytes, gst::FlowError> {
+        let map = buffer.clone().into_mapped_buffer_readable().map_err(|_| {
+            gst::element_imp_error!(self, gst::ResourceError::Read, ["Could not map buffer"]);
+            gst::FlowError::Error
+        })?;
+        let range = range.unwrap_or(0..map.len());
+        if range.end > map.len() {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Format,
+                ["Buffer of {} bytes is too small for its caps", map.len()]
+            );
+            return Err(gst::FlowError::Error);
+        }
+        Ok(Arc::new(BufferBytes { map, range }))
+    }
+
+    /// Packs a raw frame's rows into `scratch` in the wire's layout, or encodes it to JPEG
+    /// there. Returns the JPEG colorspace if it encoded.
+    fn pack_or_encode(
+        &self,
+        buffer: &gst::Buffer,
+        raw: &RawInput,
+        params: EncodeParams,
+        encoder: &mut Option<Encoder>,
+        scratch: &mut Vec<u8>,
+    ) -> Result<Option<Colorspace>, gst::FlowError> {
+        let RawInput {
+            info,
+            map,
+            layout,
+            jpeg,
+        } = raw;
+        let (map, jpeg) = (*map, *jpeg);
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), info)
+            .map_err(|_| {
+                gst::element_imp_error!(
+                    self,
+                    gst::ResourceError::Read,
+                    ["Could not map video frame"]
+                );
+                gst::FlowError::Error
+            })?;
+        let stride = usize::try_from(frame.plane_stride()[0]).unwrap_or(0);
+        let data = frame.plane_data(0).map_err(|_| gst::FlowError::Error)?;
+        let Some(colorspace) = jpeg else {
+            scratch.resize(layout.frame_bytes(), 0);
+            if protocol::pack_pixels(data, stride, layout.width, layout.height, map, scratch)
+                .is_none()
+            {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Format,
+                    ["Buffer of {} bytes is too small for {:?}", data.len(), info]
+                );
+                return Err(gst::FlowError::Error);
+            }
+            return Ok(None);
+        };
+        let encoder = match encoder {
+            Some(e) => e,
+            None => encoder.insert(Encoder::new().map_err(|e| {
+                gst::element_imp_error!(self, gst::LibraryError::Init, ["JPEG encoder: {}", e]);
+                gst::FlowError::Error
+            })?),
+        };
+        let image = Image {
+            pixels: data,
+            width: layout.width,
+            height: layout.height,
+            pitch: stride,
+            colorspace,
+        };
+        encoder.encode(image, params, scratch).map_err(|e| {
+            gst::element_imp_error!(
+                self,
+                gst::LibraryError::Encode,
+                ["JPEG encoding failed: {}", e]
+            );
+            gst::FlowError::Error
+        })?;
+        Ok(Some(colorspace))
     }
 
     fn link_failed(&self, error: LinkError) -> gst::FlowError {
@@ -690,12 +740,12 @@ impl BaseSinkImpl for NetGearSink {
             } else {
                 None
             };
-            Input::Raw {
-                info: Box::new(info),
+            Input::Raw(Box::new(RawInput {
+                info,
                 map: *map,
                 layout,
                 jpeg,
-            }
+            }))
         };
         gst::debug!(CAT, imp = self, "input {input:?}");
         self.state().input = Some(input);
