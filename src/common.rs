@@ -2,9 +2,12 @@
 //! link configuration built from them.
 
 use crate::config::{parse_ports, Modes, Pattern, Protocol, Role, SecureMode};
+use crate::jpeg::{Colorspace, DecodeParams, Decoder};
+use crate::protocol::{self, Dtype, PayloadKind, PixelMap, RawLayout};
 use crate::transport::{endpoint, LinkConfig};
 use gst::glib;
-use gst::prelude::*;
+use gst_video::prelude::*;
+use gst_video::VideoFormat;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
@@ -268,4 +271,270 @@ pub fn device_id() -> String {
 /// The JSON text of a value for bus messages and metas, as Python would print it.
 pub fn json_text(value: &serde_json::Value) -> String {
     crate::protocol::python_json_text(value)
+}
+
+/// Raw formats we accept, how their pixels map to OpenCV's BGR / BGRA / gray, the numpy
+/// layout they are sent as, and the colorspace JPEG encodes them from (None: no JPEG).
+pub type RawFormat = (VideoFormat, PixelMap, Dtype, usize, Option<&'static str>);
+pub const SEND_FORMATS: &[RawFormat] = &[
+    (
+        VideoFormat::Bgr,
+        PixelMap {
+            in_bytes: 3,
+            picks: &[0, 1, 2],
+        },
+        Dtype::U8,
+        3,
+        Some("BGR"),
+    ),
+    (
+        VideoFormat::Rgb,
+        PixelMap {
+            in_bytes: 3,
+            picks: &[2, 1, 0],
+        },
+        Dtype::U8,
+        3,
+        Some("RGB"),
+    ),
+    (
+        VideoFormat::Bgrx,
+        PixelMap {
+            in_bytes: 4,
+            picks: &[0, 1, 2],
+        },
+        Dtype::U8,
+        3,
+        Some("BGRX"),
+    ),
+    (
+        VideoFormat::Rgbx,
+        PixelMap {
+            in_bytes: 4,
+            picks: &[2, 1, 0],
+        },
+        Dtype::U8,
+        3,
+        Some("RGBX"),
+    ),
+    (
+        VideoFormat::Xbgr,
+        PixelMap {
+            in_bytes: 4,
+            picks: &[1, 2, 3],
+        },
+        Dtype::U8,
+        3,
+        Some("XBGR"),
+    ),
+    (
+        VideoFormat::Xrgb,
+        PixelMap {
+            in_bytes: 4,
+            picks: &[3, 2, 1],
+        },
+        Dtype::U8,
+        3,
+        Some("XRGB"),
+    ),
+    (
+        VideoFormat::Bgra,
+        PixelMap {
+            in_bytes: 4,
+            picks: &[0, 1, 2, 3],
+        },
+        Dtype::U8,
+        4,
+        Some("BGRA"),
+    ),
+    (
+        VideoFormat::Rgba,
+        PixelMap {
+            in_bytes: 4,
+            picks: &[2, 1, 0, 3],
+        },
+        Dtype::U8,
+        4,
+        Some("RGBA"),
+    ),
+    (
+        VideoFormat::Abgr,
+        PixelMap {
+            in_bytes: 4,
+            picks: &[1, 2, 3, 0],
+        },
+        Dtype::U8,
+        4,
+        Some("ABGR"),
+    ),
+    (
+        VideoFormat::Argb,
+        PixelMap {
+            in_bytes: 4,
+            picks: &[3, 2, 1, 0],
+        },
+        Dtype::U8,
+        4,
+        Some("ARGB"),
+    ),
+    (
+        VideoFormat::Gray8,
+        PixelMap {
+            in_bytes: 1,
+            picks: &[0],
+        },
+        Dtype::U8,
+        1,
+        Some("GRAY"),
+    ),
+    (
+        VideoFormat::Gray16Le,
+        PixelMap {
+            in_bytes: 2,
+            picks: &[0, 1],
+        },
+        Dtype::U16,
+        1,
+        None,
+    ),
+];
+
+/// The GStreamer format of a raw NetGear layout (OpenCV's BGR, BGRA and gray).
+pub fn raw_format(layout: &RawLayout) -> VideoFormat {
+    match (layout.dtype, layout.channels) {
+        (Dtype::U16, _) => VideoFormat::Gray16Le,
+        (Dtype::U8, 3) => VideoFormat::Bgr,
+        (Dtype::U8, 4) => VideoFormat::Bgra,
+        _ => VideoFormat::Gray8,
+    }
+}
+
+/// The raw format a JPEG decodes to for a header's colorspace (CMYK and unknown: BGR).
+pub fn decoded_format(colorspace: &str) -> (Colorspace, VideoFormat) {
+    let known = SEND_FORMATS.iter().find_map(|(format, _, _, _, name)| {
+        let name = (*name)?;
+        name.eq_ignore_ascii_case(colorspace)
+            .then(|| Colorspace::from_name(name).map(|cs| (cs, *format)))
+            .flatten()
+    });
+    known.unwrap_or_else(|| {
+        let bgr = Colorspace::from_name("BGR").expect("BGR is a known colorspace");
+        (bgr, VideoFormat::Bgr)
+    })
+}
+
+/// The raw video info of a frame of `format`, `width` × `height`, variable framerate.
+pub fn video_info(
+    format: VideoFormat,
+    width: usize,
+    height: usize,
+) -> Result<gst_video::VideoInfo, String> {
+    let too_big = || format!("{width}x{height} is too large");
+    gst_video::VideoInfo::builder(
+        format,
+        u32::try_from(width).map_err(|_| too_big())?,
+        u32::try_from(height).map_err(|_| too_big())?,
+    )
+    .fps(gst::Fraction::new(0, 1))
+    .build()
+    .map_err(|e| e.to_string())
+}
+
+/// Turns a frame that came with a reply (vidgear's ndarray return) into a sample: raw rows
+/// re-padded for GStreamer, JPEG decoded to its colorspace.
+pub fn frame_sample(
+    kind: &PayloadKind,
+    payload: &[u8],
+    decoder: &mut Option<Decoder>,
+) -> Result<gst::Sample, String> {
+    let jpeg = match kind {
+        PayloadKind::Raw(layout) => {
+            protocol::check_raw_payload(layout, payload.len()).map_err(|e| e.to_string())?;
+            None
+        }
+        PayloadKind::Jpeg(compression) => {
+            let decoder = match decoder {
+                Some(d) => d,
+                None => decoder.insert(Decoder::new().map_err(|e| e.to_string())?),
+            };
+            let info = decoder
+                .info(payload)
+                .map_err(|e| format!("corrupt JPEG: {e}"))?;
+            if info.width > protocol::MAX_DIMENSION || info.height > protocol::MAX_DIMENSION {
+                return Err(format!(
+                    "JPEG of {}x{} is too large",
+                    info.width, info.height
+                ));
+            }
+            Some((decoder, info, compression))
+        }
+    };
+    let info = match (kind, &jpeg) {
+        (PayloadKind::Raw(layout), _) => {
+            video_info(raw_format(layout), layout.width, layout.height)?
+        }
+        (_, Some((_, info, compression))) => video_info(
+            decoded_format(&compression.colorspace).1,
+            info.width,
+            info.height,
+        )?,
+        _ => return Err("no frame".into()),
+    };
+    let stride = usize::try_from(info.stride()[0]).map_err(|e| e.to_string())?;
+    let mut buffer = gst::Buffer::with_size(info.size()).map_err(|e| e.to_string())?;
+    {
+        let buffer = buffer.get_mut().ok_or("buffer not writable")?;
+        let mut out = buffer.map_writable().map_err(|e| e.to_string())?;
+        match (kind, jpeg) {
+            (PayloadKind::Raw(l), _) => {
+                protocol::copy_rows(
+                    payload,
+                    l.row_bytes(),
+                    &mut out,
+                    stride,
+                    l.row_bytes(),
+                    l.height,
+                )
+                .ok_or("frame does not fit")?;
+            }
+            (_, Some((decoder, jpeg, compression))) => {
+                let params = DecodeParams {
+                    fast_dct: compression.dct,
+                    fast_upsample: compression.ups,
+                };
+                let colorspace = decoded_format(&compression.colorspace).0;
+                decoder
+                    .decode(payload, jpeg, colorspace, stride, params, &mut out)
+                    .map_err(|e| format!("corrupt JPEG: {e}"))?;
+            }
+            _ => return Err("no frame".into()),
+        }
+    }
+    let caps = info.to_caps().map_err(|e| e.to_string())?;
+    Ok(gst::Sample::builder().buffer(&buffer).caps(&caps).build())
+}
+
+/// Packs a raw buffer into the wire's layout (a returned frame): tight rows, OpenCV order.
+pub fn pack_frame(
+    buffer: &gst::BufferRef,
+    info: &gst_video::VideoInfo,
+) -> Result<(PayloadKind, Vec<u8>), String> {
+    let (_, map, dtype, channels, _) = SEND_FORMATS
+        .iter()
+        .find(|(f, ..)| *f == info.format())
+        .ok_or_else(|| format!("{} cannot be returned", info.format().to_str()))?;
+    let layout = RawLayout::new(
+        *dtype,
+        info.height() as usize,
+        info.width() as usize,
+        *channels,
+    );
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info)
+        .map_err(|e| e.to_string())?;
+    let stride = usize::try_from(frame.plane_stride()[0]).map_err(|e| e.to_string())?;
+    let data = frame.plane_data(0).map_err(|e| e.to_string())?;
+    let mut out = vec![0u8; layout.frame_bytes()];
+    protocol::pack_pixels(data, stride, layout.width, layout.height, *map, &mut out)
+        .ok_or_else(|| "buffer too small for its caps".to_owned())?;
+    Ok((PayloadKind::Raw(layout), out))
 }

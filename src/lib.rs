@@ -6,6 +6,7 @@ use gst::glib;
 mod common;
 pub mod config;
 pub mod jpeg;
+pub mod meta;
 mod netgearsink;
 mod netgearsrc;
 pub mod protocol;
@@ -13,6 +14,7 @@ mod stats;
 pub mod transport;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    meta::register();
     netgearsink::register(plugin)?;
     netgearsrc::register(plugin)?;
     Ok(())

@@ -408,6 +408,38 @@ pub fn encode_data_reply(port: Option<u16>, data: &Value) -> Vec<u8> {
     })
 }
 
+#[derive(Serialize)]
+struct FrameReplyOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<String>,
+    return_type: &'static str,
+    compression: CompressionField<'a>,
+    array_dtype: &'static str,
+    array_shape: ShapeField,
+    data: Value,
+}
+
+/// The first part of a reply that returns a frame (vidgear's ndarray return); the frame
+/// bytes follow as the second part.
+pub fn encode_frame_reply(port: Option<u16>, payload: &PayloadKind) -> Vec<u8> {
+    let (compression, array_dtype, array_shape) = match payload {
+        PayloadKind::Raw(layout) => (
+            CompressionField::Off(false),
+            layout.dtype.name(),
+            ShapeField::Raw(layout.shape()),
+        ),
+        PayloadKind::Jpeg(c) => (CompressionField::On(c), "", ShapeField::Jpeg("")),
+    };
+    to_python_json(&FrameReplyOut {
+        port: port.map(|p| p.to_string()),
+        return_type: "ndarray",
+        compression,
+        array_dtype,
+        array_shape,
+        data: Value::Null,
+    })
+}
+
 /// A receiver's reply as the sender sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
@@ -860,6 +892,28 @@ mod tests {
             }
         );
         assert!(parse_reply(br#"{"data": 1}"#).is_err());
+        // Our frame replies are vidgear's, byte for byte, and parse back.
+        let raw = PayloadKind::Raw(RawLayout::new(Dtype::U16, 2, 3, 1));
+        assert_eq!(
+            encode_frame_reply(None, &raw),
+            br#"{"return_type": "ndarray", "compression": false, "array_dtype": "uint16", "array_shape": [2, 3], "data": null}"#
+        );
+        let jpeg = PayloadKind::Jpeg(Compression {
+            dct: true,
+            ups: false,
+            colorspace: "BGR".into(),
+        });
+        assert_eq!(
+            encode_frame_reply(Some(5706), &jpeg),
+            br#"{"port": "5706", "return_type": "ndarray", "compression": {"dct": true, "ups": false, "colorspace": "BGR"}, "array_dtype": "", "array_shape": "", "data": null}"#
+        );
+        assert_eq!(
+            parse_reply(&encode_frame_reply(Some(5706), &raw)).unwrap(),
+            Reply::Frame {
+                port: Some(5706),
+                payload: raw
+            }
+        );
     }
 
     #[test]

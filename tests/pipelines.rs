@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use gst::prelude::*;
 use gst_video::VideoFormat;
 use std::time::Duration;
 
@@ -325,4 +326,53 @@ fn stopping_a_sender_without_eos_still_terminates_the_receiver() {
     let (frames, eos) = receiver.collect(Duration::from_secs(3));
     assert!(frames.is_empty());
     assert!(eos, "receiver did not end after the sender stopped");
+}
+
+/// `netgearsrc ! videoflip ! netgearsink` relays each frame's message untouched: the
+/// NetGearMeta survives a transform and the relaying sink sends it instead of its property.
+#[test]
+fn messages_are_relayed_through_a_pipeline() {
+    init();
+    let (first, second) = (free_port(), free_port());
+    let receiver = Receiver::new(&[
+        ("port", &second.to_string()),
+        ("address", "127.0.0.1"),
+        ("bidirectional", "true"),
+    ]);
+    receiver.play();
+    let relay = gst::parse::launch(&format!(
+        "netgearsrc port={first} address=127.0.0.1 bidirectional=true ! videoflip method=horizontal-flip \
+         ! netgearsink port={second} bidirectional=true jpeg-compression=false message=\"not this one\""
+    ))
+    .unwrap();
+    relay.set_state(gst::State::Playing).unwrap();
+    let sender = Sender::raw(
+        VideoFormat::Bgr,
+        32,
+        8,
+        &[
+            ("port", &first.to_string()),
+            ("bidirectional", "true"),
+            ("jpeg-compression", "false"),
+        ],
+    );
+    sender.play();
+    let messages = [r#"{"n": 1, "s": "ü"}"#, "[1, 2.5]", "\"text\""];
+    for (i, m) in messages.iter().enumerate() {
+        sender.sink.set_property("message", *m);
+        sender
+            .push_packed(&test_frame(i, 32, 8, 3, false), i as u64)
+            .unwrap();
+        // The property is read when the frame is sent.
+        assert!(receiver
+            .next_frame(Duration::from_secs(5))
+            .is_some_and(|f| {
+                let got: serde_json::Value =
+                    serde_json::from_str(f.meta.unwrap().message.unwrap().as_str()).unwrap();
+                got == serde_json::from_str::<serde_json::Value>(m).unwrap()
+            }));
+    }
+    sender.finish();
+    let _ = wait_end(&sender.pipeline, Duration::from_secs(5));
+    let _ = relay.set_state(gst::State::Null);
 }

@@ -1,7 +1,8 @@
 use crate::common::{self, CommonSettings};
 use crate::config::{Pattern, Role};
-use crate::jpeg::{Colorspace, EncodeParams, Encoder, Image};
-use crate::protocol::{self, Compression, Dtype, PayloadKind, PixelMap, RawLayout, Reply};
+use crate::jpeg::{Colorspace, Decoder, EncodeParams, Encoder, Image};
+use crate::meta;
+use crate::protocol::{self, Compression, PayloadKind, PixelMap, RawLayout, Reply};
 use crate::stats::Stats;
 use crate::transport::{LinkError, Part, SenderLink, SharedBytes, Waker};
 use gst::glib;
@@ -9,7 +10,6 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
-use gst_video::VideoFormat;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -22,132 +22,6 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
         Some("NetGear sender"),
     )
 });
-
-/// Raw formats we accept, how their pixels map to OpenCV's BGR / BGRA / gray, the numpy
-/// layout they are sent as, and the colorspace JPEG encodes them from (None: no JPEG).
-type RawFormat = (VideoFormat, PixelMap, Dtype, usize, Option<&'static str>);
-const RAW_FORMATS: &[RawFormat] = &[
-    (
-        VideoFormat::Bgr,
-        PixelMap {
-            in_bytes: 3,
-            picks: &[0, 1, 2],
-        },
-        Dtype::U8,
-        3,
-        Some("BGR"),
-    ),
-    (
-        VideoFormat::Rgb,
-        PixelMap {
-            in_bytes: 3,
-            picks: &[2, 1, 0],
-        },
-        Dtype::U8,
-        3,
-        Some("RGB"),
-    ),
-    (
-        VideoFormat::Bgrx,
-        PixelMap {
-            in_bytes: 4,
-            picks: &[0, 1, 2],
-        },
-        Dtype::U8,
-        3,
-        Some("BGRX"),
-    ),
-    (
-        VideoFormat::Rgbx,
-        PixelMap {
-            in_bytes: 4,
-            picks: &[2, 1, 0],
-        },
-        Dtype::U8,
-        3,
-        Some("RGBX"),
-    ),
-    (
-        VideoFormat::Xbgr,
-        PixelMap {
-            in_bytes: 4,
-            picks: &[1, 2, 3],
-        },
-        Dtype::U8,
-        3,
-        Some("XBGR"),
-    ),
-    (
-        VideoFormat::Xrgb,
-        PixelMap {
-            in_bytes: 4,
-            picks: &[3, 2, 1],
-        },
-        Dtype::U8,
-        3,
-        Some("XRGB"),
-    ),
-    (
-        VideoFormat::Bgra,
-        PixelMap {
-            in_bytes: 4,
-            picks: &[0, 1, 2, 3],
-        },
-        Dtype::U8,
-        4,
-        Some("BGRA"),
-    ),
-    (
-        VideoFormat::Rgba,
-        PixelMap {
-            in_bytes: 4,
-            picks: &[2, 1, 0, 3],
-        },
-        Dtype::U8,
-        4,
-        Some("RGBA"),
-    ),
-    (
-        VideoFormat::Abgr,
-        PixelMap {
-            in_bytes: 4,
-            picks: &[1, 2, 3, 0],
-        },
-        Dtype::U8,
-        4,
-        Some("ABGR"),
-    ),
-    (
-        VideoFormat::Argb,
-        PixelMap {
-            in_bytes: 4,
-            picks: &[3, 2, 1, 0],
-        },
-        Dtype::U8,
-        4,
-        Some("ARGB"),
-    ),
-    (
-        VideoFormat::Gray8,
-        PixelMap {
-            in_bytes: 1,
-            picks: &[0],
-        },
-        Dtype::U8,
-        1,
-        Some("GRAY"),
-    ),
-    (
-        VideoFormat::Gray16Le,
-        PixelMap {
-            in_bytes: 2,
-            picks: &[0, 1],
-        },
-        Dtype::U16,
-        1,
-        None,
-    ),
-];
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -223,6 +97,8 @@ struct State {
     /// Reused for packed rows or encoded JPEG, so frames do not allocate.
     scratch: Vec<u8>,
     encoder: Option<Encoder>,
+    /// For frames that come back with replies.
+    decoder: Option<Decoder>,
 }
 
 #[derive(Default)]
@@ -252,6 +128,8 @@ impl NetGearSink {
         encoder: &mut Option<Encoder>,
         header_port: Option<u16>,
     ) -> Result<Vec<zmq::Message>, gst::FlowError> {
+        // A relayed frame keeps its own message (NetGearMeta); others get the property's.
+        let relayed = meta::read(buffer).and_then(|info| info.message);
         let (message, pattern, mut compression, params, colorspace_set) = {
             let s = self.settings();
             let compression = Compression {
@@ -268,8 +146,12 @@ impl NetGearSink {
                 fast_dct: s.jpeg_fastdct,
             };
             let colorspace_set = !s.jpeg_colorspace.is_empty();
+            let message = match &relayed {
+                Some(text) => protocol::value_from_text(text),
+                None => s.message_value.clone(),
+            };
             (
-                s.message_value.clone(),
+                message,
                 s.common.pattern,
                 compression,
                 params,
@@ -445,30 +327,48 @@ impl NetGearSink {
                     self.post_return(&common::json_text(&data), port.filter(|_| multi_client));
                 }
             }
-            Ok(Reply::Frame { port, .. }) => {
+            Ok(Reply::Frame { port, payload }) => {
                 if let (true, Some(p)) = (multi_client, port) {
                     self.state().heard_from.insert(p);
                 }
-                Stats::bump(&self.stats.returns);
-                gst::debug!(
-                    CAT,
-                    imp = self,
-                    "receiver returned a frame; returned frames are not handled yet"
-                );
+                let Some(bytes) = parts.get(1) else {
+                    self.malformed_reply(&protocol::ProtocolError::PartCount(parts.len()));
+                    return;
+                };
+                let mut decoder = self.state().decoder.take();
+                let sample = common::frame_sample(&payload, bytes, &mut decoder);
+                self.state().decoder = decoder;
+                match sample {
+                    Ok(sample) => {
+                        Stats::bump(&self.stats.returns);
+                        let mut s =
+                            gst::Structure::builder("netgear-return-frame").field("sample", sample);
+                        if let (true, Some(p)) = (multi_client, port) {
+                            s = s.field("port", u32::from(p));
+                        }
+                        let msg = gst::message::Element::builder(s.build())
+                            .src(&*self.obj())
+                            .build();
+                        let _ = self.obj().post_message(msg);
+                    }
+                    Err(e) => self.malformed_reply(&e),
+                }
             }
-            Err(e) => {
-                Stats::bump(&self.stats.malformed);
-                gst::element_imp_warning!(
-                    self,
-                    gst::StreamError::Decode,
-                    [
-                        "Ignoring a malformed reply from {}: {}",
-                        self.endpoints(),
-                        e
-                    ]
-                );
-            }
+            Err(e) => self.malformed_reply(&e),
         }
+    }
+
+    fn malformed_reply(&self, why: &dyn std::fmt::Display) {
+        Stats::bump(&self.stats.malformed);
+        gst::element_imp_warning!(
+            self,
+            gst::StreamError::Decode,
+            [
+                "Ignoring a malformed reply from {}: {}",
+                self.endpoints(),
+                why
+            ]
+        );
     }
 
     fn post_return(&self, data: &str, port: Option<u16>) {
@@ -650,7 +550,7 @@ impl ElementImpl for NetGearSink {
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             let raw = gst_video::VideoCapsBuilder::new()
-                .format_list(RAW_FORMATS.iter().map(|f| f.0))
+                .format_list(common::SEND_FORMATS.iter().map(|f| f.0))
                 .build();
             let mut caps = raw;
             caps.merge(gst::Caps::builder("image/jpeg").build());
@@ -715,7 +615,7 @@ impl BaseSinkImpl for NetGearSink {
         } else {
             let info = gst_video::VideoInfo::from_caps(caps)
                 .map_err(|_| gst::loggable_error!(CAT, "invalid caps {caps}"))?;
-            let (_, map, dtype, channels, jpeg_name) = RAW_FORMATS
+            let (_, map, dtype, channels, jpeg_name) = common::SEND_FORMATS
                 .iter()
                 .find(|(f, ..)| *f == info.format())
                 .ok_or_else(|| gst::loggable_error!(CAT, "unsupported format in {caps}"))?;

@@ -1,7 +1,8 @@
 use crate::common::{self, CommonSettings};
 use crate::config::{Pattern, Role};
 use crate::jpeg::{Colorspace, DecodeParams, Decoder, JpegInfo};
-use crate::protocol::{self, Dtype, FrameHeader, Incoming, PayloadKind, RawLayout};
+use crate::meta;
+use crate::protocol::{self, FrameHeader, Incoming, PayloadKind, RawLayout};
 use crate::stats::Stats;
 use crate::transport::{LinkError, Received, ReceiverLink, Waker};
 use gst::glib;
@@ -173,40 +174,6 @@ impl AsRef<[u8]> for WireBytes {
     }
 }
 
-fn output_format(layout: &RawLayout) -> VideoFormat {
-    match (layout.dtype, layout.channels) {
-        (Dtype::U16, _) => VideoFormat::Gray16Le,
-        (Dtype::U8, 3) => VideoFormat::Bgr,
-        (Dtype::U8, 4) => VideoFormat::Bgra,
-        _ => VideoFormat::Gray8,
-    }
-}
-
-/// The raw format a JPEG decodes to for a header's colorspace (CMYK and unknown: BGR).
-fn decoded_format(colorspace: &str) -> (Colorspace, VideoFormat) {
-    let formats = [
-        ("BGR", VideoFormat::Bgr),
-        ("RGB", VideoFormat::Rgb),
-        ("BGRX", VideoFormat::Bgrx),
-        ("RGBX", VideoFormat::Rgbx),
-        ("XBGR", VideoFormat::Xbgr),
-        ("XRGB", VideoFormat::Xrgb),
-        ("BGRA", VideoFormat::Bgra),
-        ("RGBA", VideoFormat::Rgba),
-        ("ABGR", VideoFormat::Abgr),
-        ("ARGB", VideoFormat::Argb),
-        ("GRAY", VideoFormat::Gray8),
-    ];
-    let (name, format) = formats
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(colorspace))
-        .copied()
-        .unwrap_or(("BGR", VideoFormat::Bgr));
-    // Every name in the table is one libjpeg-turbo knows.
-    let cs = Colorspace::from_name(name).or_else(|| Colorspace::from_name("BGR"));
-    (cs.expect("BGR is a known colorspace"), format)
-}
-
 /// Formats the source pad can carry.
 const SRC_FORMATS: &[VideoFormat] = &[
     VideoFormat::Bgr,
@@ -223,10 +190,28 @@ const SRC_FORMATS: &[VideoFormat] = &[
     VideoFormat::Argb,
 ];
 
+/// What the `return` pad's caps say about its buffers.
+#[derive(Debug, Clone)]
+enum ReturnInput {
+    Raw(gst_video::VideoInfo),
+    Jpeg,
+}
+
+/// The `return` request pad: its latest frame goes back to the sender once, with the next
+/// reply (bidirectional / multi-client mode), as vidgear's `recv(return_data=frame)` does.
+#[derive(Default)]
+struct Returns {
+    pad: Option<gst::Pad>,
+    input: Option<ReturnInput>,
+    frame: Option<(PayloadKind, Vec<u8>)>,
+}
+
 #[derive(Default)]
 pub struct NetGearSrc {
     settings: Mutex<Settings>,
     state: Mutex<State>,
+    /// Its own lock: the return pad's buffers come from another streaming thread.
+    returns: Mutex<Returns>,
     stats: Stats,
 }
 
@@ -237,6 +222,62 @@ impl NetGearSrc {
 
     fn settings(&self) -> MutexGuard<'_, Settings> {
         self.settings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn returns(&self) -> MutexGuard<'_, Returns> {
+        self.returns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn return_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let input = self
+            .returns()
+            .input
+            .clone()
+            .ok_or(gst::FlowError::NotNegotiated)?;
+        let frame = match input {
+            ReturnInput::Raw(info) => common::pack_frame(&buffer, &info).map_err(|e| {
+                gst::element_imp_error!(self, gst::StreamError::Format, ["Return frame: {}", e]);
+                gst::FlowError::Error
+            })?,
+            ReturnInput::Jpeg => {
+                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                let kind = PayloadKind::Jpeg(protocol::Compression {
+                    dct: true,
+                    ups: false,
+                    colorspace: "BGR".into(),
+                });
+                (kind, map.to_vec())
+            }
+        };
+        self.returns().frame = Some(frame);
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    fn return_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        match event.view() {
+            gst::EventView::Caps(c) => {
+                let caps = c.caps();
+                let input = if caps.structure(0).is_some_and(|s| s.name() == "image/jpeg") {
+                    Some(ReturnInput::Jpeg)
+                } else {
+                    gst_video::VideoInfo::from_caps(caps)
+                        .ok()
+                        .map(ReturnInput::Raw)
+                };
+                let ok = input.is_some();
+                self.returns().input = input;
+                ok
+            }
+            gst::EventView::FlushStart(_) => {
+                self.returns().frame = None;
+                true
+            }
+            // The return branch ending does not end the stream of frames we receive.
+            gst::EventView::Eos(_)
+            | gst::EventView::Segment(_)
+            | gst::EventView::StreamStart(_) => true,
+            _ => gst::Pad::event_default(pad, Some(&*self.obj()), event),
+        }
     }
 
     /// Counts a rejected message and warns on the bus, at most once per interval.
@@ -326,8 +367,8 @@ impl NetGearSrc {
         }
     }
 
-    fn reply(&self, link: &mut ReceiverLink, message: &[u8]) -> Result<(), gst::FlowError> {
-        match link.reply(&[message]) {
+    fn reply(&self, link: &mut ReceiverLink, parts: &[&[u8]]) -> Result<(), gst::FlowError> {
+        match link.reply(parts) {
             Ok(sent) => {
                 if !sent {
                     gst::debug!(CAT, imp = self, "reply dropped: the sender is gone");
@@ -363,7 +404,7 @@ impl NetGearSrc {
                 } else {
                     protocol::TERMINATION_ACK
                 };
-                self.reply(link, answer.as_bytes())?;
+                self.reply(link, &[answer.as_bytes()])?;
             }
             if !multi_server {
                 gst::info!(CAT, imp = self, "sender terminated: end of stream");
@@ -388,12 +429,22 @@ impl NetGearSrc {
 
         // Answer before decoding, as vidgear does; a REP socket must answer every request.
         if pattern.is_acknowledged() {
-            let answer = if json_replies {
-                protocol::encode_data_reply(reply_port, &self.settings().return_value)
+            let returned = if json_replies {
+                self.returns().frame.take()
             } else {
-                self.state().ack.clone()
+                None
             };
-            self.reply(link, &answer)?;
+            if let Some((kind, bytes)) = returned {
+                let header = protocol::encode_frame_reply(reply_port, &kind);
+                self.reply(link, &[&header, &bytes])?;
+            } else {
+                let answer = if json_replies {
+                    protocol::encode_data_reply(reply_port, &self.settings().return_value)
+                } else {
+                    self.state().ack.clone()
+                };
+                self.reply(link, &[&answer])?;
+            }
         }
 
         let endpoints = link.config().endpoint_list();
@@ -430,13 +481,21 @@ impl NetGearSrc {
                 return Ok(Step::Again);
             }
         };
-        if multi_server {
-            if let Some(p) = header.port {
-                self.state().servers.insert(p);
-            }
+        let mut buffer = buffer;
+        let port = header.port.filter(|_| multi_server);
+        if let Some(p) = port {
+            self.state().servers.insert(p);
         }
-        if let Some(message) = &header.message {
-            self.post_message(message, header.port.filter(|_| multi_server));
+        let message = header.message.as_ref().map(common::json_text);
+        if message.is_some() || port.is_some() {
+            let info = meta::NetGearInfo {
+                message: message.clone(),
+                port,
+            };
+            meta::attach(buffer.make_mut(), &info);
+        }
+        if let Some(text) = message {
+            self.post_message(text, port);
         }
         self.state().last_frame = Instant::now();
         Stats::bump(&self.stats.frames);
@@ -502,7 +561,7 @@ impl NetGearSrc {
             self.output(OutputKey::Jpeg { width, height })?;
             return Ok(gst::Buffer::from_slice(WireBytes(payload)));
         }
-        let (colorspace, _) = decoded_format(&compression.colorspace);
+        let (colorspace, _) = common::decoded_format(&compression.colorspace);
         let output = self.output(OutputKey::Decoded {
             colorspace,
             width,
@@ -571,12 +630,14 @@ impl NetGearSrc {
         }
         let bad = || FrameError::Protocol(protocol::ProtocolError::BadShape(format!("{key:?}")));
         let raw = match &key {
-            OutputKey::Raw(layout) => Some((output_format(layout), layout.width, layout.height)),
+            OutputKey::Raw(layout) => {
+                Some((common::raw_format(layout), layout.width, layout.height))
+            }
             OutputKey::Decoded {
                 colorspace,
                 width,
                 height,
-            } => Some((decoded_format(colorspace.name()).1, *width, *height)),
+            } => Some((common::decoded_format(colorspace.name()).1, *width, *height)),
             OutputKey::Jpeg { .. } => None,
         };
         let output = match raw {
@@ -655,9 +716,8 @@ impl NetGearSrc {
             .map_err(|_| FrameError::Refused(caps.to_string()))
     }
 
-    fn post_message(&self, message: &Value, port: Option<u16>) {
-        let mut s =
-            gst::Structure::builder("netgear-message").field("message", common::json_text(message));
+    fn post_message(&self, message: String, port: Option<u16>) {
+        let mut s = gst::Structure::builder("netgear-message").field("message", message);
         if let Some(p) = port {
             s = s.field("port", u32::from(p));
         }
@@ -745,6 +805,33 @@ impl ObjectImpl for NetGearSrc {
 impl GstObjectImpl for NetGearSrc {}
 
 impl ElementImpl for NetGearSrc {
+    /// The `return` pad: frames sent back to the sender (bidirectional / multi-client).
+    fn request_new_pad(
+        &self,
+        template: &gst::PadTemplate,
+        _name: Option<&str>,
+        _caps: Option<&gst::Caps>,
+    ) -> Option<gst::Pad> {
+        let mut returns = self.returns();
+        if returns.pad.is_some() {
+            gst::warning!(CAT, imp = self, "there is one return pad");
+            return None;
+        }
+        let pad = self.new_return_pad(template);
+        if self.obj().current_state() > gst::State::Ready {
+            let _ = pad.set_active(true);
+        }
+        self.obj().add_pad(&pad).ok()?;
+        returns.pad = Some(pad.clone());
+        Some(pad)
+    }
+
+    fn release_pad(&self, pad: &gst::Pad) {
+        *self.returns() = Returns::default();
+        let _ = pad.set_active(false);
+        let _ = self.obj().remove_pad(pad);
+    }
+
     fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
         static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
             gst::subclass::ElementMetadata::new(
@@ -763,15 +850,49 @@ impl ElementImpl for NetGearSrc {
                 .format_list(SRC_FORMATS.iter().copied())
                 .build();
             caps.merge(gst::Caps::builder("image/jpeg").build());
-            vec![gst::PadTemplate::new(
+            let src = gst::PadTemplate::new(
                 "src",
                 gst::PadDirection::Src,
                 gst::PadPresence::Always,
                 &caps,
             )
-            .expect("static pad template")]
+            .expect("static pad template");
+            let mut returns = gst_video::VideoCapsBuilder::new()
+                .format_list(common::SEND_FORMATS.iter().map(|f| f.0))
+                .build();
+            returns.merge(gst::Caps::builder("image/jpeg").build());
+            let ret = gst::PadTemplate::new(
+                "return",
+                gst::PadDirection::Sink,
+                gst::PadPresence::Request,
+                &returns,
+            )
+            .expect("static pad template");
+            vec![src, ret]
         });
         TEMPLATES.as_ref()
+    }
+}
+
+impl NetGearSrc {
+    fn new_return_pad(&self, template: &gst::PadTemplate) -> gst::Pad {
+        gst::Pad::builder_from_template(template)
+            .name("return")
+            .chain_function(|_pad, parent, buffer| {
+                NetGearSrc::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::FlowError::Error),
+                    |imp| imp.return_chain(buffer),
+                )
+            })
+            .event_function(|pad, parent, event| {
+                NetGearSrc::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.return_event(pad, event),
+                )
+            })
+            .build()
     }
 }
 

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::Once;
+use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 pub fn init() {
@@ -161,6 +161,7 @@ pub fn wait_end(pipeline: &gst::Pipeline, timeout: Duration) -> Outcome {
 /// `appsrc ! netgearsink` with the given sink properties.
 pub struct Sender {
     pub pipeline: gst::Pipeline,
+    pub posted: Posted,
     pub appsrc: gst_app::AppSrc,
     pub sink: gst::Element,
     pub info: Option<gst_video::VideoInfo>,
@@ -189,8 +190,10 @@ impl Sender {
             .expect("add");
         appsrc.link(&sink).expect("link");
         let info = gst_video::VideoInfo::from_caps(caps).ok();
+        let posted = Posted::record(&pipeline);
         Sender {
             pipeline,
+            posted,
             appsrc,
             sink,
             info,
@@ -253,6 +256,20 @@ pub struct Frame {
     pub caps: gst::Caps,
     pub data: Vec<u8>,
     pub pts: Option<gst::ClockTime>,
+    /// The buffer's NetGearMeta.
+    pub meta: Option<gstnetgear::meta::NetGearInfo>,
+}
+
+impl Frame {
+    fn from_sample(sample: &gst::Sample) -> Frame {
+        let buffer = sample.buffer().expect("buffer");
+        Frame {
+            caps: sample.caps().expect("caps").to_owned(),
+            data: buffer.map_readable().expect("map").to_vec(),
+            pts: buffer.pts(),
+            meta: gstnetgear::meta::read(buffer),
+        }
+    }
 }
 
 impl Frame {
@@ -273,6 +290,7 @@ impl Frame {
 /// `netgearsrc ! appsink` with the given source properties.
 pub struct Receiver {
     pub pipeline: gst::Pipeline,
+    pub posted: Posted,
     pub src: gst::Element,
     pub appsink: gst_app::AppSink,
 }
@@ -296,8 +314,10 @@ impl Receiver {
             .downcast::<gst_app::AppSink>()
             .expect("an appsink");
         appsink.set_property("sync", false);
+        let posted = Posted::record(&pipeline);
         Receiver {
             pipeline,
+            posted,
             src,
             appsink,
         }
@@ -321,8 +341,10 @@ impl Receiver {
             .add_many([&src, appsink.upcast_ref()])
             .expect("add");
         src.link(&appsink).expect("link");
+        let posted = Posted::record(&pipeline);
         Receiver {
             pipeline,
+            posted,
             src,
             appsink,
         }
@@ -346,16 +368,7 @@ impl Receiver {
                 .appsink
                 .try_pull_sample(gst::ClockTime::from_mseconds(timeout.as_millis() as u64))
             {
-                Some(sample) => frames.push(Frame {
-                    caps: sample.caps().expect("caps").to_owned(),
-                    data: sample
-                        .buffer()
-                        .expect("buffer")
-                        .map_readable()
-                        .expect("map")
-                        .to_vec(),
-                    pts: sample.buffer().and_then(|b| b.pts()),
-                }),
+                Some(sample) => frames.push(Frame::from_sample(&sample)),
                 None => return (frames, self.appsink.is_eos()),
             }
         }
@@ -364,16 +377,7 @@ impl Receiver {
     pub fn next_frame(&self, timeout: Duration) -> Option<Frame> {
         self.appsink
             .try_pull_sample(gst::ClockTime::from_mseconds(timeout.as_millis() as u64))
-            .map(|sample| Frame {
-                caps: sample.caps().expect("caps").to_owned(),
-                data: sample
-                    .buffer()
-                    .expect("buffer")
-                    .map_readable()
-                    .expect("map")
-                    .to_vec(),
-                pts: sample.buffer().and_then(|b| b.pts()),
-            })
+            .map(|sample| Frame::from_sample(&sample))
     }
 
     pub fn stats(&self) -> gst::Structure {
@@ -411,8 +415,20 @@ pub struct Peer {
 }
 
 impl Peer {
+    /// tests/python/netgear_peer.py: plain sender or receiver.
     pub fn start(args: &[String]) -> Peer {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/netgear_peer.py");
+        Peer::script("netgear_peer.py", args)
+    }
+
+    /// tests/python/netgear_modes.py: the exclusive modes.
+    pub fn modes(args: &[String]) -> Peer {
+        Peer::script("netgear_modes.py", args)
+    }
+
+    fn script(name: &str, args: &[String]) -> Peer {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/python")
+            .join(name);
         let mut child = Command::new(python())
             .arg(script)
             .args(args)
@@ -461,6 +477,41 @@ impl Drop for Peer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Element messages posted on a pipeline's bus, recorded as they are posted (waiting for
+/// EOS pops and drops the others).
+#[derive(Clone, Default)]
+pub struct Posted(Arc<Mutex<Vec<gst::Structure>>>);
+
+impl Posted {
+    pub fn record(pipeline: &gst::Pipeline) -> Posted {
+        let posted = Posted::default();
+        let store = posted.0.clone();
+        pipeline
+            .bus()
+            .expect("bus")
+            .set_sync_handler(move |_, msg| {
+                if let (gst::MessageView::Element(_), Some(s)) = (msg.view(), msg.structure()) {
+                    if let Ok(mut v) = store.lock() {
+                        v.push(s.to_owned());
+                    }
+                }
+                gst::BusSyncReply::Pass
+            });
+        posted
+    }
+
+    /// The recorded messages of one name.
+    pub fn named(&self, name: &str) -> Vec<gst::Structure> {
+        self.0
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|s| s.name() == name)
+            .cloned()
+            .collect()
     }
 }
 
