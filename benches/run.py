@@ -91,6 +91,10 @@ def main():
     print(f"jpeg plugin / vidgear          {ratio('jpeg: netgearsink → netgearsrc', 'jpeg: vidgear → vidgear'):.2f}x")
     print(f"jpeg plugin / encode-only rate {rows['jpeg: netgearsink → netgearsrc']['fps'] / codec['encode_fps']:.2f}")
     print(f"(average JPEG frame: {codec['jpeg_bytes']} bytes)")
+    ms = json.loads(subprocess.check_output([BENCH, "multiserver", "--servers", "128", "--frames", "50"]).decode().splitlines()[-1])
+    print()
+    print(f"multi-server: {ms['servers']} netgearsinks → one netgearsrc (pattern 1, 320x240 raw, one process): "
+          f"{ms['frames']}/{ms['expected']} frames, {ms['fps']:.0f} frames/s, {ms['cpu_percent']:.0f} % CPU")
 
 
 if __name__ == "__main__":

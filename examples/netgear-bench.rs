@@ -6,6 +6,8 @@
 //!       netgearsrc ! fakesink; frames/s between the first and the last frame
 //!   netgear-bench send --port P --pattern N --frames N --width W --height H [--jpeg]
 //!       appsrc (pre-made BGR frames) ! netgearsink
+//!   netgear-bench multiserver --servers 128 --frames 50 [--width 320 --height 240]
+//!       that many multi-server sinks into one netgearsrc, in this process
 use gst::prelude::*;
 use gstnetgear::jpeg::{Colorspace, DecodeParams, Decoder, EncodeParams, Encoder, Image};
 use std::sync::{Arc, Mutex};
@@ -277,6 +279,100 @@ fn send(args: &Args) {
     );
 }
 
+/// `servers` senders (multi-server) into one source, all in this process.
+fn multiserver(args: &Args) {
+    let (servers, n) = (
+        args.value("--servers", 128) as usize,
+        args.value("--frames", 50) as usize,
+    );
+    let (w, h) = (
+        args.value("--width", 320) as u32,
+        args.value("--height", 240) as u32,
+    );
+    let mut ports = Vec::new();
+    while ports.len() < servers {
+        let p = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        if !ports.contains(&p) {
+            ports.push(p);
+        }
+    }
+    let list = ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let receiver = gst::parse::launch(&format!(
+        "netgearsrc address=127.0.0.1 ports={list} multi-server=true pattern=1 ! fakesink name=out sync=false"
+    ))
+    .expect("receiver");
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    let out = receiver
+        .downcast_ref::<gst::Bin>()
+        .and_then(|b| b.by_name("out"))
+        .expect("fakesink");
+    out.static_pad("sink")
+        .expect("pad")
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    receiver.set_state(gst::State::Playing).expect("playing");
+    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Bgr, w, h)
+        .build()
+        .expect("info");
+    let frame = gst::Buffer::from_mut_slice(vec![128u8; info.size()]);
+    let senders: Vec<(gst::Element, gst_app::AppSrc)> = ports
+        .iter()
+        .map(|p| {
+            let pipeline = gst::parse::launch(&format!(
+                "appsrc name=in format=time ! netgearsink address=127.0.0.1 port={p} pattern=1 multi-server=true jpeg-compression=false sync=false"
+            ))
+            .expect("sender");
+            let appsrc = pipeline
+                .downcast_ref::<gst::Bin>()
+                .and_then(|b| b.by_name("in"))
+                .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+                .expect("appsrc");
+            appsrc.set_caps(Some(&info.to_caps().expect("caps")));
+            pipeline.set_state(gst::State::Playing).expect("playing");
+            (pipeline, appsrc)
+        })
+        .collect();
+    let cpu_start = cpu_seconds();
+    let start = Instant::now();
+    for i in 0..n {
+        for (_, appsrc) in &senders {
+            let mut b = frame.copy();
+            b.get_mut()
+                .expect("writable")
+                .set_pts(gst::ClockTime::from_mseconds(i as u64));
+            let _ = appsrc.push_buffer(b);
+        }
+    }
+    let expected = servers * n;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while count.load(std::sync::atomic::Ordering::Relaxed) < expected && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_start;
+    let got = count.load(std::sync::atomic::Ordering::Relaxed);
+    for (pipeline, _) in &senders {
+        let _ = pipeline.set_state(gst::State::Null);
+    }
+    let _ = receiver.set_state(gst::State::Null);
+    println!(
+        "{{\"servers\": {servers}, \"frames\": {got}, \"expected\": {expected}, \"fps\": {:.1}, \"cpu_percent\": {:.0}}}",
+        got as f64 / elapsed,
+        100.0 * cpu / elapsed
+    );
+}
+
 fn main() {
     gst::init().expect("gst");
     gstnetgear::plugin_register_static().expect("plugin");
@@ -285,6 +381,7 @@ fn main() {
         Some("codec") => codec(&args),
         Some("recv") => recv(&args),
         Some("send") => send(&args),
+        Some("multiserver") => multiserver(&args),
         _ => eprintln!("usage: netgear-bench codec|recv|send [options]"),
     }
 }
