@@ -4,6 +4,7 @@
 use crate::config::{parse_ports, Modes, Pattern, Protocol, Role, SecureMode};
 use crate::jpeg::{Colorspace, DecodeParams, Decoder};
 use crate::protocol::{self, Dtype, PayloadKind, PixelMap, RawLayout};
+use crate::security::{ClientPolicy, KeyDirs};
 use crate::transport::{endpoint, LinkConfig};
 use gst::glib;
 use gst_video::prelude::*;
@@ -140,7 +141,7 @@ impl CommonSettings {
                 .build(),
             glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                 .nick("Statistics")
-                .blurb("Counters: frames, bytes, retries, reconnects, dropped, malformed, returns, terminations")
+                .blurb("Counters: frames, bytes, retries, reconnects, dropped, malformed, returns, terminations, refused")
                 .read_only()
                 .build(),
         ]
@@ -221,18 +222,33 @@ impl CommonSettings {
     }
 
     /// Checks the settings and builds what the transport needs; errors are user-facing.
-    pub fn link_config(&self, role: Role) -> Result<LinkConfig, String> {
+    /// In secure mode it loads the keys, making a vidgear-compatible set first if the set
+    /// is missing or incomplete (or `overwrite_keys`). Returns whether it made one.
+    pub fn link_config(
+        &self,
+        role: Role,
+        overwrite_keys: bool,
+    ) -> Result<(LinkConfig, bool), String> {
         let modes = self.modes()?;
         modes.validate(role)?;
-        if self.secure_mode != SecureMode::None {
-            return Err(format!(
-                "secure-mode={} is not supported by this build yet; use secure-mode=none",
-                match self.secure_mode {
-                    SecureMode::StoneHouse => "stonehouse",
-                    _ => "ironhouse",
+        let (curve, clients, generated) = match self.secure_mode {
+            SecureMode::None => (None, None, false),
+            mode => {
+                let dirs = KeyDirs::new(&self.cert_dir)?;
+                let generated = dirs.ensure(overwrite_keys)?;
+                match role {
+                    Role::Sender => (Some(dirs.client_keys()?), None, generated),
+                    Role::Receiver => {
+                        let policy = if mode == SecureMode::IronHouse {
+                            ClientPolicy::Listed(dirs.allowed_clients()?)
+                        } else {
+                            ClientPolicy::AnyKey
+                        };
+                        (Some(dirs.server_keys()?), Some(policy), generated)
+                    }
                 }
-            ));
-        }
+            }
+        };
         if self.address.is_empty() {
             return Err("address is empty".into());
         }
@@ -241,14 +257,17 @@ impl CommonSettings {
             .into_iter()
             .map(|port| endpoint(self.protocol, &self.address, port))
             .collect();
-        Ok(LinkConfig {
+        let config = LinkConfig {
             role,
             pattern: self.pattern,
             endpoints,
             request_timeout: Duration::from_millis(u64::from(self.request_timeout_ms)),
             max_retries: self.max_retries,
             max_message_bytes: MAX_MESSAGE_BYTES,
-        })
+            curve,
+            clients,
+        };
+        Ok((config, generated))
     }
 }
 

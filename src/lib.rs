@@ -10,6 +10,7 @@ pub mod meta;
 mod netgearsink;
 mod netgearsrc;
 pub mod protocol;
+pub mod security;
 mod stats;
 pub mod transport;
 

@@ -21,6 +21,8 @@ pub struct Stats {
     pub returns: AtomicU64,
     /// Termination messages sent or received.
     pub terminations: AtomicU64,
+    /// Secure mode: clients the receiver's authentication turned away.
+    pub refused: AtomicU64,
 }
 
 impl Stats {
@@ -38,7 +40,7 @@ impl Stats {
         }
     }
 
-    fn counters(&self) -> [(&'static str, &AtomicU64); 8] {
+    fn counters(&self) -> [(&'static str, &AtomicU64); 9] {
         [
             ("frames", &self.frames),
             ("bytes", &self.bytes),
@@ -48,6 +50,7 @@ impl Stats {
             ("malformed", &self.malformed),
             ("returns", &self.returns),
             ("terminations", &self.terminations),
+            ("refused", &self.refused),
         ]
     }
 

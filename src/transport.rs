@@ -2,6 +2,7 @@
 //! retries, the receiver's rebind, and waits that `unlock()` can interrupt.
 
 use crate::config::{Pattern, Protocol, Role};
+use crate::security::{ClientPolicy, CurveKeys, OnRefused, ZapHandler};
 use crate::stats::Stats;
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -189,6 +190,10 @@ pub struct LinkConfig {
     pub max_retries: u32,
     /// Receivers drop any peer that sends a message larger than this.
     pub max_message_bytes: i64,
+    /// Secure mode: the socket's CURVE keys.
+    pub curve: Option<CurveKeys>,
+    /// Secure mode, receivers: which clients the ZAP handler lets in.
+    pub clients: Option<ClientPolicy>,
 }
 
 impl LinkConfig {
@@ -219,6 +224,8 @@ pub enum LinkError {
         attempts: u32,
         timeout: Duration,
     },
+    /// Secure mode could not be set up.
+    Security { endpoint: String, error: String },
     /// ZeroMQ refused an operation (bad address, port in use, …).
     Socket {
         what: &'static str,
@@ -245,6 +252,9 @@ impl fmt::Display for LinkError {
                 endpoint,
                 error,
             } => write!(f, "could not {what} {endpoint}: {error}"),
+            LinkError::Security { endpoint, error } => {
+                write!(f, "secure mode on {endpoint}: {error}")
+            }
         }
     }
 }
@@ -290,6 +300,10 @@ fn new_socket(context: &zmq::Context, config: &LinkConfig) -> Result<zmq::Socket
         socket
             .set_maxmsgsize(config.max_message_bytes)
             .map_err(&err)?;
+    }
+    // Applied to every socket, so one re-created after a timeout keeps its keys.
+    if let Some(curve) = &config.curve {
+        curve.apply(&socket).map_err(&err)?;
     }
     Ok(socket)
 }
@@ -472,17 +486,37 @@ pub enum Received {
 /// The receiver's side (`netgearsrc`): binds, receives, replies, rebinds after silence.
 pub struct ReceiverLink {
     socket: zmq::Socket,
+    /// Secure mode: must stop before the context terminates.
+    _zap: Option<ZapHandler>,
     context: zmq::Context,
     config: LinkConfig,
     waker: Arc<Waker>,
 }
 
 impl ReceiverLink {
-    pub fn open(config: LinkConfig, waker: Arc<Waker>) -> Result<Self, LinkError> {
+    /// Binds every endpoint; in secure mode the ZAP handler runs first, so no client is
+    /// let in before it. `on_refused` hears of every client it turns away.
+    pub fn open(
+        config: LinkConfig,
+        waker: Arc<Waker>,
+        on_refused: OnRefused,
+    ) -> Result<Self, LinkError> {
         let context = zmq::Context::new();
+        let zap = match &config.clients {
+            Some(policy) => Some(
+                ZapHandler::start(&context, policy.clone(), on_refused).map_err(|error| {
+                    LinkError::Security {
+                        endpoint: config.endpoint_list(),
+                        error,
+                    }
+                })?,
+            ),
+            None => None,
+        };
         let socket = Self::bind(&context, &config, None)?;
         Ok(ReceiverLink {
             socket,
+            _zap: zap,
             context,
             config,
             waker,

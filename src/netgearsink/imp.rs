@@ -569,9 +569,20 @@ impl ElementImpl for NetGearSink {
 impl BaseSinkImpl for NetGearSink {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings().clone();
-        let config = settings.common.link_config(Role::Sender).map_err(|e| {
-            gst::error_msg!(gst::ResourceError::Settings, ["Invalid settings: {}", e])
-        })?;
+        let (config, generated) = settings
+            .common
+            .link_config(Role::Sender, settings.overwrite_cert)
+            .map_err(|e| {
+                gst::error_msg!(gst::ResourceError::Settings, ["Invalid settings: {}", e])
+            })?;
+        if generated {
+            gst::info!(
+                CAT,
+                imp = self,
+                "made a new CURVE key set under cert-dir '{}'",
+                settings.common.cert_dir
+            );
+        }
         let waker = Arc::new(Waker::new().map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::Failed,

@@ -1,5 +1,5 @@
 use crate::common::{self, CommonSettings};
-use crate::config::{Pattern, Role};
+use crate::config::{Pattern, Role, SecureMode};
 use crate::jpeg::{Colorspace, DecodeParams, Decoder, JpegInfo};
 use crate::meta;
 use crate::protocol::{self, FrameHeader, Incoming, PayloadKind, RawLayout};
@@ -278,6 +278,42 @@ impl NetGearSrc {
             | gst::EventView::StreamStart(_) => true,
             _ => gst::Pad::event_default(pad, Some(&*self.obj()), event),
         }
+    }
+
+    /// Secure mode: the authentication turned a client away (called from its thread).
+    fn refused(&self, peer: &str) {
+        Stats::bump(&self.stats.refused);
+        let mode = self.settings().common.secure_mode;
+        let why = if mode == SecureMode::IronHouse {
+            "its public key is not in public_keys/ (IronHouse)"
+        } else {
+            "it did not authenticate"
+        };
+        if self.warning_due() {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::NotAuthorized,
+                [
+                    "Refused a client from {}: {}",
+                    if peer.is_empty() { "?" } else { peer },
+                    why
+                ]
+            );
+        }
+        gst::warning!(CAT, imp = self, "refused a client from {peer}: {why}");
+    }
+
+    /// Bus warnings about the network are posted at most once per interval.
+    fn warning_due(&self) -> bool {
+        let now = Instant::now();
+        let mut st = self.state();
+        let due = st
+            .last_warning
+            .is_none_or(|t| now.duration_since(t) >= WARNING_INTERVAL);
+        if due {
+            st.last_warning = Some(now);
+        }
+        due
     }
 
     /// Counts a rejected message and warns on the bus, at most once per interval.
@@ -899,22 +935,41 @@ impl NetGearSrc {
 impl BaseSrcImpl for NetGearSrc {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings().clone();
-        let config = settings.common.link_config(Role::Receiver).map_err(|e| {
-            gst::error_msg!(gst::ResourceError::Settings, ["Invalid settings: {}", e])
-        })?;
+        let (config, generated) =
+            settings
+                .common
+                .link_config(Role::Receiver, false)
+                .map_err(|e| {
+                    gst::error_msg!(gst::ResourceError::Settings, ["Invalid settings: {}", e])
+                })?;
+        if generated {
+            gst::info!(
+                CAT,
+                imp = self,
+                "made a new CURVE key set under cert-dir '{}'",
+                settings.common.cert_dir
+            );
+        }
         let waker = Arc::new(Waker::new().map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::Failed,
                 ["Could not create a wake-up pipe: {}", e]
             )
         })?);
-        let link = ReceiverLink::open(config, waker.clone())
+        let element = self.obj().downgrade();
+        let on_refused = Box::new(move |peer: &str| {
+            if let Some(element) = element.upgrade() {
+                element.imp().refused(peer);
+            }
+        });
+        let link = ReceiverLink::open(config, waker.clone(), on_refused)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{}", e]))?;
         gst::info!(
             CAT,
             imp = self,
-            "listening on {}",
-            link.config().endpoint_list()
+            "listening on {} (secure: {:?})",
+            link.config().endpoint_list(),
+            link.config().curve
         );
         self.stats.reset();
         let c = &settings.common;

@@ -62,6 +62,9 @@ def frame_index(frame):
 def options(args, receive):
     # A colorspace name turns vidgear's JPEG compression on with that layout.
     opts = {"jpeg_compression": args.jpeg if args.jpeg else False}
+    if args.secure:
+        opts["secure_mode"] = args.secure
+        opts["custom_cert_location"] = args.certs
     if args.pattern < 2:
         opts["request_timeout"] = args.request_timeout  # seconds
         opts["max_retries"] = args.max_retries
@@ -164,10 +167,18 @@ def report(received, bad, shapes, terminated, psnrs):
     )
 
 
+def keys(args):
+    """vidgear's own key generation, for tests that use keys vidgear made."""
+    from vidgear.gears.helper import generate_auth_certificates
+
+    generate_auth_certificates(args.certs, overwrite=True, logging=False)
+    print(json.dumps({"keys": args.certs}), flush=True)
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["send", "recv"])
-    p.add_argument("--port", type=int, required=True)
+    p.add_argument("mode", choices=["send", "recv", "keys"])
+    p.add_argument("--port", type=int, default=5555)
     p.add_argument("--pattern", type=int, default=0)
     p.add_argument("--protocol", default="tcp")
     p.add_argument("--address", default="")
@@ -184,8 +195,10 @@ def main():
     p.add_argument("--request-timeout", type=int, default=4)
     p.add_argument("--max-retries", type=int, default=3)
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--secure", type=int, default=0, help="1 StoneHouse, 2 IronHouse")
+    p.add_argument("--certs", default="", help="custom_cert_location")
     args = p.parse_args()
-    send(args) if args.mode == "send" else recv(args)
+    {"send": send, "recv": recv, "keys": keys}[args.mode](args)
 
 
 if __name__ == "__main__":
