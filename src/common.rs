@@ -15,8 +15,8 @@ use std::time::Duration;
 pub const DEFAULT_PORT: u32 = 5555;
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u32 = 4000;
-/// Largest message a receiver accepts before dropping the peer (8K RGBA is 132 MB).
-pub const MAX_MESSAGE_BYTES: i64 = 256 << 20;
+/// Default largest frame: 8K RGBA is 132 MB.
+pub const DEFAULT_MAX_FRAME_BYTES: u64 = 256 << 20;
 
 /// Properties of interface.md that both elements have.
 #[derive(Debug, Clone)]
@@ -33,6 +33,7 @@ pub struct CommonSettings {
     pub cert_dir: String,
     pub max_retries: u32,
     pub request_timeout_ms: u32,
+    pub max_frame_bytes: u64,
 }
 
 pub fn default_address(role: Role) -> &'static str {
@@ -57,6 +58,7 @@ impl CommonSettings {
             cert_dir: String::new(),
             max_retries: DEFAULT_MAX_RETRIES,
             request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
         }
     }
 
@@ -139,6 +141,13 @@ impl CommonSettings {
                 .default_value(DEFAULT_REQUEST_TIMEOUT_MS)
                 .mutable_ready()
                 .build(),
+            glib::ParamSpecUInt64::builder("max-frame-bytes")
+                .nick("Max frame bytes")
+                .blurb("Largest frame accepted from the network, as sent or once decoded; a peer sending more is dropped (malformed)")
+                .minimum(1024)
+                .default_value(DEFAULT_MAX_FRAME_BYTES)
+                .mutable_ready()
+                .build(),
             glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                 .nick("Statistics")
                 .blurb("Counters: frames, bytes, retries, reconnects, dropped, malformed, returns, terminations, refused")
@@ -182,6 +191,9 @@ impl CommonSettings {
             "request-timeout" => {
                 self.request_timeout_ms = value.get().unwrap_or(DEFAULT_REQUEST_TIMEOUT_MS)
             }
+            "max-frame-bytes" => {
+                self.max_frame_bytes = value.get().unwrap_or(DEFAULT_MAX_FRAME_BYTES)
+            }
             _ => return false,
         }
         true
@@ -202,6 +214,7 @@ impl CommonSettings {
             "cert-dir" => self.cert_dir.to_value(),
             "max-retries" => self.max_retries.to_value(),
             "request-timeout" => self.request_timeout_ms.to_value(),
+            "max-frame-bytes" => self.max_frame_bytes.to_value(),
             _ => return None,
         })
     }
@@ -263,7 +276,11 @@ impl CommonSettings {
             endpoints,
             request_timeout: Duration::from_millis(u64::from(self.request_timeout_ms)),
             max_retries: self.max_retries,
-            max_message_bytes: MAX_MESSAGE_BYTES,
+            // Headers may be larger than a tiny frame limit.
+            max_message_bytes: i64::try_from(
+                self.max_frame_bytes.max(protocol::MAX_HEADER_BYTES as u64),
+            )
+            .unwrap_or(i64::MAX),
             curve,
             clients,
         };
@@ -465,6 +482,7 @@ pub fn frame_sample(
     kind: &PayloadKind,
     payload: &[u8],
     decoder: &mut Option<Decoder>,
+    max_bytes: u64,
 ) -> Result<gst::Sample, String> {
     let jpeg = match kind {
         PayloadKind::Raw(layout) => {
@@ -499,6 +517,7 @@ pub fn frame_sample(
         )?,
         _ => return Err("no frame".into()),
     };
+    check_decoded_size(&info, max_bytes)?;
     let stride = usize::try_from(info.stride()[0]).map_err(|e| e.to_string())?;
     let mut buffer = gst::Buffer::with_size(info.size()).map_err(|e| e.to_string())?;
     {
@@ -531,6 +550,19 @@ pub fn frame_sample(
     }
     let caps = info.to_caps().map_err(|e| e.to_string())?;
     Ok(gst::Sample::builder().buffer(&buffer).caps(&caps).build())
+}
+
+/// A tiny JPEG can claim a huge picture: refuse to allocate more than the limit for it.
+pub fn check_decoded_size(info: &gst_video::VideoInfo, max_bytes: u64) -> Result<(), String> {
+    if info.size() as u64 > max_bytes {
+        return Err(format!(
+            "a {}x{} frame needs {} bytes, over max-frame-bytes={max_bytes}",
+            info.width(),
+            info.height(),
+            info.size()
+        ));
+    }
+    Ok(())
 }
 
 /// Packs a raw buffer into the wire's layout (a returned frame): tight rows, OpenCV order.

@@ -427,25 +427,27 @@ impl SenderLink {
     /// as long to flush it. Returns whether a receiver answered.
     pub fn terminate(&mut self, message: &[u8], copies: usize, wait: bool) -> bool {
         let grace = self.config.request_timeout / 5;
-        let linger = if wait { grace } else { grace.min(STOP_LINGER) };
-        let _ = self.socket.set_linger(linger.as_millis() as i32);
         if !wait {
+            let _ = self
+                .socket
+                .set_linger(grace.min(STOP_LINGER).as_millis() as i32);
             for _ in 0..copies {
                 let _ = self.socket.send(message, zmq::DONTWAIT);
             }
             return false;
         }
-        if self.config.pattern.is_acknowledged()
-            && !pause(TERMINATION_DELAY.min(grace), &self.waker)
-        {
+        // Everything, including the time the socket may linger to flush, fits in `grace`.
+        let deadline = Instant::now() + grace;
+        let acknowledged = self.config.pattern.is_acknowledged();
+        if acknowledged && !pause(TERMINATION_DELAY.min(grace / 2), &self.waker) {
             return false;
         }
-        let deadline = Instant::now() + grace;
         let mut answered = false;
         match self.config.pattern {
             Pattern::PubSub => {
                 for round in 0..PUBSUB_TERMINATION_REPEATS {
-                    if round > 0 && !pause(PUBSUB_TERMINATION_GAP, &self.waker) {
+                    let late = Instant::now() + PUBSUB_TERMINATION_GAP >= deadline;
+                    if round > 0 && (late || !pause(PUBSUB_TERMINATION_GAP, &self.waker)) {
                         break;
                     }
                     for _ in 0..copies {
@@ -473,6 +475,10 @@ impl SenderLink {
                 }
             }
         }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let _ = self
+            .socket
+            .set_linger(if answered { 0 } else { left.as_millis() as i32 });
         answered
     }
 }

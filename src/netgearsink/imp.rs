@@ -336,7 +336,8 @@ impl NetGearSink {
                     return;
                 };
                 let mut decoder = self.state().decoder.take();
-                let sample = common::frame_sample(&payload, bytes, &mut decoder);
+                let limit = self.settings().common.max_frame_bytes;
+                let sample = common::frame_sample(&payload, bytes, &mut decoder, limit);
                 self.state().decoder = decoder;
                 match sample {
                     Ok(sample) => {

@@ -141,6 +141,8 @@ enum FrameError {
     Jpeg(crate::jpeg::JpegError),
     /// Downstream refused the caps the frame needs.
     Refused(String),
+    /// The frame would be larger than max-frame-bytes.
+    Limit(String),
     Buffer,
 }
 
@@ -156,6 +158,7 @@ impl std::fmt::Display for FrameError {
             FrameError::Protocol(e) => e.fmt(f),
             FrameError::Jpeg(e) => write!(f, "corrupt JPEG: {e}"),
             FrameError::Refused(caps) => write!(f, "downstream refused {caps}"),
+            FrameError::Limit(why) => f.write_str(why),
             FrameError::Buffer => write!(f, "could not allocate or fill a buffer"),
         }
     }
@@ -678,14 +681,9 @@ impl NetGearSrc {
         };
         let output = match raw {
             Some((format, width, height)) => {
-                let info = gst_video::VideoInfo::builder(
-                    format,
-                    u32::try_from(width).map_err(|_| bad())?,
-                    u32::try_from(height).map_err(|_| bad())?,
-                )
-                .fps(gst::Fraction::new(0, 1))
-                .build()
-                .map_err(|_| bad())?;
+                let info = common::video_info(format, width, height).map_err(|_| bad())?;
+                let limit = self.settings().common.max_frame_bytes;
+                common::check_decoded_size(&info, limit).map_err(FrameError::Limit)?;
                 let caps = info.to_caps().map_err(|_| bad())?;
                 self.apply_caps(&caps)?;
                 let tight = match &key {
