@@ -283,6 +283,10 @@ impl CommonSettings {
             .unwrap_or(i64::MAX),
             curve,
             clients,
+            // Several servers share the socket: skipping would starve all but the busiest.
+            newest_only: role == Role::Receiver
+                && self.pattern == Pattern::PubSub
+                && !self.multi_server,
         };
         Ok((config, generated))
     }

@@ -520,7 +520,7 @@ pub fn copy_rows(
     if rows == 0 {
         return Some(());
     }
-    if row_bytes > src_stride || row_bytes > dst_stride {
+    if row_bytes == 0 || row_bytes > src_stride || row_bytes > dst_stride {
         return None;
     }
     let src_need = src_stride.checked_mul(rows - 1)?.checked_add(row_bytes)?;
@@ -571,6 +571,9 @@ pub fn pack_pixels(
     map: PixelMap,
     dst: &mut [u8],
 ) -> Option<()> {
+    if map.in_bytes == 0 || width == 0 {
+        return (height == 0).then_some(());
+    }
     let out_row = width.checked_mul(map.out_bytes())?;
     if map.is_identity() {
         return copy_rows(src, src_stride, dst, out_row, out_row, height);
@@ -972,5 +975,142 @@ mod tests {
         pack_pixels(&src, 12, 2, 2, identity, &mut out).unwrap();
         assert_eq!(out, [1, 2, 3, 0, 4, 5, 6, 0, 7, 8, 9, 0, 10, 11, 12, 0]);
         assert!(pack_pixels(&src[..13], 12, 2, 2, rgbx_to_bgr, &mut [0u8; 12]).is_none());
+    }
+
+    /// Small deterministic generator, so the property test needs no extra crate.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+
+        fn value(&mut self, depth: u32) -> Value {
+            match self.below(if depth > 2 { 6 } else { 8 }) {
+                0 => Value::Null,
+                1 => Value::Bool(self.below(2) == 1),
+                2 => json!(self.next() as i64 >> self.below(64)),
+                3 => json!(f64::from_bits(self.next())).clone(),
+                4 => json!(
+                    ["uint8", "uint16", "", "float64", "<u2", "BGR", "5566", "-1"]
+                        [self.below(8) as usize]
+                ),
+                5 => json!(self.below(70000)),
+                6 => Value::Array((0..self.below(5)).map(|_| self.value(depth + 1)).collect()),
+                _ => {
+                    let keys = [
+                        "port",
+                        "terminate_flag",
+                        "compression",
+                        "message",
+                        "pattern",
+                        "dtype",
+                        "shape",
+                        "dct",
+                        "colorspace",
+                    ];
+                    let mut m = Map::new();
+                    for _ in 0..self.below(8) {
+                        m.insert(
+                            keys[self.below(keys.len() as u64) as usize].to_owned(),
+                            self.value(depth + 1),
+                        );
+                    }
+                    Value::Object(m)
+                }
+            }
+        }
+    }
+
+    /// Arbitrary bytes and arbitrary headers never panic; accepted layouts are bounded;
+    /// valid frames round-trip.
+    #[test]
+    fn property_hostile_input_never_panics_and_valid_frames_round_trip() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..20_000 {
+            let len = rng.below(300) as usize;
+            let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            let _ = parse_header(&bytes);
+            let _ = parse_reply(&bytes);
+            let header = serde_json::to_vec(&rng.value(0)).unwrap();
+            for parsed in [parse_header(&header).ok()] {
+                if let Some(Incoming::Frame(FrameHeader {
+                    payload: PayloadKind::Raw(l),
+                    ..
+                })) = parsed
+                {
+                    assert!(
+                        l.width <= MAX_DIMENSION
+                            && l.height <= MAX_DIMENSION
+                            && l.width > 0
+                            && l.height > 0
+                    );
+                    assert!(l.frame_bytes() <= MAX_DIMENSION * MAX_DIMENSION * 4);
+                    let _ = check_raw_payload(&l, rng.below(1000) as usize);
+                }
+            }
+            let _ = parse_reply(&header);
+            let _ = copy_rows(
+                &bytes,
+                rng.below(40) as usize,
+                &mut [0u8; 64],
+                rng.below(40) as usize,
+                rng.below(40) as usize,
+                rng.below(5) as usize,
+            );
+            let map = PixelMap {
+                in_bytes: rng.below(5) as usize,
+                picks: [&[2usize, 1, 0][..], &[0, 1, 2, 3], &[3, 2, 1], &[0]]
+                    [rng.below(4) as usize],
+            };
+            let (w, h, stride) = (
+                rng.below(20) as usize,
+                rng.below(5) as usize,
+                rng.below(90) as usize,
+            );
+            let _ = pack_pixels(&bytes, stride, w, h, map, &mut [0u8; 128]);
+        }
+        for _ in 0..10_000 {
+            let channels = [1usize, 3, 4][rng.below(3) as usize];
+            let dtype = if channels == 1 && rng.below(2) == 1 {
+                Dtype::U16
+            } else {
+                Dtype::U8
+            };
+            let layout = RawLayout::new(
+                dtype,
+                1 + rng.below(4000) as usize,
+                1 + rng.below(4000) as usize,
+                channels,
+            );
+            let message = rng.value(0);
+            let port = (rng.below(2) == 1).then(|| 1 + rng.below(65535) as u16);
+            let header = encode_frame_header(
+                port,
+                &PayloadKind::Raw(layout),
+                &message,
+                rng.below(3) as u8,
+            );
+            let Ok(Incoming::Frame(h)) = parse_header(&header) else {
+                panic!(
+                    "our header did not parse: {}",
+                    String::from_utf8_lossy(&header)
+                )
+            };
+            assert_eq!(h.payload, PayloadKind::Raw(layout));
+            assert_eq!(h.port, port);
+            let truthy = is_truthy(&message).then_some(message.clone());
+            // Floats may not survive a text round trip bit for bit; everything else does.
+            if !message.to_string().contains('.') && !message.to_string().contains('e') {
+                assert_eq!(h.message, truthy);
+            }
+        }
     }
 }

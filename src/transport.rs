@@ -2,6 +2,7 @@
 //! retries, the receiver's rebind, and waits that `unlock()` can interrupt.
 
 use crate::config::{Pattern, Protocol, Role};
+use crate::protocol::{parse_header, Incoming};
 use crate::security::{ClientPolicy, CurveKeys, OnRefused, ZapHandler};
 use crate::stats::Stats;
 use std::fmt;
@@ -194,6 +195,8 @@ pub struct LinkConfig {
     pub curve: Option<CurveKeys>,
     /// Secure mode, receivers: which clients the ZAP handler lets in.
     pub clients: Option<ClientPolicy>,
+    /// Receivers: deliver only the newest of the messages waiting (pattern 2, one sender).
+    pub newest_only: bool,
 }
 
 impl LinkConfig {
@@ -489,9 +492,17 @@ pub enum Received {
     TimedOut,
 }
 
+/// A received message kept for the next `recv()`.
+struct Held(Vec<zmq::Message>);
+
+// SAFETY: ZeroMQ messages own their bytes and may move between threads; only sockets may not
+// be shared. The link (and so this) is used by one thread at a time.
+unsafe impl Send for Held {}
+
 /// The receiver's side (`netgearsrc`): binds, receives, replies, rebinds after silence.
 pub struct ReceiverLink {
     socket: zmq::Socket,
+    held: Option<Held>,
     /// Secure mode: must stop before the context terminates.
     _zap: Option<ZapHandler>,
     context: zmq::Context,
@@ -522,6 +533,7 @@ impl ReceiverLink {
         let socket = Self::bind(&context, &config, None)?;
         Ok(ReceiverLink {
             socket,
+            held: None,
             _zap: zap,
             context,
             config,
@@ -562,7 +574,14 @@ impl ReceiverLink {
     }
 
     /// Waits for one whole message, at most `timeout` (`None`: until one comes).
-    pub fn recv(&mut self, timeout: Option<Duration>) -> Result<Received, LinkError> {
+    pub fn recv(
+        &mut self,
+        timeout: Option<Duration>,
+        stats: &Stats,
+    ) -> Result<Received, LinkError> {
+        if let Some(Held(parts)) = self.held.take() {
+            return Ok(Received::Message(parts));
+        }
         let deadline = timeout.map(|t| Instant::now() + t);
         let all = self.config.endpoint_list();
         match wait_for(&self.socket, zmq::POLLIN, deadline, &self.waker)
@@ -571,12 +590,39 @@ impl ReceiverLink {
             Wait::Interrupted => Err(LinkError::Interrupted),
             Wait::TimedOut => Ok(Received::TimedOut),
             Wait::Ready => match recv_parts(&self.socket) {
+                Ok(parts) if self.config.newest_only => self
+                    .newest(parts, stats)
+                    .map_err(socket_error("receive on", &all)),
                 Ok(parts) => Ok(Received::Message(parts)),
                 // A wake-up without a whole message (e.g. a peer that went away).
                 Err(zmq::Error::EAGAIN) => Ok(Received::TimedOut),
                 Err(e) => Err(socket_error("receive on", &all)(e)),
             },
         }
+    }
+
+    /// Pattern 2: a consumer slower than the sender would otherwise see frames as old as
+    /// everything ZeroMQ and the kernel hold (hundreds of frames). Takes every message
+    /// already waiting and keeps the newest; a termination among them is kept for the next
+    /// call, so it is never skipped.
+    fn newest(&mut self, mut parts: Vec<zmq::Message>, stats: &Stats) -> zmq::Result<Received> {
+        while self.socket.poll(zmq::POLLIN, 0)? > 0 {
+            let next = match recv_parts(&self.socket) {
+                Ok(next) => next,
+                Err(zmq::Error::EAGAIN) => break,
+                Err(e) => return Err(e),
+            };
+            let terminates = next
+                .first()
+                .is_some_and(|h| matches!(parse_header(h), Ok(Incoming::Terminate { .. })));
+            if terminates {
+                self.held = Some(Held(next));
+                break;
+            }
+            Stats::bump(&stats.dropped);
+            parts = next;
+        }
+        Ok(Received::Message(parts))
     }
 
     /// Sends a reply without blocking; a reply to a peer that is gone is dropped.

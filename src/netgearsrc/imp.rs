@@ -364,7 +364,7 @@ impl NetGearSrc {
             (a, b) => a.or(b),
         };
         let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        match link.recv(wait) {
+        match link.recv(wait, &self.stats) {
             Err(LinkError::Interrupted) => Err(gst::FlowError::Flushing),
             Err(e) => {
                 gst::element_imp_error!(self, gst::ResourceError::Read, ["{}", e]);

@@ -1,0 +1,409 @@
+//! Hostile and broken peers: malformed messages, oversized frames, JPEG bombs, a peer that
+//! never answers, a receiver that vanishes before EOS, and slow consumers.
+
+mod common;
+
+use common::*;
+use gst::prelude::*;
+use gst_video::VideoFormat;
+use gstnetgear::jpeg::{Colorspace, EncodeParams, Encoder, Image};
+use gstnetgear::protocol::{encode_frame_header, Compression, Dtype, PayloadKind, RawLayout};
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn raw_header(h: usize, w: usize, c: usize) -> Vec<u8> {
+    encode_frame_header(
+        None,
+        &PayloadKind::Raw(RawLayout::new(Dtype::U8, h, w, c)),
+        &Value::Null,
+        1,
+    )
+}
+
+fn jpeg_header() -> Vec<u8> {
+    let c = Compression {
+        dct: false,
+        ups: false,
+        colorspace: "BGR".into(),
+    };
+    encode_frame_header(None, &PayloadKind::Jpeg(c), &Value::Null, 1)
+}
+
+fn small_jpeg() -> Vec<u8> {
+    let pixels = vec![90u8; 16 * 16 * 3];
+    let image = Image {
+        pixels: &pixels,
+        width: 16,
+        height: 16,
+        pitch: 48,
+        colorspace: Colorspace::from_name("BGR").unwrap(),
+    };
+    let mut out = Vec::new();
+    Encoder::new()
+        .unwrap()
+        .encode(
+            image,
+            EncodeParams {
+                quality: 90,
+                fast_dct: true,
+            },
+            &mut out,
+        )
+        .unwrap();
+    out
+}
+
+/// A valid JPEG whose header claims 30000×30000 pixels.
+fn jpeg_bomb() -> Vec<u8> {
+    let mut jpeg = small_jpeg();
+    let sof = jpeg
+        .windows(2)
+        .position(|w| w == [0xFF, 0xC0])
+        .expect("baseline SOF0");
+    jpeg[sof + 5..sof + 7].copy_from_slice(&30000u16.to_be_bytes());
+    jpeg[sof + 7..sof + 9].copy_from_slice(&30000u16.to_be_bytes());
+    jpeg
+}
+
+#[test]
+fn malformed_messages_are_dropped_counted_and_answered() {
+    let port = free_port();
+    let receiver = Receiver::with_caps(
+        &[
+            ("port", &port.to_string()),
+            ("address", "127.0.0.1"),
+            ("pattern", "1"),
+            ("max-frame-bytes", "1000000"),
+        ],
+        Some(&gst::Caps::builder("video/x-raw").build()),
+    );
+    receiver.play();
+    let ctx = zmq::Context::new();
+    let req = ctx.socket(zmq::REQ).unwrap();
+    req.set_linger(0).unwrap();
+    req.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+
+    let valid = raw_header(2, 3, 3);
+    let hostile: Vec<Vec<Vec<u8>>> = vec![
+        vec![b"not json".to_vec(), b"x".to_vec()],
+        vec![br#"{"terminate_flag": false, "compression": fal"#.to_vec(), b"x".to_vec()],
+        vec![b"{}".to_vec(), b"x".to_vec()],
+        vec![b"[1, 2]".to_vec(), b"x".to_vec()],
+        vec![br#"{"terminate_flag": "no"}"#.to_vec()],
+        vec![br#"{"terminate_flag": false, "compression": false, "message": null, "pattern": "1", "dtype": "uint8", "shape": [-2, 3, 3]}"#.to_vec(), vec![0; 18]],
+        vec![br#"{"terminate_flag": false, "compression": false, "message": null, "pattern": "1", "dtype": "uint8", "shape": [0, 3, 3]}"#.to_vec(), vec![]],
+        vec![br#"{"terminate_flag": false, "compression": false, "message": null, "pattern": "1", "dtype": "uint8", "shape": [4000000000, 4000000000, 3]}"#.to_vec(), vec![0; 18]],
+        vec![br#"{"terminate_flag": false, "compression": false, "message": null, "pattern": "1", "dtype": "float64", "shape": [2, 3]}"#.to_vec(), vec![0; 48]],
+        vec![br#"{"terminate_flag": false, "compression": false, "message": null, "pattern": "1", "dtype": "uint8", "shape": [2, 3, 2]}"#.to_vec(), vec![0; 12]],
+        vec![valid.clone(), vec![0; 5]],
+        vec![valid.clone()],
+        vec![valid.clone(), vec![0; 18], b"extra".to_vec()],
+        vec![jpeg_header(), b"\xFF\xD8 garbage".to_vec()],
+        vec![jpeg_header(), jpeg_bomb()],
+    ];
+    for (i, parts) in hostile.iter().enumerate() {
+        req.send_multipart(parts, 0).unwrap();
+        assert!(
+            req.poll(zmq::POLLIN, 3000).unwrap() > 0,
+            "message {i}: no reply, the REP socket jammed"
+        );
+        req.recv_bytes(0).unwrap();
+    }
+    // The stream goes on.
+    let frame: Vec<u8> = (0..18).collect();
+    req.send_multipart([valid.clone(), frame.clone()], 0)
+        .unwrap();
+    assert!(req.poll(zmq::POLLIN, 3000).unwrap() > 0);
+    req.recv_bytes(0).unwrap();
+    let got = receiver
+        .next_frame(Duration::from_secs(5))
+        .expect("the valid frame after the hostile ones");
+    assert_eq!(got.packed(), frame);
+    let stats = receiver.stats();
+    assert_eq!(
+        stats.get::<u64>("malformed").unwrap(),
+        hostile.len() as u64,
+        "{stats}"
+    );
+    assert_eq!(stats.get::<u64>("frames").unwrap(), 1);
+    // Warnings are rate-limited: a flood does not flood the bus.
+    let warnings = receiver
+        .pipeline
+        .bus()
+        .unwrap()
+        .iter_filtered(&[gst::MessageType::Warning])
+        .count();
+    assert!(
+        (1..=2).contains(&warnings),
+        "{warnings} warnings for {} bad messages",
+        hostile.len()
+    );
+}
+
+#[test]
+fn an_oversized_message_drops_that_peer_only() {
+    let port = free_port();
+    let receiver = Receiver::new(&[
+        ("port", &port.to_string()),
+        ("address", "127.0.0.1"),
+        ("pattern", "2"),
+        ("max-frame-bytes", "100000"),
+    ]);
+    receiver.play();
+    let ctx = zmq::Context::new();
+    let publisher = |payload: usize, shape: [usize; 3]| {
+        let s = ctx.socket(zmq::PUB).unwrap();
+        s.set_linger(500).unwrap();
+        s.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        s.send_multipart(
+            [raw_header(shape[0], shape[1], shape[2]), vec![7u8; payload]],
+            0,
+        )
+        .unwrap();
+        s
+    };
+    // 300 kB against a 100 kB limit: libzmq drops the connection before allocating it.
+    let _big = publisher(300 * 1000, [100, 1000, 3]);
+    let _small = publisher(60, [4, 5, 3]);
+    let frame = receiver
+        .next_frame(Duration::from_secs(5))
+        .expect("the small sender's frame");
+    assert_eq!(frame.packed(), vec![7u8; 60]);
+    assert!(
+        receiver.next_frame(Duration::from_millis(500)).is_none(),
+        "the oversized frame got through"
+    );
+}
+
+#[test]
+fn a_peer_that_never_answers_costs_request_timeout_per_attempt() {
+    let port = free_port();
+    let ctx = zmq::Context::new();
+    let silent = ctx.socket(zmq::PAIR).unwrap();
+    silent.set_linger(0).unwrap();
+    silent.bind(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    let sender = Sender::raw(
+        VideoFormat::Gray8,
+        8,
+        8,
+        &[
+            ("port", &port.to_string()),
+            ("request-timeout", "300"),
+            ("max-retries", "1"),
+            ("jpeg-compression", "false"),
+        ],
+    );
+    sender.play();
+    let started = Instant::now();
+    sender
+        .push_packed(&test_frame(0, 8, 8, 1, false), 0)
+        .unwrap();
+    let Outcome::Error(text) = wait_end(&sender.pipeline, Duration::from_secs(5)) else {
+        panic!("no error")
+    };
+    let elapsed = started.elapsed();
+    assert!(text.contains("after 2 attempts (300 ms each)"), "{text}");
+    assert!(
+        elapsed >= Duration::from_millis(550) && elapsed < Duration::from_millis(1200),
+        "{elapsed:?}"
+    );
+    // It did get the frame: the silence is its own.
+    assert!(silent.poll(zmq::POLLIN, 0).unwrap() > 0);
+}
+
+#[test]
+fn eos_with_the_receiver_gone_ends_within_request_timeout_over_five() {
+    for pattern in ["pair", "req-rep"] {
+        let port = free_port().to_string();
+        let receiver = Receiver::new(&[
+            ("port", &port),
+            ("address", "127.0.0.1"),
+            ("pattern", pattern),
+        ]);
+        receiver.play();
+        let sender = Sender::raw(
+            VideoFormat::Gray8,
+            8,
+            8,
+            &[
+                ("port", &port),
+                ("pattern", pattern),
+                ("request-timeout", "1000"),
+                ("jpeg-compression", "false"),
+            ],
+        );
+        sender.play();
+        sender
+            .push_packed(&test_frame(0, 8, 8, 1, false), 0)
+            .unwrap();
+        assert!(receiver.next_frame(Duration::from_secs(5)).is_some());
+        receiver.stop();
+        let started = Instant::now();
+        sender.finish();
+        assert!(matches!(
+            wait_end(&sender.pipeline, Duration::from_secs(5)),
+            Outcome::Eos
+        ));
+        let to_eos = started.elapsed();
+        let started = Instant::now();
+        sender.stop();
+        let to_null = started.elapsed();
+        // 1000 ms / 5, plus scheduling margin.
+        assert!(
+            to_eos < Duration::from_millis(350),
+            "{pattern}: EOS took {to_eos:?}"
+        );
+        assert!(
+            to_eos + to_null < Duration::from_millis(450),
+            "{pattern}: EOS + NULL took {:?}",
+            to_eos + to_null
+        );
+    }
+}
+
+/// Delays every buffer reaching the appsink, like a slow consumer.
+fn slow_down(receiver: &Receiver, per_frame: Duration) {
+    let pad = receiver.appsink.static_pad("sink").unwrap();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        std::thread::sleep(per_frame);
+        gst::PadProbeReturn::Ok
+    });
+}
+
+#[test]
+fn a_slow_consumer_throttles_acknowledged_patterns_without_losing_frames() {
+    for pattern in ["pair", "req-rep"] {
+        let port = free_port().to_string();
+        let receiver = Receiver::new(&[
+            ("port", &port),
+            ("address", "127.0.0.1"),
+            ("pattern", pattern),
+        ]);
+        slow_down(&receiver, Duration::from_millis(30));
+        receiver.play();
+        let sender = Sender::raw(
+            VideoFormat::Gray8,
+            64,
+            48,
+            &[
+                ("port", &port),
+                ("pattern", pattern),
+                ("jpeg-compression", "false"),
+            ],
+        );
+        sender.play();
+        let started = Instant::now();
+        for i in 0..40 {
+            sender
+                .push_packed(&test_frame(i, 64, 48, 1, false), i as u64)
+                .unwrap();
+        }
+        sender.finish();
+        assert!(matches!(
+            wait_end(&sender.pipeline, Duration::from_secs(20)),
+            Outcome::Eos
+        ));
+        let sending = started.elapsed();
+        let (frames, eos) = receiver.collect(Duration::from_secs(5));
+        // The sender went at the consumer's pace (no queue of stale frames in between)...
+        assert!(
+            sending >= Duration::from_millis(38 * 30),
+            "{pattern}: sent 40 frames in {sending:?}"
+        );
+        // ...and every acknowledged frame reached the consumer before EOS.
+        assert!(eos);
+        assert_eq!(frames.len(), 40, "{pattern}");
+        for (i, f) in frames.iter().enumerate() {
+            assert_eq!(f.packed(), test_frame(i, 64, 48, 1, false));
+        }
+    }
+}
+
+#[test]
+fn a_slow_consumer_in_pub_sub_sees_recent_frames_not_a_growing_queue() {
+    let port = free_port().to_string();
+    let receiver = Receiver::new(&[
+        ("port", &port),
+        ("address", "127.0.0.1"),
+        ("pattern", "pub-sub"),
+        ("timeout", "2000"),
+    ]);
+    let lags: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let (w, h) = (640usize, 480usize);
+    let sender = Sender::raw(
+        VideoFormat::Bgr,
+        w as u32,
+        h as u32,
+        &[
+            ("port", &port),
+            ("pattern", "pub-sub"),
+            ("jpeg-compression", "false"),
+        ],
+    );
+    // Frames the sink has put on the wire (not what waits in the test's appsrc).
+    sender.appsrc.set_max_bytes(2 * (w * h * 3) as u64);
+    let sink = sender.sink.clone();
+    {
+        let lags = lags.clone();
+        receiver.appsink.static_pad("sink").unwrap().add_probe(
+            gst::PadProbeType::BUFFER,
+            move |_, info| {
+                if let Some(buffer) = info.buffer() {
+                    let idx = frame_index(&buffer.map_readable().unwrap()[..1]) as i64;
+                    let on_wire = sink
+                        .property::<gst::Structure>("stats")
+                        .get::<u64>("frames")
+                        .unwrap_or(0);
+                    let now = (on_wire.saturating_sub(1) % 256) as i64;
+                    lags.lock().unwrap().push((now - idx).rem_euclid(256));
+                }
+                std::thread::sleep(Duration::from_millis(40));
+                gst::PadProbeReturn::Ok
+            },
+        );
+    }
+    // One base frame; the first byte carries the index (idx * 7 mod 256, as test frames do).
+    let base = test_frame(0, w, h, 3, false);
+    let frames: Vec<Vec<u8>> = (0..256)
+        .map(|i| {
+            let mut f = base.clone();
+            f[0] = (i * 7 % 256) as u8;
+            f
+        })
+        .collect();
+    receiver.play();
+    sender.play();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let mut i = 0usize;
+    while started.elapsed() < Duration::from_secs(3) {
+        sender.push_packed(&frames[i % 256], i as u64).unwrap();
+        i += 1;
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    sender.finish();
+    let (_, _) = receiver.collect(Duration::from_secs(4));
+    let lags = lags.lock().unwrap().clone();
+    assert!(
+        lags.len() >= 20,
+        "{} frames reached the consumer",
+        lags.len()
+    );
+    assert!(
+        i as usize > lags.len() * 3,
+        "the sender was not slowed down: {i} sent, {} consumed",
+        lags.len()
+    );
+    // Frames are dropped, not queued: the lag reaches a ceiling (what ZeroMQ and the kernel's
+    // TCP buffers hold, a few frames, each ~17 sends old here) and stays there.
+    let (first, last) = lags.split_at(lags.len() / 2);
+    let worst = |v: &[i64]| v.iter().copied().max().unwrap_or(0);
+    assert!(
+        worst(&lags) <= 180,
+        "lag up to {} frames: {lags:?}",
+        worst(&lags)
+    );
+    assert!(worst(last) <= worst(first) + 10, "the lag grows: {lags:?}");
+}
