@@ -392,7 +392,7 @@ fn a_slow_consumer_in_pub_sub_sees_recent_frames_not_a_growing_queue() {
         lags.len()
     );
     assert!(
-        i as usize > lags.len() * 3,
+        i > lags.len() * 3,
         "the sender was not slowed down: {i} sent, {} consumed",
         lags.len()
     );
