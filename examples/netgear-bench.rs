@@ -143,8 +143,13 @@ fn appsrc(pipeline: &gst::Pipeline, info: &gst_video::VideoInfo) -> gst_app::App
     appsrc
 }
 
+/// When buffers arrived, shared with a pad probe.
+type Arrivals = Arc<Mutex<Vec<Instant>>>;
+/// One-way latencies in milliseconds, shared with a pad probe.
+type Latencies = Arc<Mutex<Vec<f64>>>;
+
 /// Records when each buffer reaches a pad, and the latency its NetGearMeta stamp says.
-fn record(pad: &gst::Pad) -> (Arc<Mutex<Vec<Instant>>>, Arc<Mutex<Vec<f64>>>) {
+fn record(pad: &gst::Pad) -> (Arrivals, Latencies) {
     let times: Arc<Mutex<Vec<Instant>>> = Arc::default();
     let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
     let (seen, measured) = (times.clone(), latencies.clone());

@@ -5,11 +5,12 @@ use crate::config::{parse_ports, Modes, Pattern, Protocol, Role, SecureMode};
 use crate::jpeg::{Colorspace, DecodeParams, Decoder};
 use crate::protocol::{self, Dtype, PayloadKind, PixelMap, RawLayout};
 use crate::security::{ClientPolicy, KeyDirs};
-use crate::transport::{endpoint, LinkConfig};
+use crate::transport::{endpoint, LinkConfig, Waker};
 use gst::glib;
 use gst_video::prelude::*;
 use gst_video::VideoFormat;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const DEFAULT_PORT: u32 = 5555;
@@ -592,4 +593,42 @@ pub fn pack_frame(
     protocol::pack_pixels(data, stride, layout.width, layout.height, *map, &mut out)
         .ok_or_else(|| "buffer too small for its caps".to_owned())?;
     Ok((PayloadKind::Raw(layout), out))
+}
+
+/// `video/x-raw` in `formats`, or `image/jpeg`: the caps of every pad of ours.
+pub fn raw_or_jpeg_caps(formats: impl IntoIterator<Item = VideoFormat>) -> gst::Caps {
+    let mut caps = gst_video::VideoCapsBuilder::new()
+        .format_list(formats)
+        .build();
+    caps.merge(gst::Caps::builder("image/jpeg").build());
+    caps
+}
+
+/// What both elements' `start()` does first: check the settings, load (or make) the keys,
+/// and create the waker `unlock()` uses. Errors are ready to return from `start()`.
+pub fn prepare_start(
+    settings: &CommonSettings,
+    role: Role,
+    overwrite_keys: bool,
+    cat: gst::DebugCategory,
+    element: &gst::Element,
+) -> Result<(LinkConfig, Arc<Waker>), gst::ErrorMessage> {
+    let (config, generated) = settings
+        .link_config(role, overwrite_keys)
+        .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["Invalid settings: {}", e]))?;
+    if generated {
+        gst::info!(
+            cat,
+            obj = element,
+            "made a new CURVE key set under cert-dir '{}'",
+            settings.cert_dir
+        );
+    }
+    let waker = Waker::new().map_err(|e| {
+        gst::error_msg!(
+            gst::ResourceError::Failed,
+            ["Could not create a wake-up pipe: {}", e]
+        )
+    })?;
+    Ok((config, Arc::new(waker)))
 }

@@ -550,11 +550,7 @@ impl ElementImpl for NetGearSink {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let raw = gst_video::VideoCapsBuilder::new()
-                .format_list(common::SEND_FORMATS.iter().map(|f| f.0))
-                .build();
-            let mut caps = raw;
-            caps.merge(gst::Caps::builder("image/jpeg").build());
+            let caps = common::raw_or_jpeg_caps(common::SEND_FORMATS.iter().map(|f| f.0));
             vec![gst::PadTemplate::new(
                 "sink",
                 gst::PadDirection::Sink,
@@ -570,26 +566,13 @@ impl ElementImpl for NetGearSink {
 impl BaseSinkImpl for NetGearSink {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings().clone();
-        let (config, generated) = settings
-            .common
-            .link_config(Role::Sender, settings.overwrite_cert)
-            .map_err(|e| {
-                gst::error_msg!(gst::ResourceError::Settings, ["Invalid settings: {}", e])
-            })?;
-        if generated {
-            gst::info!(
-                CAT,
-                imp = self,
-                "made a new CURVE key set under cert-dir '{}'",
-                settings.common.cert_dir
-            );
-        }
-        let waker = Arc::new(Waker::new().map_err(|e| {
-            gst::error_msg!(
-                gst::ResourceError::Failed,
-                ["Could not create a wake-up pipe: {}", e]
-            )
-        })?);
+        let (config, waker) = common::prepare_start(
+            &settings.common,
+            Role::Sender,
+            settings.overwrite_cert,
+            *CAT,
+            self.obj().upcast_ref(),
+        )?;
         let link = SenderLink::open(config, waker.clone())
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ["{}", e]))?;
         gst::info!(

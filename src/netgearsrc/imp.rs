@@ -880,10 +880,7 @@ impl ElementImpl for NetGearSrc {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let mut caps = gst_video::VideoCapsBuilder::new()
-                .format_list(SRC_FORMATS.iter().copied())
-                .build();
-            caps.merge(gst::Caps::builder("image/jpeg").build());
+            let caps = common::raw_or_jpeg_caps(SRC_FORMATS.iter().copied());
             let src = gst::PadTemplate::new(
                 "src",
                 gst::PadDirection::Src,
@@ -891,10 +888,7 @@ impl ElementImpl for NetGearSrc {
                 &caps,
             )
             .expect("static pad template");
-            let mut returns = gst_video::VideoCapsBuilder::new()
-                .format_list(common::SEND_FORMATS.iter().map(|f| f.0))
-                .build();
-            returns.merge(gst::Caps::builder("image/jpeg").build());
+            let returns = common::raw_or_jpeg_caps(common::SEND_FORMATS.iter().map(|f| f.0));
             let ret = gst::PadTemplate::new(
                 "return",
                 gst::PadDirection::Sink,
@@ -933,27 +927,13 @@ impl NetGearSrc {
 impl BaseSrcImpl for NetGearSrc {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings().clone();
-        let (config, generated) =
-            settings
-                .common
-                .link_config(Role::Receiver, false)
-                .map_err(|e| {
-                    gst::error_msg!(gst::ResourceError::Settings, ["Invalid settings: {}", e])
-                })?;
-        if generated {
-            gst::info!(
-                CAT,
-                imp = self,
-                "made a new CURVE key set under cert-dir '{}'",
-                settings.common.cert_dir
-            );
-        }
-        let waker = Arc::new(Waker::new().map_err(|e| {
-            gst::error_msg!(
-                gst::ResourceError::Failed,
-                ["Could not create a wake-up pipe: {}", e]
-            )
-        })?);
+        let (config, waker) = common::prepare_start(
+            &settings.common,
+            Role::Receiver,
+            false,
+            *CAT,
+            self.obj().upcast_ref(),
+        )?;
         let element = self.obj().downgrade();
         let on_refused = Box::new(move |peer: &str| {
             if let Some(element) = element.upgrade() {

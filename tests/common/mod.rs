@@ -363,15 +363,10 @@ impl Receiver {
     /// Pulls frames until EOS, or until `timeout` passes with nothing new.
     pub fn collect(&self, timeout: Duration) -> (Vec<Frame>, bool) {
         let mut frames = Vec::new();
-        loop {
-            match self
-                .appsink
-                .try_pull_sample(gst::ClockTime::from_mseconds(timeout.as_millis() as u64))
-            {
-                Some(sample) => frames.push(Frame::from_sample(&sample)),
-                None => return (frames, self.appsink.is_eos()),
-            }
+        while let Some(frame) = self.next_frame(timeout) {
+            frames.push(frame);
         }
+        (frames, self.appsink.is_eos())
     }
 
     pub fn next_frame(&self, timeout: Duration) -> Option<Frame> {
