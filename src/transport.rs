@@ -189,7 +189,7 @@ pub struct LinkConfig {
     pub endpoints: Vec<String>,
     pub request_timeout: Duration,
     pub max_retries: u32,
-    /// Receivers drop any peer that sends a message larger than this.
+    /// A peer that sends a message part larger than this is dropped.
     pub max_message_bytes: i64,
     /// Secure mode: the socket's CURVE keys.
     pub curve: Option<CurveKeys>,
@@ -299,11 +299,11 @@ fn new_socket(context: &zmq::Context, config: &LinkConfig) -> Result<zmq::Socket
         }
         _ => {}
     }
-    if config.role == Role::Receiver {
-        socket
-            .set_maxmsgsize(config.max_message_bytes)
-            .map_err(&err)?;
-    }
+    // Bounds what the peer can make us allocate: frames for receivers, replies (returned
+    // frames included) for senders.
+    socket
+        .set_maxmsgsize(config.max_message_bytes)
+        .map_err(&err)?;
     // Applied to every socket, so one re-created after a timeout keeps its keys.
     if let Some(curve) = &config.curve {
         curve.apply(&socket).map_err(&err)?;
