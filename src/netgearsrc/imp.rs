@@ -322,18 +322,7 @@ impl NetGearSrc {
     /// Counts a rejected message and warns on the bus, at most once per interval.
     fn malformed(&self, endpoints: &str, why: &dyn std::fmt::Display) {
         Stats::bump(&self.stats.malformed);
-        let now = Instant::now();
-        let post = {
-            let mut st = self.state();
-            let due = st
-                .last_warning
-                .is_none_or(|t| now.duration_since(t) >= WARNING_INTERVAL);
-            if due {
-                st.last_warning = Some(now);
-            }
-            due
-        };
-        if post {
+        if self.warning_due() {
             gst::element_imp_warning!(
                 self,
                 gst::StreamError::Decode,
