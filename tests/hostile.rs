@@ -68,6 +68,7 @@ fn jpeg_bomb() -> Vec<u8> {
 
 #[test]
 fn malformed_messages_are_dropped_counted_and_answered() {
+    init();
     let port = free_port();
     let receiver = Receiver::with_caps(
         &[

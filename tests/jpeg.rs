@@ -13,6 +13,7 @@ const W: usize = 320;
 const H: usize = 240;
 
 fn raw_caps() -> gst::Caps {
+    init();
     gst::Caps::builder("video/x-raw").build()
 }
 
