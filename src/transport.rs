@@ -24,6 +24,8 @@ const PUBSUB_TERMINATION_GAP: Duration = Duration::from_millis(20);
 /// receiver acknowledges a frame before decoding and queueing it, and discards what is
 /// still queued when the termination arrives; this gives its recv() loop time to take it.
 const TERMINATION_DELAY: Duration = Duration::from_millis(100);
+/// Pattern 2: at most this many waiting messages are skipped for a newer one per frame.
+const MAX_DRAINED: usize = 64;
 /// How long a stopping sender lets its termination flush.
 const STOP_LINGER: Duration = Duration::from_millis(100);
 
@@ -606,7 +608,11 @@ impl ReceiverLink {
     /// already waiting and keeps the newest; a termination among them is kept for the next
     /// call, so it is never skipped.
     fn newest(&mut self, mut parts: Vec<zmq::Message>, stats: &Stats) -> zmq::Result<Received> {
-        while self.socket.poll(zmq::POLLIN, 0)? > 0 {
+        // Bounded, so a sender faster than we can read cannot keep us here forever.
+        for _ in 0..MAX_DRAINED {
+            if self.socket.poll(zmq::POLLIN, 0)? == 0 {
+                break;
+            }
             let next = match recv_parts(&self.socket) {
                 Ok(next) => next,
                 Err(zmq::Error::EAGAIN) => break,

@@ -308,6 +308,28 @@ fn join(ports: &[u16]) -> String {
         .join(",")
 }
 
+/// One playing raw BGR `netgearsink multi-server=true pattern=1` per server port.
+fn multi_server_senders(servers: &[u16]) -> Vec<Sender> {
+    servers
+        .iter()
+        .map(|p| {
+            let s = Sender::raw(
+                VideoFormat::Bgr,
+                W as u32,
+                H as u32,
+                &[
+                    ("port", &p.to_string()),
+                    ("pattern", "1"),
+                    ("multi-server", "true"),
+                    ("jpeg-compression", "false"),
+                ],
+            );
+            s.play();
+            s
+        })
+        .collect()
+}
+
 /// (port, frame index) of every frame, checking each frame's bytes and its port tag.
 fn tagged(frames: &[Frame]) -> Vec<(u16, usize)> {
     frames
@@ -404,24 +426,7 @@ fn our_sinks_as_servers_into_vidgear() {
         &[("ports", join(&servers)), ("pattern", "1".into())],
     ));
     peer.wait_ready(Duration::from_secs(20));
-    let senders: Vec<Sender> = servers
-        .iter()
-        .map(|p| {
-            let s = Sender::raw(
-                VideoFormat::Bgr,
-                W as u32,
-                H as u32,
-                &[
-                    ("port", &p.to_string()),
-                    ("pattern", "1"),
-                    ("multi-server", "true"),
-                    ("jpeg-compression", "false"),
-                ],
-            );
-            s.play();
-            s
-        })
-        .collect();
+    let senders = multi_server_senders(&servers);
     for i in 0..10 {
         for s in &senders {
             s.push_packed(&test_frame(i, W, H, 3, false), i as u64)
@@ -472,24 +477,7 @@ fn thirty_two_servers_into_one_source() {
         ("address", "127.0.0.1"),
     ]);
     receiver.play();
-    let senders: Vec<Sender> = servers
-        .iter()
-        .map(|p| {
-            let s = Sender::raw(
-                VideoFormat::Bgr,
-                W as u32,
-                H as u32,
-                &[
-                    ("port", &p.to_string()),
-                    ("pattern", "1"),
-                    ("multi-server", "true"),
-                    ("jpeg-compression", "false"),
-                ],
-            );
-            s.play();
-            s
-        })
-        .collect();
+    let senders = multi_server_senders(&servers);
     // Everyone sends a first frame before anyone may terminate: the source ends when every
     // server it has heard from has terminated.
     for s in &senders {

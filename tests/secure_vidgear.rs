@@ -478,3 +478,40 @@ fn unreadable_keys_fail_start_naming_the_file() {
         .unwrap()
         .contains("not a key"));
 }
+
+/// `overwrite-cert=true` makes the sink replace a complete key set at start (vidgear's
+/// overwrite_cert); without it the set is kept.
+#[test]
+fn overwrite_cert_regenerates_the_keys() {
+    let certs = our_keys("overwrite");
+    let server_key = certs.join(".vidgear/keys/public_keys/server.key");
+    let start = |overwrite: &str| {
+        let sender = Sender::raw(
+            VideoFormat::Gray8,
+            16,
+            16,
+            &[
+                ("port", &free_port().to_string()),
+                ("pattern", "2"),
+                ("secure-mode", "stonehouse"),
+                ("cert-dir", certs.to_str().unwrap()),
+                ("overwrite-cert", overwrite),
+            ],
+        );
+        sender.play();
+        sender.stop();
+    };
+    let before = std::fs::read_to_string(&server_key).unwrap();
+    start("false");
+    assert_eq!(
+        std::fs::read_to_string(&server_key).unwrap(),
+        before,
+        "kept without overwrite-cert"
+    );
+    start("true");
+    let after = std::fs::read_to_string(&server_key).unwrap();
+    assert_ne!(after, before, "overwrite-cert=true made a new set");
+    assert!(gstnetgear::security::KeyDirs::new(certs.to_str().unwrap())
+        .unwrap()
+        .complete());
+}
