@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Sends a test pattern from `netgearsink` to `netgearsrc` in one process and prints what
 //! arrived. `cargo run --example loopback -- [PORT]`
 use gst::prelude::*;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Soak run: N small frames, JPEG, pattern 1, netgearsink → netgearsrc in this process,
 //! sampling resident memory and open file descriptors; exits 1 if either grows.
 //!

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! NetGear modes and the rules for combining them (vidgear's ValueErrors, as user-facing
 //! messages that name our properties).
 
@@ -98,8 +99,29 @@ pub struct Modes {
     pub ports: Vec<u16>,
 }
 
+/// A combination of settings vidgear refuses, or a `ports` list that does not parse. The
+/// texts name our properties and say what would work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModeError {
+    #[error("'{entry}' in ports=\"{list}\" is not a port number")]
+    BadPort { entry: String, list: String },
+    #[error("multi-server=true and multi-client=true cannot be combined: choose one")]
+    MultiServerAndClient,
+    #[error("{mode}=true needs pattern=req-rep (1) or pattern=pub-sub (2), not pattern=pair (0)")]
+    MultiWithPair { mode: &'static str },
+    #[error(
+        "bidirectional=true needs pattern=pair (0) or pattern=req-rep (1), not pattern=pub-sub (2)"
+    )]
+    BidirectionalWithPubSub,
+    #[error("{mode}=true needs ports=\"…\" listing {what}, e.g. ports=\"5566,5567\"")]
+    MissingPorts {
+        mode: &'static str,
+        what: &'static str,
+    },
+}
+
 /// Parses the `ports` property: comma- or space-separated port numbers.
-pub fn parse_ports(text: &str) -> Result<Vec<u16>, String> {
+pub fn parse_ports(text: &str) -> Result<Vec<u16>, ModeError> {
     text.split([',', ' ', ';'])
         .filter(|s| !s.trim().is_empty())
         .map(|s| {
@@ -107,48 +129,43 @@ pub fn parse_ports(text: &str) -> Result<Vec<u16>, String> {
                 .parse::<u16>()
                 .ok()
                 .filter(|p| *p > 0)
-                .ok_or_else(|| format!("'{}' in ports=\"{text}\" is not a port number", s.trim()))
+                .ok_or_else(|| ModeError::BadPort {
+                    entry: s.trim().to_owned(),
+                    list: text.to_owned(),
+                })
         })
         .collect()
 }
 
 impl Modes {
+    /// The multi mode in use, by its property name.
+    fn multi_mode(&self) -> Option<&'static str> {
+        if self.multi_server {
+            Some("multi-server")
+        } else if self.multi_client {
+            Some("multi-client")
+        } else {
+            None
+        }
+    }
+
     /// Rejects what vidgear rejects, saying what clashes and what would work.
-    pub fn validate(&self, role: Role) -> Result<(), String> {
-        let p = self.pattern;
+    pub fn validate(&self, role: Role) -> Result<(), ModeError> {
         if self.multi_server && self.multi_client {
-            return Err(
-                "multi-server=true and multi-client=true cannot be combined: choose one".into(),
-            );
+            return Err(ModeError::MultiServerAndClient);
         }
-        if (self.multi_server || self.multi_client) && p == Pattern::Pair {
-            let mode = if self.multi_server {
-                "multi-server"
-            } else {
-                "multi-client"
-            };
-            return Err(format!(
-                "{mode}=true needs pattern=req-rep (1) or pattern=pub-sub (2), not pattern=pair (0)"
-            ));
+        if let (Some(mode), Pattern::Pair) = (self.multi_mode(), self.pattern) {
+            return Err(ModeError::MultiWithPair { mode });
         }
-        if self.bidirectional && p == Pattern::PubSub {
-            return Err(
-                "bidirectional=true needs pattern=pair (0) or pattern=req-rep (1), not pattern=pub-sub (2)"
-                    .into(),
-            );
+        if self.bidirectional && self.pattern == Pattern::PubSub {
+            return Err(ModeError::BidirectionalWithPubSub);
         }
-        let needs_ports = match role {
-            Role::Receiver => self.multi_server,
-            Role::Sender => self.multi_client,
+        let (needs_ports, mode, what) = match role {
+            Role::Receiver => (self.multi_server, "multi-server", "the ports to bind"),
+            Role::Sender => (self.multi_client, "multi-client", "the receivers' ports"),
         };
         if needs_ports && self.ports.is_empty() {
-            let (mode, what) = match role {
-                Role::Receiver => ("multi-server", "the ports to bind"),
-                _ => ("multi-client", "the receivers' ports"),
-            };
-            return Err(format!(
-                "{mode}=true needs ports=\"…\" listing {what}, e.g. ports=\"5566,5567\""
-            ));
+            return Err(ModeError::MissingPorts { mode, what });
         }
         Ok(())
     }
@@ -184,7 +201,7 @@ mod tests {
     #[test]
     fn vidgear_rejections() {
         use Pattern::*;
-        let err = |m: Modes, r| m.validate(r).unwrap_err();
+        let err = |m: Modes, r| m.validate(r).unwrap_err().to_string();
         assert!(err(modes(Pair, false, true, false, &[1]), Role::Receiver)
             .contains("multi-server=true needs pattern=req-rep"));
         assert!(err(modes(Pair, false, false, true, &[1]), Role::Sender)
@@ -217,7 +234,10 @@ mod tests {
             vec![5566, 5567, 5568]
         );
         assert_eq!(parse_ports("").unwrap(), Vec::<u16>::new());
-        assert!(parse_ports("5566,x").unwrap_err().contains("'x'"));
+        assert!(parse_ports("5566,x")
+            .unwrap_err()
+            .to_string()
+            .contains("'x'"));
         assert!(parse_ports("0").is_err());
         assert!(parse_ports("70000").is_err());
     }

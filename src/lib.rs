@@ -1,14 +1,25 @@
+// SPDX-License-Identifier: MPL-2.0
 //! GStreamer elements that speak vidgear's NetGear protocol: `netgearsink` sends frames to
 //! a NetGear receiver, `netgearsrc` receives them from a NetGear sender.
+//!
+//! Where each concern lives: the wire format in `protocol` (pure), sockets in `transport`,
+//! modes and their rules in `config`, shared properties in `properties`, start-up in
+//! `link_setup`, frames between wire and buffers in `frames`, the format table in
+//! `formats`, JPEG in `jpeg`, CURVE keys in `security`, the `stats` counters, the
+//! `NetGearMeta` in `meta`, and glue both elements share in `glue`.
 
 use gst::glib;
 
-mod common;
 pub mod config;
+mod formats;
+mod frames;
+mod glue;
 pub mod jpeg;
+mod link_setup;
 pub mod meta;
 mod netgearsink;
 mod netgearsrc;
+mod properties;
 pub mod protocol;
 pub mod security;
 mod stats;

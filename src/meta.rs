@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `NetGearMeta`: a custom meta carrying a frame's NetGear `message` (JSON text) and the
 //! sending server's `port` on buffers, so `netgearsrc ! … ! netgearsink` relays them and
 //! applications can read them with `gst_buffer_get_custom_meta(buffer, "NetGearMeta")`.

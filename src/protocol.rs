@@ -673,6 +673,23 @@ pub fn python_json_text(value: &Value) -> String {
     String::from_utf8(to_python_json(value)).unwrap_or_default()
 }
 
+/// An 8-character `[A-Z0-9]` id like vidgear's, for the receiver's acknowledgement.
+pub fn device_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    // RandomState is seeded from the OS's randomness; no need for a rand crate.
+    let mut bits = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (0..8)
+        .map(|_| {
+            let c = ALPHABET[(bits % ALPHABET.len() as u64) as usize] as char;
+            bits /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Faults: no receiver, a receiver restarted mid-stream, a state change to NULL while
 //! blocked, a port already in use, and invalid mode combinations.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Hostile and broken peers: malformed messages, oversized frames, JPEG bombs, a peer that
 //! never answers, a receiver that vanishes before EOS, and slow consumers.
 
@@ -242,11 +243,7 @@ fn eos_with_the_receiver_gone_ends_within_request_timeout_over_five() {
         assert!(receiver.next_frame(Duration::from_secs(5)).is_some());
         receiver.stop();
         let started = Instant::now();
-        sender.finish();
-        assert!(matches!(
-            wait_end(&sender.pipeline, Duration::from_secs(5)),
-            Outcome::Eos
-        ));
+        sender.finish_expect_eos(Duration::from_secs(5));
         let to_eos = started.elapsed();
         let started = Instant::now();
         sender.stop();
@@ -301,11 +298,7 @@ fn a_slow_consumer_throttles_acknowledged_patterns_without_losing_frames() {
                 .push_packed(&test_frame(i, 64, 48, 1, false), i as u64)
                 .unwrap();
         }
-        sender.finish();
-        assert!(matches!(
-            wait_end(&sender.pipeline, Duration::from_secs(20)),
-            Outcome::Eos
-        ));
+        sender.finish_expect_eos(Duration::from_secs(20));
         let sending = started.elapsed();
         let (frames, eos) = receiver.collect(Duration::from_secs(5));
         // The sender went at the consumer's pace (no queue of stale frames in between)...

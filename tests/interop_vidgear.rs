@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Interoperability with the real vidgear NetGear (0.3.6, from the venv scripts/setup
 //! makes): vidgear sends to `netgearsrc`, `netgearsink` sends to vidgear, in patterns
 //! 0, 1 and 2, over tcp and ipc, with BGR, gray and odd widths.
@@ -173,11 +174,7 @@ fn sink_to_vidgear(pattern: u8, ipc: bool, shape: Shape, input: VideoFormat, fra
         };
         sender.push_packed(&data, idx as u64).expect("push");
     }
-    sender.finish();
-    match wait_end(&sender.pipeline, Duration::from_secs(20)) {
-        Outcome::Eos => {}
-        other => panic!("sender ended with {other:?}"),
-    }
+    sender.finish_expect_eos(Duration::from_secs(20));
     let report = peer.report(Duration::from_secs(25));
     assert_eq!(
         report["terminated"],

@@ -148,11 +148,7 @@ fn sink_inline_jpeg_decodes_in_vidgear() {
                 .push_packed(&smooth_frame(idx, W, H, channels), idx as u64)
                 .unwrap();
         }
-        sender.finish();
-        assert!(matches!(
-            wait_end(&sender.pipeline, Duration::from_secs(15)),
-            Outcome::Eos
-        ));
+        sender.finish_expect_eos(Duration::from_secs(15));
         let report = peer.report(Duration::from_secs(25));
         assert_eq!(report["terminated"], true, "{report}");
         assert_eq!(report["received"].as_array().unwrap().len(), 20, "{report}");
@@ -255,11 +251,7 @@ fn our_sink_to_our_source_with_jpeg_in_every_pattern() {
                 .collect();
             sender.push_packed(&bgrx, idx as u64).unwrap();
         }
-        sender.finish();
-        assert!(matches!(
-            wait_end(&sender.pipeline, Duration::from_secs(15)),
-            Outcome::Eos
-        ));
+        sender.finish_expect_eos(Duration::from_secs(15));
         let (frames, eos) = receiver.collect(Duration::from_secs(5));
         assert!(eos, "{pattern}: no EOS");
         if pattern == "pub-sub" {
@@ -322,11 +314,7 @@ fn corrupt_jpeg_is_dropped_with_a_warning_and_the_stream_goes_on() {
             .unwrap();
         sender.push_bytes(corrupt, 1).unwrap();
         sender.push_bytes(good.clone(), 2).unwrap();
-        sender.finish();
-        assert!(matches!(
-            wait_end(&sender.pipeline, Duration::from_secs(10)),
-            Outcome::Eos
-        ));
+        sender.finish_expect_eos(Duration::from_secs(10));
         let (frames, eos) = receiver.collect(Duration::from_secs(5));
         assert!(eos);
         assert_eq!(frames.len(), 1, "only the good frame arrives ({caps})");

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! 200 NULL → PLAYING → NULL cycles of each element leave no threads, file descriptors or
 //! memory behind, and every change to NULL returns within 200 ms, even while the element
 //! waits on the network.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! vidgear's exclusive modes against the real vidgear: bidirectional (messages, return
 //! data, returned frames), multi-server and multi-client, both directions.
 
@@ -12,17 +13,6 @@ use std::time::Duration;
 
 const W: usize = 64;
 const H: usize = 48;
-
-fn args(mode: &str, pairs: &[(&str, String)]) -> Vec<String> {
-    let mut out = vec![mode.to_owned()];
-    for (k, v) in pairs {
-        out.push(format!("--{k}"));
-        if !v.is_empty() {
-            out.push(v.clone());
-        }
-    }
-    out
-}
 
 /// Messages of several JSON types, non-ASCII text among them.
 fn messages() -> Vec<Value> {
@@ -53,7 +43,7 @@ fn vidgear_bidirectional_sender_to_source() {
         ]);
         receiver.play();
         let sent = messages();
-        let mut peer = Peer::modes(&args(
+        let mut peer = Peer::modes(&script_args(
             "bi-send",
             &[
                 ("port", port.to_string()),
@@ -95,7 +85,7 @@ fn vidgear_bidirectional_sender_to_source() {
 fn sink_bidirectional_to_vidgear_receiver() {
     for pattern in ["0", "1"] {
         let port = free_port();
-        let mut peer = Peer::modes(&args(
+        let mut peer = Peer::modes(&script_args(
             "bi-recv",
             &[
                 ("port", port.to_string()),
@@ -138,11 +128,7 @@ fn sink_bidirectional_to_vidgear_receiver() {
         sender
             .push_packed(&test_frame(sent.len(), W, H, 3, false), 0)
             .unwrap();
-        sender.finish();
-        assert!(matches!(
-            wait_end(&sender.pipeline, Duration::from_secs(15)),
-            Outcome::Eos
-        ));
+        sender.finish_expect_eos(Duration::from_secs(15));
         let report = peer.report(Duration::from_secs(20));
         let mut expected = sent.clone();
         expected.push(json!("from the property"));
@@ -190,7 +176,7 @@ fn vidgear_returns_frames_to_the_sink() {
         if jpeg {
             pairs.push(("jpeg", String::new()));
         }
-        let mut peer = Peer::modes(&args("bi-recv", &pairs));
+        let mut peer = Peer::modes(&script_args("bi-recv", &pairs));
         peer.wait_ready(Duration::from_secs(20));
         let sender = Sender::raw(
             VideoFormat::Bgr,
@@ -209,11 +195,7 @@ fn vidgear_returns_frames_to_the_sink() {
                 .push_packed(&test_frame(i, W, H, 3, false), i as u64)
                 .unwrap();
         }
-        sender.finish();
-        assert!(matches!(
-            wait_end(&sender.pipeline, Duration::from_secs(15)),
-            Outcome::Eos
-        ));
+        sender.finish_expect_eos(Duration::from_secs(15));
         peer.report(Duration::from_secs(20));
         let returned = sender.posted.named("netgear-return-frame");
         assert!(
@@ -269,7 +251,7 @@ fn source_returns_frames_to_vidgear() {
     )))
     .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let mut peer = Peer::modes(&args(
+    let mut peer = Peer::modes(&script_args(
         "bi-send",
         &[
             ("port", port.to_string()),
@@ -372,7 +354,7 @@ fn three_vidgear_servers_into_one_source() {
         let mut peers: Vec<Peer> = servers
             .iter()
             .map(|p| {
-                Peer::modes(&args(
+                Peer::modes(&script_args(
                     "ms-send",
                     &[
                         ("port", p.to_string()),
@@ -421,7 +403,7 @@ fn three_vidgear_servers_into_one_source() {
 #[test]
 fn our_sinks_as_servers_into_vidgear() {
     let servers = ports(3);
-    let mut peer = Peer::modes(&args(
+    let mut peer = Peer::modes(&script_args(
         "ms-recv",
         &[("ports", join(&servers)), ("pattern", "1".into())],
     ));
@@ -522,7 +504,7 @@ fn sink_multi_client_to_two_vidgear_clients() {
             .iter()
             .map(|p| {
                 let ret = json!({"client": p}).to_string();
-                Peer::modes(&args(
+                Peer::modes(&script_args(
                     "mc-recv",
                     &[
                         ("port", p.to_string()),
@@ -554,11 +536,7 @@ fn sink_multi_client_to_two_vidgear_clients() {
                 .push_packed(&test_frame(i, W, H, 3, false), i as u64)
                 .unwrap();
         }
-        sender.finish();
-        assert!(matches!(
-            wait_end(&sender.pipeline, Duration::from_secs(15)),
-            Outcome::Eos
-        ));
+        sender.finish_expect_eos(Duration::from_secs(15));
         let reports: Vec<Value> = peers
             .iter_mut()
             .map(|p| p.report(Duration::from_secs(20)))
@@ -623,7 +601,7 @@ fn vidgear_multi_client_sender_to_our_sources() {
             r
         })
         .collect();
-    let mut peer = Peer::modes(&args(
+    let mut peer = Peer::modes(&script_args(
         "mc-send",
         &[
             ("ports", join(&clients)),
@@ -692,11 +670,7 @@ fn our_sink_multi_client_to_our_sources() {
             .push_packed(&test_frame(i, W, H, 1, false), i as u64)
             .unwrap();
     }
-    sender.finish();
-    assert!(matches!(
-        wait_end(&sender.pipeline, Duration::from_secs(15)),
-        Outcome::Eos
-    ));
+    sender.finish_expect_eos(Duration::from_secs(15));
     let mut all = Vec::new();
     for r in &receivers {
         let (frames, eos) = r.collect(Duration::from_secs(5));

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Our sink into our source over loopback: every pattern, tcp and ipc, the raw formats,
 //! odd widths, and EOS from the termination message.
 
@@ -75,11 +76,7 @@ fn run(case: Case) {
             .push_packed(&input_frame(case.format, idx, w, h), idx as u64)
             .expect("push");
     }
-    sender.finish();
-    match wait_end(&sender.pipeline, Duration::from_secs(15)) {
-        Outcome::Eos => {}
-        other => panic!("sender ended with {other:?}"),
-    }
+    sender.finish_expect_eos(Duration::from_secs(15));
 
     let (frames, eos) = receiver.collect(Duration::from_secs(5));
     assert!(eos, "no EOS after the termination message");

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Secure mode (CURVE) against the real vidgear, with keys vidgear generated and keys our
 //! tool generated: StoneHouse and IronHouse both directions, refused clients, unknown
 //! server keys, and reconnects that keep their keys.
@@ -118,11 +119,7 @@ fn sink_to_vidgear(mode: u8, certs: &Path) {
             .push_packed(&test_frame(i, W, H, 3, false), i as u64)
             .unwrap();
     }
-    sender.finish();
-    assert!(matches!(
-        wait_end(&sender.pipeline, Duration::from_secs(15)),
-        Outcome::Eos
-    ));
+    sender.finish_expect_eos(Duration::from_secs(15));
     let report = peer.report(Duration::from_secs(20));
     assert_eq!(report["terminated"], true, "{report}");
     assert_eq!(report["bad"], Value::Array(vec![]));

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The soak run in short (3000 frames); scripts/soak runs 100 000.
 
 #[test]

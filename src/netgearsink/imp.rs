@@ -1,19 +1,36 @@
-use crate::common::{self, CommonSettings};
+// SPDX-License-Identifier: MPL-2.0
+
+/**
+ * SECTION:element-netgearsink
+ * @see_also: netgearsrc
+ *
+ * Sends video frames to a vidgear NetGear receiver (`NetGear(receive_mode=True).recv()` in
+ * Python) or to `netgearsrc`, over ZeroMQ, speaking NetGear's wire protocol. Raw input is
+ * JPEG-compressed by default, as vidgear does; `image/jpeg` input is sent as it is.
+ *
+ * ## Example launch lines
+ * |[
+ * gst-launch-1.0 v4l2src ! videoconvert ! netgearsink address=10.0.0.5
+ * gst-launch-1.0 videotestsrc ! netgearsink pattern=req-rep jpeg-compression=false
+ * gst-launch-1.0 videotestsrc ! netgearsink secure-mode=ironhouse cert-dir=/home/pi/netgear-keys
+ * ]|
+ */
 use crate::config::{Pattern, Role};
-use crate::jpeg::{Colorspace, Decoder, EncodeParams, Encoder, Image};
+use crate::frames::{FrameError, FrameReader, FrameWriter, Input, JpegSettings, Payload};
+use crate::glue::{self, Interrupt};
+use crate::link_setup;
 use crate::meta;
-use crate::protocol::{self, Compression, PayloadKind, PixelMap, RawLayout, Reply};
+use crate::properties::{common_properties, string_value, CommonSettings, JsonProperty};
+use crate::protocol::{self, Reply};
 use crate::stats::Stats;
-use crate::transport::{LinkError, Part, SenderLink, SharedBytes, Waker};
+use crate::transport::{LinkError, Part, SenderLink};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
-use gst_video::prelude::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::ops::Range;
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{LazyLock, Mutex, MutexGuard};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -23,17 +40,20 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
+const DEFAULT_JPEG_COMPRESSION: bool = true;
+const DEFAULT_JPEG_QUALITY: u32 = 90;
+const MIN_JPEG_QUALITY: u32 = 10;
+const MAX_JPEG_QUALITY: u32 = 100;
+const DEFAULT_JPEG_FASTDCT: bool = true;
+const DEFAULT_JPEG_FASTUPSAMPLE: bool = false;
+const DEFAULT_OVERWRITE_CERT: bool = false;
+
 #[derive(Debug, Clone)]
 struct Settings {
     common: CommonSettings,
     jpeg_compression: bool,
-    jpeg_quality: u32,
-    jpeg_fastdct: bool,
-    jpeg_fastupsample: bool,
-    jpeg_colorspace: String,
-    message: String,
-    /// `message` parsed once when set, not per frame.
-    message_value: Value,
+    jpeg: JpegSettings,
+    message: JsonProperty,
     overwrite_cert: bool,
 }
 
@@ -41,169 +61,128 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             common: CommonSettings::new(Role::Sender),
-            jpeg_compression: true,
-            jpeg_quality: 90,
-            jpeg_fastdct: true,
-            jpeg_fastupsample: false,
-            jpeg_colorspace: String::new(),
-            message: String::new(),
-            message_value: Value::Null,
-            overwrite_cert: false,
+            jpeg_compression: DEFAULT_JPEG_COMPRESSION,
+            jpeg: JpegSettings {
+                quality: DEFAULT_JPEG_QUALITY,
+                fast_dct: DEFAULT_JPEG_FASTDCT,
+                fast_upsample: DEFAULT_JPEG_FASTUPSAMPLE,
+                colorspace: String::new(),
+            },
+            message: JsonProperty::default(),
+            overwrite_cert: DEFAULT_OVERWRITE_CERT,
         }
     }
 }
 
-/// A readable mapping of a buffer (the bytes in `range`), lent to ZeroMQ.
-struct BufferBytes {
-    map: gst::MappedBuffer<gst::buffer::Readable>,
-    range: Range<usize>,
-}
-
-impl AsRef<[u8]> for BufferBytes {
-    fn as_ref(&self) -> &[u8] {
-        // The range was checked against the mapping when it was made.
-        self.map.as_slice().get(self.range.clone()).unwrap_or(&[])
-    }
-}
-
-/// What the negotiated caps say about each buffer.
-#[derive(Debug, Clone)]
-enum Input {
-    Raw(Box<RawInput>),
-    Jpeg,
-}
-
-#[derive(Debug, Clone)]
-struct RawInput {
-    info: gst_video::VideoInfo,
-    map: PixelMap,
-    layout: RawLayout,
-    /// Encode to JPEG from this layout (jpeg-compression=true and a JPEG-able format).
-    jpeg: Option<Colorspace>,
-}
-
-#[derive(Default)]
-struct State {
-    /// Taken out while a frame is on the wire, so no lock is held across the wait.
-    link: Option<SenderLink>,
-    waker: Option<Arc<Waker>>,
+/// What the streaming thread works with; taken out of the state while a frame is on the
+/// wire, so no lock is held across the wait.
+struct Stream {
+    link: SenderLink,
     input: Option<Input>,
+    writer: FrameWriter,
+    /// For frames that come back with replies.
+    reader: FrameReader,
     pattern: Pattern,
+    multi_client: bool,
+    max_frame_bytes: u64,
     /// Multi-server: the port put in every header.
     header_port: Option<u16>,
     /// Multi-client: the receivers that have replied, each owed a termination.
     heard_from: BTreeSet<u16>,
     terminated: bool,
-    /// Reused for packed rows or encoded JPEG, so frames do not allocate.
-    scratch: Vec<u8>,
-    encoder: Option<Encoder>,
-    /// For frames that come back with replies.
-    decoder: Option<Decoder>,
+}
+
+struct Started {
+    /// `None` while the streaming thread has it.
+    stream: Option<Box<Stream>>,
+    /// For log and error texts while the stream is out.
+    endpoints: String,
+}
+
+#[derive(Default)]
+enum State {
+    #[default]
+    Stopped,
+    Started(Started),
 }
 
 #[derive(Default)]
 pub struct NetGearSink {
     settings: Mutex<Settings>,
     state: Mutex<State>,
+    interrupt: Interrupt,
     stats: Stats,
 }
 
 impl NetGearSink {
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn settings(&self) -> MutexGuard<'_, Settings> {
-        self.settings.lock().unwrap_or_else(|e| e.into_inner())
+        glue::lock(&self.settings)
     }
 
-    /// Sends one buffer as a frame: raw frames whose rows are already tight go out of the
-    /// buffer's own memory; others are packed and reordered (or JPEG-encoded) into `scratch`.
-    fn send_frame(
-        &self,
-        link: &mut SenderLink,
-        buffer: &gst::Buffer,
-        input: &Input,
-        scratch: &mut Vec<u8>,
-        encoder: &mut Option<Encoder>,
-        header_port: Option<u16>,
-    ) -> Result<Vec<zmq::Message>, gst::FlowError> {
-        // A relayed frame keeps its own message (NetGearMeta); others get the property's.
+    fn state(&self) -> MutexGuard<'_, State> {
+        glue::lock(&self.state)
+    }
+
+    fn take_stream(&self) -> Option<Box<Stream>> {
+        match &mut *self.state() {
+            State::Started(started) => started.stream.take(),
+            State::Stopped => None,
+        }
+    }
+
+    fn put_stream(&self, stream: Box<Stream>) {
+        if let State::Started(started) = &mut *self.state() {
+            started.stream = Some(stream);
+        }
+    }
+
+    fn endpoints(&self) -> String {
+        match &*self.state() {
+            State::Started(started) => started.endpoints.clone(),
+            State::Stopped => String::new(),
+        }
+    }
+
+    /// The per-frame settings. `jpeg-*` and `message` may change while playing, so they
+    /// are read for every frame on purpose; a relayed frame keeps its own message.
+    fn frame_settings(&self, buffer: &gst::BufferRef) -> (JpegSettings, Value) {
         let relayed = meta::read(buffer).and_then(|info| info.message);
-        let (message, pattern, mut compression, params, colorspace_set) = {
-            let s = self.settings();
-            let compression = Compression {
-                dct: s.jpeg_fastdct,
-                ups: s.jpeg_fastupsample,
-                colorspace: if s.jpeg_colorspace.is_empty() {
-                    "BGR".to_owned()
-                } else {
-                    s.jpeg_colorspace.to_ascii_uppercase()
-                },
-            };
-            let params = EncodeParams {
-                quality: s.jpeg_quality,
-                fast_dct: s.jpeg_fastdct,
-            };
-            let colorspace_set = !s.jpeg_colorspace.is_empty();
-            let message = match &relayed {
-                Some(text) => protocol::value_from_text(text),
-                None => s.message_value.clone(),
-            };
-            (
-                message,
-                s.common.pattern,
-                compression,
-                params,
-                colorspace_set,
-            )
+        let s = self.settings();
+        let message = match &relayed {
+            Some(text) => protocol::value_from_text(text),
+            None => s.message.json().clone(),
         };
-        let (kind, lent) = match input {
-            Input::Jpeg => (
-                PayloadKind::Jpeg(compression),
-                Some(self.lend(buffer, None)?),
-            ),
-            Input::Raw(raw) => {
-                let RawInput {
-                    info,
-                    map,
-                    layout,
-                    jpeg,
-                } = raw.as_ref();
-                let tight = jpeg.is_none()
-                    && map.is_identity()
-                    && buffer.meta::<gst_video::VideoMeta>().is_none()
-                    && usize::try_from(info.stride()[0]).ok() == Some(layout.row_bytes());
-                if tight {
-                    let start = info.offset()[0];
-                    let range = start..start + layout.frame_bytes();
-                    (
-                        PayloadKind::Raw(*layout),
-                        Some(self.lend(buffer, Some(range))?),
-                    )
-                } else {
-                    let encoded = self.pack_or_encode(buffer, raw, params, encoder, scratch)?;
-                    if let Some(colorspace) = encoded {
-                        if !colorspace_set {
-                            compression.colorspace = colorspace.name().to_owned();
-                        }
-                        (PayloadKind::Jpeg(compression), None)
-                    } else {
-                        (PayloadKind::Raw(*layout), None)
-                    }
-                }
-            }
-        };
-        let header = protocol::encode_frame_header(header_port, &kind, &message, pattern.number());
-        let payload = match &lent {
-            Some(shared) => Part::Shared(shared),
-            None => Part::Copied(scratch),
+        (s.jpeg.clone(), message)
+    }
+
+    /// Sends one buffer as a frame and waits for the reply (patterns 0/1).
+    fn send(
+        &self,
+        stream: &mut Stream,
+        buffer: &gst::Buffer,
+    ) -> Result<Vec<zmq::Message>, gst::FlowError> {
+        let input = stream.input.as_ref().ok_or(gst::FlowError::NotNegotiated)?;
+        let (jpeg, message) = self.frame_settings(buffer);
+        let (kind, payload) = stream
+            .writer
+            .write(buffer, input, &jpeg)
+            .map_err(|e| self.frame_failed(e))?;
+        let header = protocol::encode_frame_header(
+            stream.header_port,
+            &kind,
+            &message,
+            stream.pattern.number(),
+        );
+        let payload = match &payload {
+            Payload::Lent(bytes) => Part::Shared(bytes),
+            Payload::Scratch => Part::Copied(stream.writer.scratch()),
         };
         let payload_len = match payload {
             Part::Shared(b) => (**b).as_ref().len(),
             Part::Copied(b) => b.len(),
         };
-        let reply = link
+        let reply = stream
+            .link
             .exchange(&[Part::Copied(&header), payload], &self.stats)
             .map_err(|e| self.link_failed(e))?;
         Stats::bump(&self.stats.frames);
@@ -211,93 +190,13 @@ impl NetGearSink {
         Ok(reply)
     }
 
-    /// Lends (part of) a buffer's memory to ZeroMQ without a copy.
-    fn lend(
-        &self,
-        buffer: &gst::Buffer,
-        range: Option<Range<usize>>,
-    ) -> Result<SharedBytes, gst::FlowError> {
-        let map = buffer.clone().into_mapped_buffer_readable().map_err(|_| {
-            gst::element_imp_error!(self, gst::ResourceError::Read, ["Could not map buffer"]);
-            gst::FlowError::Error
-        })?;
-        let range = range.unwrap_or(0..map.len());
-        if range.end > map.len() {
-            gst::element_imp_error!(
-                self,
-                gst::StreamError::Format,
-                ["Buffer of {} bytes is too small for its caps", map.len()]
-            );
-            return Err(gst::FlowError::Error);
-        }
-        Ok(Arc::new(BufferBytes { map, range }))
-    }
-
-    /// Packs a raw frame's rows into `scratch` in the wire's layout, or encodes it to JPEG
-    /// there. Returns the JPEG colorspace if it encoded.
-    fn pack_or_encode(
-        &self,
-        buffer: &gst::Buffer,
-        raw: &RawInput,
-        params: EncodeParams,
-        encoder: &mut Option<Encoder>,
-        scratch: &mut Vec<u8>,
-    ) -> Result<Option<Colorspace>, gst::FlowError> {
-        let RawInput {
-            info,
-            map,
-            layout,
-            jpeg,
-        } = raw;
-        let (map, jpeg) = (*map, *jpeg);
-        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), info)
-            .map_err(|_| {
-                gst::element_imp_error!(
-                    self,
-                    gst::ResourceError::Read,
-                    ["Could not map video frame"]
-                );
-                gst::FlowError::Error
-            })?;
-        let stride = usize::try_from(frame.plane_stride()[0]).unwrap_or(0);
-        let data = frame.plane_data(0).map_err(|_| gst::FlowError::Error)?;
-        let Some(colorspace) = jpeg else {
-            scratch.resize(layout.frame_bytes(), 0);
-            if protocol::pack_pixels(data, stride, layout.width, layout.height, map, scratch)
-                .is_none()
-            {
-                gst::element_imp_error!(
-                    self,
-                    gst::StreamError::Format,
-                    ["Buffer of {} bytes is too small for {:?}", data.len(), info]
-                );
-                return Err(gst::FlowError::Error);
-            }
-            return Ok(None);
-        };
-        let encoder = match encoder {
-            Some(e) => e,
-            None => encoder.insert(Encoder::new().map_err(|e| {
-                gst::element_imp_error!(self, gst::LibraryError::Init, ["JPEG encoder: {}", e]);
-                gst::FlowError::Error
-            })?),
-        };
-        let image = Image {
-            pixels: data,
-            width: layout.width,
-            height: layout.height,
-            pitch: stride,
-            colorspace,
-        };
-        encoder.encode(image, params, scratch).map_err(|e| {
-            gst::element_imp_error!(
-                self,
-                gst::LibraryError::Encode,
-                ["JPEG encoding failed: {}", e]
-            );
-            gst::FlowError::Error
-        })?;
-        Ok(Some(colorspace))
+    fn frame_failed(&self, error: FrameError) -> gst::FlowError {
+        gst::element_imp_error!(
+            self,
+            gst::StreamError::Format,
+            ["Could not send a frame to {}: {}", self.endpoints(), error]
+        );
+        gst::FlowError::Error
     }
 
     fn link_failed(&self, error: LinkError) -> gst::FlowError {
@@ -313,50 +212,53 @@ impl NetGearSink {
         }
     }
 
-    /// Reads a receiver's reply: data goes to the bus as `netgear-return`.
-    fn handle_reply(&self, parts: &[zmq::Message], multi_client: bool) {
+    /// Reads a receiver's reply: data goes to the bus as `netgear-return`, a returned
+    /// frame as `netgear-return-frame`.
+    fn handle_reply(&self, stream: &mut Stream, mut parts: Vec<zmq::Message>) {
         let Some(first) = parts.first() else { return };
-        match protocol::parse_reply(first) {
-            Ok(Reply::Text(text)) => gst::trace!(CAT, imp = self, "receiver said: {text}"),
-            Ok(Reply::Data { port, data }) => {
-                if let (true, Some(p)) = (multi_client, port) {
-                    self.state().heard_from.insert(p);
-                }
-                if !data.is_null() {
-                    Stats::bump(&self.stats.returns);
-                    self.post_return(&common::json_text(&data), port.filter(|_| multi_client));
-                }
+        let reply = protocol::parse_reply(first);
+        let port = match &reply {
+            Ok(Reply::Data { port, .. } | Reply::Frame { port, .. }) => {
+                port.filter(|_| stream.multi_client)
             }
-            Ok(Reply::Frame { port, payload }) => {
-                if let (true, Some(p)) = (multi_client, port) {
-                    self.state().heard_from.insert(p);
-                }
-                let Some(bytes) = parts.get(1) else {
-                    self.malformed_reply(&protocol::ProtocolError::PartCount(parts.len()));
-                    return;
-                };
-                let mut decoder = self.state().decoder.take();
-                let limit = self.settings().common.max_frame_bytes;
-                let sample = common::frame_sample(&payload, bytes, &mut decoder, limit);
-                self.state().decoder = decoder;
-                match sample {
-                    Ok(sample) => {
-                        Stats::bump(&self.stats.returns);
-                        let mut s =
-                            gst::Structure::builder("netgear-return-frame").field("sample", sample);
-                        if let (true, Some(p)) = (multi_client, port) {
-                            s = s.field("port", u32::from(p));
-                        }
-                        let msg = gst::message::Element::builder(s.build())
-                            .src(&*self.obj())
-                            .build();
-                        let _ = self.obj().post_message(msg);
-                    }
+            _ => None,
+        };
+        if let Some(p) = port {
+            stream.heard_from.insert(p);
+        }
+        match reply {
+            Ok(Reply::Text(text)) => gst::trace!(CAT, imp = self, "receiver said: {text}"),
+            Ok(Reply::Data { data, .. }) if data.is_null() => {}
+            Ok(Reply::Data { data, .. }) => {
+                Stats::bump(&self.stats.returns);
+                let text = protocol::python_json_text(&data);
+                let fields = |b: gst::structure::Builder| b.field("data", text);
+                glue::post_element_message(self.obj().upcast_ref(), "netgear-return", fields, port);
+            }
+            Ok(Reply::Frame { payload, .. }) if parts.len() == 2 => {
+                let bytes = parts.swap_remove(1);
+                let limit = stream.max_frame_bytes;
+                match stream.reader.sample(&payload, bytes, limit) {
+                    Ok(sample) => self.post_return_frame(sample, port),
                     Err(e) => self.malformed_reply(&e),
                 }
             }
+            Ok(Reply::Frame { .. }) => {
+                self.malformed_reply(&protocol::ProtocolError::PartCount(parts.len()))
+            }
             Err(e) => self.malformed_reply(&e),
         }
+    }
+
+    fn post_return_frame(&self, sample: gst::Sample, port: Option<u16>) {
+        Stats::bump(&self.stats.returns);
+        let fields = |b: gst::structure::Builder| b.field("sample", sample);
+        glue::post_element_message(
+            self.obj().upcast_ref(),
+            "netgear-return-frame",
+            fields,
+            port,
+        );
     }
 
     fn malformed_reply(&self, why: &dyn std::fmt::Display) {
@@ -372,52 +274,52 @@ impl NetGearSink {
         );
     }
 
-    fn post_return(&self, data: &str, port: Option<u16>) {
-        let mut s = gst::Structure::builder("netgear-return").field("data", data);
-        if let Some(p) = port {
-            s = s.field("port", u32::from(p));
-        }
-        let msg = gst::message::Element::builder(s.build())
-            .src(&*self.obj())
-            .build();
-        let _ = self.obj().post_message(msg);
-    }
-
-    fn endpoints(&self) -> String {
-        self.state()
-            .link
-            .as_ref()
-            .map(|l| l.config().endpoint_list())
-            .unwrap_or_default()
-    }
-
     /// Sends the termination message once. `wait`: give the receiver time to answer
     /// (EOS); otherwise best effort without blocking (stopping without EOS).
-    fn send_termination(&self, wait: bool) {
-        let (link, header_port, copies) = {
-            let mut st = self.state();
-            if st.terminated {
-                return;
-            }
-            st.terminated = true;
-            let copies = if st.pattern == Pattern::ReqRep {
-                st.heard_from.len().max(1)
-            } else {
-                1
-            };
-            (st.link.take(), st.header_port, copies)
+    fn send_termination(&self, stream: &mut Stream, wait: bool) {
+        if stream.terminated {
+            return;
+        }
+        stream.terminated = true;
+        let copies = match stream.pattern {
+            Pattern::ReqRep => stream.heard_from.len().max(1),
+            _ => 1,
         };
-        let Some(mut link) = link else { return };
-        let message = protocol::encode_termination(header_port);
-        let answered = link.terminate(&message, copies, wait);
+        let message = protocol::encode_termination(stream.header_port);
+        let answered = stream.link.terminate(&message, copies, wait);
         Stats::bump(&self.stats.terminations);
         gst::debug!(
             CAT,
             imp = self,
             "sent termination to {} (answered: {answered})",
-            link.config().endpoint_list()
+            stream.link.config().endpoint_list()
         );
-        self.state().link = Some(link);
+    }
+
+    fn open_stream(&self, settings: &Settings) -> Result<Box<Stream>, gst::ErrorMessage> {
+        let common = &settings.common;
+        let (config, waker) = link_setup::prepare_start(
+            common,
+            Role::Sender,
+            settings.overwrite_cert,
+            *CAT,
+            self.obj().upcast_ref(),
+        )?;
+        let link = SenderLink::open(config, waker.clone())
+            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ["{}", e]))?;
+        self.interrupt.arm(waker);
+        Ok(Box::new(Stream {
+            link,
+            input: None,
+            writer: FrameWriter::default(),
+            reader: FrameReader::default(),
+            pattern: common.pattern,
+            multi_client: common.multi_client,
+            max_frame_bytes: common.max_frame_bytes,
+            header_port: common.multi_server.then(|| common.own_port()),
+            heard_from: BTreeSet::new(),
+            terminated: false,
+        }))
     }
 }
 
@@ -428,54 +330,58 @@ impl ObjectSubclass for NetGearSink {
     type ParentType = gst_base::BaseSink;
 }
 
+fn sink_properties() -> Vec<glib::ParamSpec> {
+    vec![
+        glib::ParamSpecBoolean::builder("jpeg-compression")
+            .nick("JPEG compression")
+            .blurb("Encode raw input to JPEG before sending, as vidgear does by default (image/jpeg input is always sent as it is)")
+            .default_value(DEFAULT_JPEG_COMPRESSION)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("jpeg-quality")
+            .nick("JPEG quality")
+            .blurb("JPEG quality of inline compression")
+            .minimum(MIN_JPEG_QUALITY)
+            .maximum(MAX_JPEG_QUALITY)
+            .default_value(DEFAULT_JPEG_QUALITY)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecBoolean::builder("jpeg-fastdct")
+            .nick("JPEG fast DCT")
+            .blurb("Use the fast, less accurate DCT when encoding; also asks the receiver to decode with it")
+            .default_value(DEFAULT_JPEG_FASTDCT)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecBoolean::builder("jpeg-fastupsample")
+            .nick("JPEG fast upsampling")
+            .blurb("Ask the receiver to use fast chroma upsampling when decoding")
+            .default_value(DEFAULT_JPEG_FASTUPSAMPLE)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecString::builder("jpeg-colorspace")
+            .nick("JPEG colorspace")
+            .blurb("Colorspace the receiver decodes JPEG to (BGR, RGB, GRAY, BGRA, …); empty: from the caps, BGR for image/jpeg input")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder("message")
+            .nick("Message")
+            .blurb("Sent as 'message' with every frame: JSON if it parses as JSON, else a string (bidirectional mode)")
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecBoolean::builder("overwrite-cert")
+            .nick("Overwrite certificates")
+            .blurb("Regenerate the CURVE key files in cert-dir at start (vidgear's overwrite_cert)")
+            .default_value(DEFAULT_OVERWRITE_CERT)
+            .mutable_ready()
+            .build(),
+    ]
+}
+
 impl ObjectImpl for NetGearSink {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            let mut props = CommonSettings::properties(Role::Sender);
-            props.extend([
-                glib::ParamSpecBoolean::builder("jpeg-compression")
-                    .nick("JPEG compression")
-                    .blurb("Encode raw input to JPEG before sending, as vidgear does by default (image/jpeg input is always sent as it is)")
-                    .default_value(true)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("jpeg-quality")
-                    .nick("JPEG quality")
-                    .blurb("JPEG quality of inline compression")
-                    .minimum(10)
-                    .maximum(100)
-                    .default_value(90)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecBoolean::builder("jpeg-fastdct")
-                    .nick("JPEG fast DCT")
-                    .blurb("Use the fast, less accurate DCT when encoding; also asks the receiver to decode with it")
-                    .default_value(true)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecBoolean::builder("jpeg-fastupsample")
-                    .nick("JPEG fast upsampling")
-                    .blurb("Ask the receiver to use fast chroma upsampling when decoding")
-                    .default_value(false)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecString::builder("jpeg-colorspace")
-                    .nick("JPEG colorspace")
-                    .blurb("Colorspace the receiver decodes JPEG to (BGR, RGB, GRAY, BGRA, …); empty: from the caps, BGR for image/jpeg input")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("message")
-                    .nick("Message")
-                    .blurb("Sent as 'message' with every frame: JSON if it parses as JSON, else a string (bidirectional mode)")
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecBoolean::builder("overwrite-cert")
-                    .nick("Overwrite certificates")
-                    .blurb("Regenerate the CURVE key files in cert-dir at start (vidgear's overwrite_cert)")
-                    .default_value(false)
-                    .mutable_ready()
-                    .build(),
-            ]);
+            let mut props = common_properties(Role::Sender);
+            props.extend(sink_properties());
             props
         });
         PROPERTIES.as_ref()
@@ -483,31 +389,22 @@ impl ObjectImpl for NetGearSink {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = self.settings();
+        gst::debug!(CAT, imp = self, "{} set", pspec.name());
         if s.common.set_property(value, pspec) {
-            gst::debug!(CAT, imp = self, "{} set", pspec.name());
             return;
         }
         match pspec.name() {
-            "jpeg-compression" => s.jpeg_compression = value.get().unwrap_or(true),
-            "jpeg-quality" => s.jpeg_quality = value.get().unwrap_or(90),
-            "jpeg-fastdct" => s.jpeg_fastdct = value.get().unwrap_or(true),
-            "jpeg-fastupsample" => s.jpeg_fastupsample = value.get().unwrap_or(false),
-            "jpeg-colorspace" => {
-                s.jpeg_colorspace = value
-                    .get::<Option<String>>()
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default()
+            "jpeg-compression" => {
+                s.jpeg_compression = value.get().unwrap_or(DEFAULT_JPEG_COMPRESSION)
             }
-            "message" => {
-                s.message = value
-                    .get::<Option<String>>()
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
-                s.message_value = protocol::value_from_text(&s.message);
+            "jpeg-quality" => s.jpeg.quality = value.get().unwrap_or(DEFAULT_JPEG_QUALITY),
+            "jpeg-fastdct" => s.jpeg.fast_dct = value.get().unwrap_or(DEFAULT_JPEG_FASTDCT),
+            "jpeg-fastupsample" => {
+                s.jpeg.fast_upsample = value.get().unwrap_or(DEFAULT_JPEG_FASTUPSAMPLE)
             }
-            "overwrite-cert" => s.overwrite_cert = value.get().unwrap_or(false),
+            "jpeg-colorspace" => s.jpeg.colorspace = string_value(value),
+            "message" => s.message.set(value),
+            "overwrite-cert" => s.overwrite_cert = value.get().unwrap_or(DEFAULT_OVERWRITE_CERT),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
@@ -522,10 +419,10 @@ impl ObjectImpl for NetGearSink {
         }
         match pspec.name() {
             "jpeg-compression" => s.jpeg_compression.to_value(),
-            "jpeg-quality" => s.jpeg_quality.to_value(),
-            "jpeg-fastdct" => s.jpeg_fastdct.to_value(),
-            "jpeg-fastupsample" => s.jpeg_fastupsample.to_value(),
-            "jpeg-colorspace" => s.jpeg_colorspace.to_value(),
+            "jpeg-quality" => s.jpeg.quality.to_value(),
+            "jpeg-fastdct" => s.jpeg.fast_dct.to_value(),
+            "jpeg-fastupsample" => s.jpeg.fast_upsample.to_value(),
+            "jpeg-colorspace" => s.jpeg.colorspace.to_value(),
             "message" => s.message.to_value(),
             "overwrite-cert" => s.overwrite_cert.to_value(),
             _ => glib::Value::from_type(pspec.value_type()),
@@ -550,7 +447,7 @@ impl ElementImpl for NetGearSink {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = common::raw_or_jpeg_caps(common::SEND_FORMATS.iter().map(|f| f.0));
+            let caps = crate::formats::send_caps();
             vec![gst::PadTemplate::new(
                 "sink",
                 gst::PadDirection::Sink,
@@ -565,142 +462,85 @@ impl ElementImpl for NetGearSink {
 
 impl BaseSinkImpl for NetGearSink {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
+        // The settings as they are now hold for the whole stream, except the properties
+        // flagged mutable-playing, which `frame_settings` reads per frame.
         let settings = self.settings().clone();
-        let (config, waker) = common::prepare_start(
-            &settings.common,
-            Role::Sender,
-            settings.overwrite_cert,
-            *CAT,
-            self.obj().upcast_ref(),
-        )?;
-        let link = SenderLink::open(config, waker.clone())
-            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ["{}", e]))?;
-        gst::info!(
-            CAT,
-            imp = self,
-            "sending to {}",
-            link.config().endpoint_list()
-        );
+        let stream = self.open_stream(&settings)?;
+        let endpoints = stream.link.config().endpoint_list();
+        gst::info!(CAT, imp = self, "sending to {endpoints}");
         self.stats.reset();
-        *self.state() = State {
-            link: Some(link),
-            waker: Some(waker),
-            pattern: settings.common.pattern,
-            header_port: settings
-                .common
-                .multi_server
-                .then(|| settings.common.own_port()),
-            ..State::default()
-        };
+        *self.state() = State::Started(Started {
+            stream: Some(stream),
+            endpoints,
+        });
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        self.send_termination(false);
-        *self.state() = State::default();
+        let state = std::mem::take(&mut *self.state());
+        if let State::Started(Started {
+            stream: Some(mut stream),
+            ..
+        }) = state
+        {
+            self.send_termination(&mut stream, false);
+        }
+        self.interrupt.disarm();
         Ok(())
     }
 
     fn set_caps(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
-        let s = caps
-            .structure(0)
-            .ok_or_else(|| gst::loggable_error!(CAT, "empty caps"))?;
-        let input = if s.name() == "image/jpeg" {
-            Input::Jpeg
-        } else {
-            let info = gst_video::VideoInfo::from_caps(caps)
-                .map_err(|_| gst::loggable_error!(CAT, "invalid caps {caps}"))?;
-            let (_, map, dtype, channels, jpeg_name) = common::SEND_FORMATS
-                .iter()
-                .find(|(f, ..)| *f == info.format())
-                .ok_or_else(|| gst::loggable_error!(CAT, "unsupported format in {caps}"))?;
-            let layout = RawLayout::new(
-                *dtype,
-                info.height() as usize,
-                info.width() as usize,
-                *channels,
+        let jpeg_compression = self.settings().jpeg_compression;
+        let input = Input::from_caps(caps, jpeg_compression)
+            .map_err(|e| gst::loggable_error!(CAT, "{e}"))?;
+        if let Some(format) = input.cannot_compress(jpeg_compression) {
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Format,
+                [
+                    "{} cannot be JPEG-compressed: sending raw frames",
+                    format.to_str()
+                ]
             );
-            let jpeg = if self.settings().jpeg_compression {
-                if jpeg_name.is_none() {
-                    gst::element_imp_warning!(
-                        self,
-                        gst::StreamError::Format,
-                        [
-                            "{} cannot be JPEG-compressed: sending raw frames",
-                            info.format().to_str()
-                        ]
-                    );
-                }
-                jpeg_name.and_then(Colorspace::from_name)
-            } else {
-                None
-            };
-            Input::Raw(Box::new(RawInput {
-                info,
-                map: *map,
-                layout,
-                jpeg,
-            }))
-        };
+        }
         gst::debug!(CAT, imp = self, "input {input:?}");
-        self.state().input = Some(input);
+        let mut stream = self
+            .take_stream()
+            .ok_or_else(|| gst::loggable_error!(CAT, "caps before start"))?;
+        stream.input = Some(input);
+        self.put_stream(stream);
         Ok(())
     }
 
     fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (link, input, mut scratch, mut encoder, header_port) = {
-            let mut st = self.state();
-            let input = st.input.clone().ok_or(gst::FlowError::NotNegotiated)?;
-            let scratch = std::mem::take(&mut st.scratch);
-            (
-                st.link.take(),
-                input,
-                scratch,
-                st.encoder.take(),
-                st.header_port,
-            )
-        };
-        let Some(mut link) = link else {
-            return Err(gst::FlowError::Flushing);
-        };
-        let multi_client = self.settings().common.multi_client;
-        let result = self.send_frame(
-            &mut link,
-            buffer,
-            &input,
-            &mut scratch,
-            &mut encoder,
-            header_port,
-        );
-        {
-            let mut st = self.state();
-            st.link = Some(link);
-            st.scratch = scratch;
-            st.encoder = encoder;
+        let mut stream = self.take_stream().ok_or(gst::FlowError::Flushing)?;
+        let result = self.send(&mut stream, buffer);
+        if let Ok(reply) = result {
+            self.handle_reply(&mut stream, reply);
+            self.put_stream(stream);
+            return Ok(gst::FlowSuccess::Ok);
         }
-        let reply = result?;
-        self.handle_reply(&reply, multi_client);
-        Ok(gst::FlowSuccess::Ok)
+        self.put_stream(stream);
+        result.map(|_| gst::FlowSuccess::Ok)
     }
 
     fn event(&self, event: gst::Event) -> bool {
         if let gst::EventView::Eos(_) = event.view() {
-            self.send_termination(true);
+            if let Some(mut stream) = self.take_stream() {
+                self.send_termination(&mut stream, true);
+                self.put_stream(stream);
+            }
         }
         self.parent_event(event)
     }
 
     fn unlock(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(w) = self.state().waker.as_ref() {
-            w.wake();
-        }
+        self.interrupt.unlock();
         Ok(())
     }
 
     fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(w) = self.state().waker.as_ref() {
-            w.reset();
-        }
+        self.interrupt.unlock_stop();
         Ok(())
     }
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `netgearsink`: sends frames to a vidgear NetGear receiver (vidgear's "server" role).
 
 use gst::glib;

@@ -1,20 +1,38 @@
-use crate::common::{self, CommonSettings};
+// SPDX-License-Identifier: MPL-2.0
+
+/**
+ * SECTION:element-netgearsrc
+ * @see_also: netgearsink, netgeardemux
+ *
+ * Receives video frames from a vidgear NetGear sender (`NetGear().send(frame)` in Python)
+ * or from `netgearsink`, over ZeroMQ, speaking NetGear's wire protocol. A live source:
+ * buffers carry the running time at which they arrived. Raw frames come out as BGR, BGRA,
+ * GRAY8 or GRAY16_LE; JPEG frames as `image/jpeg` when downstream takes it, else decoded.
+ *
+ * ## Example launch lines
+ * |[
+ * gst-launch-1.0 netgearsrc ! videoconvert ! autovideosink
+ * gst-launch-1.0 netgearsrc pattern=pub-sub timeout=5000 ! videoconvert ! autovideosink
+ * gst-launch-1.0 netgearsrc ! jpegparse ! matroskamux ! filesink location=feed.mkv
+ * ]|
+ */
 use crate::config::{Pattern, Role, SecureMode};
-use crate::jpeg::{Colorspace, DecodeParams, Decoder, JpegInfo};
+use crate::frames::{pack_frame, FrameError, FrameReader, Output};
+use crate::glue::{self, Interrupt, WarningLimiter};
+use crate::link_setup;
 use crate::meta;
-use crate::protocol::{self, FrameHeader, Incoming, PayloadKind, RawLayout};
+use crate::properties::{common_properties, CommonSettings, JsonProperty};
+use crate::protocol::{self, FrameHeader, Incoming, PayloadKind};
 use crate::stats::Stats;
-use crate::transport::{LinkError, Received, ReceiverLink, Waker};
+use crate::transport::{LinkError, Received, ReceiverLink};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
-use gst_video::VideoFormat;
-use serde_json::Value;
 use std::collections::BTreeSet;
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -25,15 +43,16 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-/// A flood of bad messages posts at most one bus warning per this interval (all are counted).
-const WARNING_INTERVAL: Duration = Duration::from_secs(1);
+/// 0: never end on silence.
+const DEFAULT_TIMEOUT_MS: u32 = 0;
+/// The custom downstream event that tells `netgeardemux` one server of several ended
+/// (field `port`), and the custom query by which it asks for them.
+pub const SERVER_EOS_EVENT: &str = "netgear-server-eos";
 
 #[derive(Debug, Clone)]
 struct Settings {
     common: CommonSettings,
-    return_data: String,
-    /// `return-data` parsed once when set, not per frame.
-    return_value: Value,
+    return_data: JsonProperty,
     timeout_ms: u32,
 }
 
@@ -41,51 +60,28 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             common: CommonSettings::new(Role::Receiver),
-            return_data: String::new(),
-            return_value: Value::Null,
-            timeout_ms: 0,
+            return_data: JsonProperty::default(),
+            timeout_ms: DEFAULT_TIMEOUT_MS,
         }
     }
 }
 
-/// What the source pad currently carries; a frame that needs other caps renegotiates.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum OutputKey {
-    /// Raw frames as the wire carries them.
-    Raw(RawLayout),
-    /// JPEG frames pushed untouched.
-    Jpeg { width: usize, height: usize },
-    /// JPEG frames decoded to the header's colorspace.
-    Decoded {
-        colorspace: Colorspace,
-        width: usize,
-        height: usize,
-    },
-}
-
-#[derive(Debug, Clone)]
-struct Output {
-    key: OutputKey,
-    /// Raw video layout (not for JPEG pass-through).
-    info: Option<gst_video::VideoInfo>,
-    /// Buffers for decoded or re-padded frames, reused across frames.
-    pool: Option<gst::BufferPool>,
-    /// Raw rows are as long as GStreamer's: the message itself becomes the buffer.
-    tight: bool,
-}
-
-impl Output {
-    fn release(&self) {
-        if let Some(pool) = &self.pool {
-            let _ = pool.set_active(false);
-        }
-    }
-}
-
-struct State {
-    /// Taken out while waiting for the network, so no lock is held across the wait.
-    link: Option<ReceiverLink>,
-    waker: Option<Arc<Waker>>,
+/// What the streaming thread works with; taken out of the state while waiting for the
+/// network, so no lock is held across the wait.
+struct Stream {
+    link: ReceiverLink,
+    reader: FrameReader,
+    /// What the source pad carries now.
+    output: Option<Output>,
+    /// Whether downstream takes image/jpeg; asked again after a reconfigure.
+    jpeg_passthrough: Option<bool>,
+    /// Multi-server: senders that sent frames and have not terminated yet.
+    servers: BTreeSet<u16>,
+    /// Whether downstream wants `SERVER_EOS_EVENT`s; asked at the first termination.
+    server_eos_wanted: Option<bool>,
+    last_message: Instant,
+    last_frame: Instant,
+    /// From the settings at start.
     pattern: Pattern,
     /// Replies are JSON (bidirectional or multi-client).
     json_replies: bool,
@@ -93,38 +89,31 @@ struct State {
     /// Multi-client: the port named in every reply.
     reply_port: Option<u16>,
     ack: Vec<u8>,
-    output: Option<Output>,
-    /// Whether downstream takes image/jpeg; asked again after a reconfigure.
-    jpeg_passthrough: Option<bool>,
-    /// Taken out while decoding, like the link.
-    decoder: Option<Decoder>,
-    /// Multi-server: senders that sent frames and have not terminated yet.
-    servers: BTreeSet<u16>,
-    last_message: Instant,
-    last_frame: Instant,
-    last_warning: Option<Instant>,
+    request_timeout: Duration,
+    timeout: Option<Duration>,
+    max_frame_bytes: u64,
 }
 
-impl Default for State {
-    fn default() -> Self {
-        let now = Instant::now();
-        State {
-            link: None,
-            waker: None,
-            pattern: Pattern::Pair,
-            json_replies: false,
-            multi_server: false,
-            reply_port: None,
-            ack: Vec::new(),
-            output: None,
-            jpeg_passthrough: None,
-            decoder: None,
-            servers: BTreeSet::new(),
-            last_message: now,
-            last_frame: now,
-            last_warning: None,
+impl Stream {
+    fn release_output(&mut self) {
+        if let Some(old) = self.output.take() {
+            old.release();
         }
     }
+}
+
+struct Started {
+    /// `None` while the streaming thread has it.
+    stream: Option<Box<Stream>>,
+    /// Set by `negotiate()`: the next frame asks downstream again.
+    renegotiate: bool,
+}
+
+#[derive(Default)]
+enum State {
+    #[default]
+    Stopped,
+    Started(Started),
 }
 
 /// What one received message led to.
@@ -133,65 +122,6 @@ enum Step {
     Again,
     Eos,
 }
-
-/// Why a frame could not become a buffer.
-#[derive(Debug)]
-enum FrameError {
-    Protocol(protocol::ProtocolError),
-    Jpeg(crate::jpeg::JpegError),
-    /// Downstream refused the caps the frame needs.
-    Refused(String),
-    /// The frame would be larger than max-frame-bytes.
-    Limit(String),
-    Buffer,
-}
-
-impl From<protocol::ProtocolError> for FrameError {
-    fn from(e: protocol::ProtocolError) -> Self {
-        FrameError::Protocol(e)
-    }
-}
-
-impl std::fmt::Display for FrameError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FrameError::Protocol(e) => e.fmt(f),
-            FrameError::Jpeg(e) => write!(f, "corrupt JPEG: {e}"),
-            FrameError::Refused(caps) => write!(f, "downstream refused {caps}"),
-            FrameError::Limit(why) => f.write_str(why),
-            FrameError::Buffer => write!(f, "could not allocate or fill a buffer"),
-        }
-    }
-}
-
-/// Lets a ZeroMQ message become a GStreamer buffer without a copy.
-struct WireBytes(zmq::Message);
-
-// SAFETY: a zmq message owns its bytes (or a reference count on them); libzmq forbids
-// sharing a socket between threads, not moving a message. The buffer only reads it.
-unsafe impl Send for WireBytes {}
-
-impl AsRef<[u8]> for WireBytes {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-/// Formats the source pad can carry.
-const SRC_FORMATS: &[VideoFormat] = &[
-    VideoFormat::Bgr,
-    VideoFormat::Bgra,
-    VideoFormat::Gray8,
-    VideoFormat::Gray16Le,
-    VideoFormat::Rgb,
-    VideoFormat::Bgrx,
-    VideoFormat::Rgbx,
-    VideoFormat::Xbgr,
-    VideoFormat::Xrgb,
-    VideoFormat::Rgba,
-    VideoFormat::Abgr,
-    VideoFormat::Argb,
-];
 
 /// What the `return` pad's caps say about its buffers.
 #[derive(Debug, Clone)]
@@ -215,22 +145,369 @@ pub struct NetGearSrc {
     state: Mutex<State>,
     /// Its own lock: the return pad's buffers come from another streaming thread.
     returns: Mutex<Returns>,
+    interrupt: Interrupt,
+    warnings: WarningLimiter,
     stats: Stats,
 }
 
 impl NetGearSrc {
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn settings(&self) -> MutexGuard<'_, Settings> {
+        glue::lock(&self.settings)
     }
 
-    fn settings(&self) -> MutexGuard<'_, Settings> {
-        self.settings.lock().unwrap_or_else(|e| e.into_inner())
+    fn state(&self) -> MutexGuard<'_, State> {
+        glue::lock(&self.state)
     }
 
     fn returns(&self) -> MutexGuard<'_, Returns> {
-        self.returns.lock().unwrap_or_else(|e| e.into_inner())
+        glue::lock(&self.returns)
     }
 
+    /// The stream, and whether downstream asked to renegotiate since the last frame.
+    fn take_stream(&self) -> Option<(Box<Stream>, bool)> {
+        match &mut *self.state() {
+            State::Started(started) => {
+                let stream = started.stream.take()?;
+                Some((stream, std::mem::take(&mut started.renegotiate)))
+            }
+            State::Stopped => None,
+        }
+    }
+
+    fn put_stream(&self, stream: Box<Stream>) {
+        if let State::Started(started) = &mut *self.state() {
+            started.stream = Some(stream);
+        }
+    }
+
+    /// Secure mode: the authentication turned a client away (called from its thread).
+    fn refused(&self, peer: &str, why: &str) {
+        Stats::bump(&self.stats.refused);
+        let peer = if peer.is_empty() { "?" } else { peer };
+        if self.warnings.due() {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::NotAuthorized,
+                ["Refused a client from {}: {}", peer, why]
+            );
+        }
+        gst::warning!(CAT, imp = self, "refused a client from {peer}: {why}");
+    }
+
+    /// Counts a rejected message and warns on the bus, at most once per interval.
+    fn malformed(&self, stream: &Stream, why: &dyn std::fmt::Display) {
+        Stats::bump(&self.stats.malformed);
+        self.warn_dropped(stream, "a malformed message", why);
+    }
+
+    fn warn_dropped(&self, stream: &Stream, what: &str, why: &dyn std::fmt::Display) {
+        let endpoints = stream.link.config().endpoint_list();
+        if self.warnings.due() {
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Decode,
+                ["Dropped {} on {}: {}", what, endpoints, why]
+            );
+        } else {
+            gst::debug!(CAT, imp = self, "dropped {what} on {endpoints}: {why}");
+        }
+    }
+
+    /// Waits for the next message and turns it into a step.
+    fn receive(&self, stream: &mut Stream) -> Result<Step, gst::FlowError> {
+        let rebind_at = stream
+            .pattern
+            .is_acknowledged()
+            .then(|| stream.last_message + stream.request_timeout * 3);
+        let eos_at = stream.timeout.map(|t| stream.last_frame + t);
+        let deadline = match (rebind_at, eos_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        match stream.link.recv(wait, &self.stats) {
+            Err(e) => Err(self.link_failed(e, gst::ResourceError::Read)),
+            Ok(Received::TimedOut) => self.on_silence(stream, rebind_at, eos_at),
+            Ok(Received::Message(parts)) => {
+                stream.last_message = Instant::now();
+                self.on_message(stream, parts)
+            }
+        }
+    }
+
+    fn link_failed(&self, error: LinkError, kind: gst::ResourceError) -> gst::FlowError {
+        if let LinkError::Interrupted = error {
+            return gst::FlowError::Flushing;
+        }
+        gst::element_imp_error!(self, kind, ["{}", error]);
+        gst::FlowError::Error
+    }
+
+    /// Nothing arrived before a deadline: end of stream (`timeout`), or rebind so a new
+    /// sender can replace a dead one (patterns 0/1).
+    fn on_silence(
+        &self,
+        stream: &mut Stream,
+        rebind_at: Option<Instant>,
+        eos_at: Option<Instant>,
+    ) -> Result<Step, gst::FlowError> {
+        let now = Instant::now();
+        if eos_at.is_some_and(|t| now >= t) {
+            gst::info!(
+                CAT,
+                imp = self,
+                "nothing arrived for the timeout: end of stream"
+            );
+            return Ok(Step::Eos);
+        }
+        if rebind_at.is_some_and(|t| now >= t) {
+            gst::info!(
+                CAT,
+                imp = self,
+                "silence on {}: rebinding for a new sender",
+                stream.link.config().endpoint_list()
+            );
+            stream
+                .link
+                .rebind(&self.stats)
+                .map_err(|e| self.link_failed(e, gst::ResourceError::OpenRead))?;
+            stream.last_message = now;
+        }
+        Ok(Step::Again)
+    }
+
+    fn on_message(
+        &self,
+        stream: &mut Stream,
+        mut parts: Vec<zmq::Message>,
+    ) -> Result<Step, gst::FlowError> {
+        let parsed = parts
+            .first()
+            .ok_or(protocol::ProtocolError::PartCount(0))
+            .and_then(|h| protocol::parse_header(h));
+        if let Ok(Incoming::Terminate { port }) = parsed {
+            return self.on_termination(stream, port);
+        }
+        // Answer before decoding, as vidgear does; a REP socket must answer every request.
+        if stream.pattern.is_acknowledged() {
+            self.acknowledge(stream)?;
+        }
+        let header = match parsed {
+            Ok(Incoming::Frame(h)) => h,
+            Ok(Incoming::Terminate { .. }) => return Ok(Step::Again),
+            Err(e) => {
+                self.malformed(stream, &e);
+                return Ok(Step::Again);
+            }
+        };
+        if parts.len() != 2 {
+            let error = protocol::ProtocolError::PartCount(parts.len());
+            self.malformed(stream, &error);
+            return Ok(Step::Again);
+        }
+        let payload = parts.swap_remove(1);
+        Ok(self.on_frame(stream, &header, payload))
+    }
+
+    fn on_termination(
+        &self,
+        stream: &mut Stream,
+        port: Option<u16>,
+    ) -> Result<Step, gst::FlowError> {
+        Stats::bump(&self.stats.terminations);
+        if stream.pattern == Pattern::ReqRep {
+            let answer = match stream.multi_server {
+                true => protocol::TERMINATION_ACK_MULTISERVER,
+                false => protocol::TERMINATION_ACK,
+            };
+            self.reply(stream, &[answer.as_bytes()])?;
+        }
+        if !stream.multi_server {
+            gst::info!(CAT, imp = self, "sender terminated: end of stream");
+            return Ok(Step::Eos);
+        }
+        if let Some(p) = port.filter(|p| stream.servers.remove(p)) {
+            self.announce_server_eos(stream, p);
+        }
+        let left = stream.servers.len();
+        gst::info!(CAT, imp = self, "server {port:?} terminated, {left} left");
+        Ok(if left == 0 { Step::Eos } else { Step::Again })
+    }
+
+    /// Tells downstream that server `port` ended, if downstream asked for it (a custom
+    /// event stops some consumers, e.g. `appsink`'s pull, so it goes only to those that
+    /// answer the query of the same name: `netgeardemux`).
+    fn announce_server_eos(&self, stream: &mut Stream, port: u16) {
+        let pad = self.obj().src_pad().clone();
+        let wanted = *stream.server_eos_wanted.get_or_insert_with(|| {
+            let mut query = gst::query::Custom::new(gst::Structure::new_empty(SERVER_EOS_EVENT));
+            pad.peer_query(&mut query)
+        });
+        if wanted {
+            let s = gst::Structure::builder(SERVER_EOS_EVENT)
+                .field("port", u32::from(port))
+                .build();
+            pad.push_event(gst::event::CustomDownstream::new(s));
+        }
+    }
+
+    /// The reply to a frame: a returned frame, return data, or the plain acknowledgement.
+    fn acknowledge(&self, stream: &mut Stream) -> Result<(), gst::FlowError> {
+        if !stream.json_replies {
+            let ack = stream.ack.clone();
+            return self.reply(stream, &[&ack]);
+        }
+        if let Some((kind, bytes)) = self.returns().frame.take() {
+            let header = protocol::encode_frame_reply(stream.reply_port, &kind);
+            return self.reply(stream, &[&header, &bytes]);
+        }
+        // `return-data` may change while playing: read for every reply on purpose.
+        let data = self.settings().return_data.json().clone();
+        let answer = protocol::encode_data_reply(stream.reply_port, &data);
+        self.reply(stream, &[&answer])
+    }
+
+    fn reply(&self, stream: &mut Stream, parts: &[&[u8]]) -> Result<(), gst::FlowError> {
+        match stream.link.reply(parts) {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                gst::debug!(CAT, imp = self, "reply dropped: the sender is gone");
+                Ok(())
+            }
+            Err(e) => Err(self.link_failed(e, gst::ResourceError::Write)),
+        }
+    }
+
+    /// A frame's payload as a buffer with its meta, or dropped (counted and warned about).
+    fn on_frame(&self, stream: &mut Stream, header: &FrameHeader, payload: zmq::Message) -> Step {
+        let payload_len = payload.len();
+        let mut buffer = match self.frame_buffer(stream, &header.payload, payload) {
+            Ok(b) => b,
+            Err(FrameError::Refused(caps)) => {
+                Stats::bump(&self.stats.dropped);
+                // The refused caps stay pending on the pad: the next frame sets its own.
+                stream.release_output();
+                let why = format!("downstream does not accept {caps}");
+                self.warn_dropped(stream, "a frame", &why);
+                return Step::Again;
+            }
+            Err(why) => {
+                self.malformed(stream, &why);
+                return Step::Again;
+            }
+        };
+        let port = header.port.filter(|_| stream.multi_server);
+        if let Some(p) = port {
+            stream.servers.insert(p);
+        }
+        self.attach_message(buffer.make_mut(), header, port);
+        stream.last_frame = Instant::now();
+        Stats::bump(&self.stats.frames);
+        Stats::add(&self.stats.bytes, payload_len as u64);
+        Step::Push(buffer)
+    }
+
+    /// The frame's message (and server port) as `NetGearMeta`, and on the bus.
+    fn attach_message(&self, buffer: &mut gst::BufferRef, header: &FrameHeader, port: Option<u16>) {
+        let message = header.message.as_ref().map(protocol::python_json_text);
+        if message.is_none() && port.is_none() {
+            return;
+        }
+        let info = meta::NetGearInfo {
+            message: message.clone(),
+            port,
+        };
+        meta::attach(buffer, &info);
+        if let Some(text) = message {
+            let fields = |b: gst::structure::Builder| b.field("message", text);
+            glue::post_element_message(self.obj().upcast_ref(), "netgear-message", fields, port);
+        }
+    }
+
+    /// Turns a frame's payload into a buffer, renegotiating when the frame format changes.
+    fn frame_buffer(
+        &self,
+        stream: &mut Stream,
+        kind: &PayloadKind,
+        payload: zmq::Message,
+    ) -> Result<gst::Buffer, FrameError> {
+        let passthrough = matches!(kind, PayloadKind::Jpeg(_)) && self.jpeg_passthrough(stream);
+        let key = stream.reader.output_key(kind, &payload, passthrough)?;
+        if stream.output.as_ref().is_none_or(|o| o.key != key) {
+            let output = Output::new(key, stream.max_frame_bytes, true)?;
+            gst::debug!(CAT, imp = self, "new caps {}", output.caps);
+            let applied = self.obj().set_caps(&output.caps);
+            stream.release_output();
+            applied.map_err(|_| FrameError::Refused(output.caps.to_string()))?;
+            stream.output = Some(output);
+        }
+        let output = stream.output.as_ref().ok_or(FrameError::Buffer)?;
+        stream.reader.fill(output, kind, payload)
+    }
+
+    /// Whether downstream takes JPEG as it is (asked once, and again after a reconfigure).
+    fn jpeg_passthrough(&self, stream: &mut Stream) -> bool {
+        if let Some(decided) = stream.jpeg_passthrough {
+            return decided;
+        }
+        let jpeg = gst::Caps::builder("image/jpeg").build();
+        let takes = self
+            .obj()
+            .src_pad()
+            .peer_query_caps(Some(&jpeg))
+            .can_intersect(&jpeg);
+        let how = if takes {
+            "pushed as image/jpeg"
+        } else {
+            "decoded to raw"
+        };
+        gst::info!(CAT, imp = self, "JPEG frames: {how}");
+        stream.jpeg_passthrough = Some(takes);
+        takes
+    }
+
+    fn open_stream(&self, settings: &Settings) -> Result<Box<Stream>, gst::ErrorMessage> {
+        let c = &settings.common;
+        let (config, waker) =
+            link_setup::prepare_start(c, Role::Receiver, false, *CAT, self.obj().upcast_ref())?;
+        let why = match c.secure_mode {
+            SecureMode::IronHouse => "its public key is not in public_keys/ (IronHouse)",
+            _ => "it did not authenticate",
+        };
+        let element = self.obj().downgrade();
+        let on_refused = Box::new(move |peer: &str| {
+            if let Some(element) = element.upgrade() {
+                element.imp().refused(peer, why);
+            }
+        });
+        let link = ReceiverLink::open(config, waker.clone(), on_refused)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{}", e]))?;
+        self.interrupt.arm(waker);
+        let now = Instant::now();
+        Ok(Box::new(Stream {
+            link,
+            reader: FrameReader::default(),
+            output: None,
+            jpeg_passthrough: None,
+            servers: BTreeSet::new(),
+            server_eos_wanted: None,
+            last_message: now,
+            last_frame: now,
+            pattern: c.pattern,
+            json_replies: c.bidirectional || c.multi_client,
+            multi_server: c.multi_server,
+            reply_port: c.multi_client.then(|| c.own_port()),
+            ack: protocol::encode_ack(&protocol::device_id()),
+            request_timeout: Duration::from_millis(u64::from(c.request_timeout_ms)),
+            timeout: (settings.timeout_ms > 0)
+                .then(|| Duration::from_millis(u64::from(settings.timeout_ms))),
+            max_frame_bytes: c.max_frame_bytes,
+        }))
+    }
+}
+
+/// The `return` request pad's glue.
+impl NetGearSrc {
     fn return_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
         let input = self
             .returns()
@@ -238,12 +515,19 @@ impl NetGearSrc {
             .clone()
             .ok_or(gst::FlowError::NotNegotiated)?;
         let frame = match input {
-            ReturnInput::Raw(info) => common::pack_frame(&buffer, &info).map_err(|e| {
+            ReturnInput::Raw(info) => pack_frame(&buffer, &info).map_err(|e| {
                 gst::element_imp_error!(self, gst::StreamError::Format, ["Return frame: {}", e]);
                 gst::FlowError::Error
             })?,
             ReturnInput::Jpeg => {
-                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                let map = buffer.map_readable().map_err(|_| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::ResourceError::Read,
+                        ["Return frame: could not map a buffer"]
+                    );
+                    gst::FlowError::Error
+                })?;
                 let kind = PayloadKind::Jpeg(protocol::Compression {
                     dct: true,
                     ups: false,
@@ -283,471 +567,24 @@ impl NetGearSrc {
         }
     }
 
-    /// Secure mode: the authentication turned a client away (called from its thread).
-    fn refused(&self, peer: &str) {
-        Stats::bump(&self.stats.refused);
-        let mode = self.settings().common.secure_mode;
-        let why = if mode == SecureMode::IronHouse {
-            "its public key is not in public_keys/ (IronHouse)"
-        } else {
-            "it did not authenticate"
-        };
-        if self.warning_due() {
-            gst::element_imp_warning!(
-                self,
-                gst::ResourceError::NotAuthorized,
-                [
-                    "Refused a client from {}: {}",
-                    if peer.is_empty() { "?" } else { peer },
-                    why
-                ]
-            );
-        }
-        gst::warning!(CAT, imp = self, "refused a client from {peer}: {why}");
-    }
-
-    /// Bus warnings about the network are posted at most once per interval.
-    fn warning_due(&self) -> bool {
-        let now = Instant::now();
-        let mut st = self.state();
-        let due = st
-            .last_warning
-            .is_none_or(|t| now.duration_since(t) >= WARNING_INTERVAL);
-        if due {
-            st.last_warning = Some(now);
-        }
-        due
-    }
-
-    /// Counts a rejected message and warns on the bus, at most once per interval.
-    fn malformed(&self, endpoints: &str, why: &dyn std::fmt::Display) {
-        Stats::bump(&self.stats.malformed);
-        if self.warning_due() {
-            gst::element_imp_warning!(
-                self,
-                gst::StreamError::Decode,
-                ["Dropped a malformed message on {}: {}", endpoints, why]
-            );
-        } else {
-            gst::debug!(CAT, imp = self, "dropped a malformed message: {why}");
-        }
-    }
-
-    /// Waits for the next message and turns it into a step.
-    fn receive(&self, link: &mut ReceiverLink) -> Result<Step, gst::FlowError> {
-        let (rebind_at, eos_at) = {
-            let st = self.state();
-            let settings = self.settings();
-            let request_timeout =
-                Duration::from_millis(u64::from(settings.common.request_timeout_ms));
-            let rebind_at = st
-                .pattern
-                .is_acknowledged()
-                .then(|| st.last_message + request_timeout * 3);
-            let eos_at = (settings.timeout_ms > 0)
-                .then(|| st.last_frame + Duration::from_millis(u64::from(settings.timeout_ms)));
-            (rebind_at, eos_at)
-        };
-        let deadline = match (rebind_at, eos_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        match link.recv(wait, &self.stats) {
-            Err(LinkError::Interrupted) => Err(gst::FlowError::Flushing),
-            Err(e) => {
-                gst::element_imp_error!(self, gst::ResourceError::Read, ["{}", e]);
-                Err(gst::FlowError::Error)
-            }
-            Ok(Received::TimedOut) => {
-                let now = Instant::now();
-                if eos_at.is_some_and(|t| now >= t) {
-                    gst::info!(
-                        CAT,
-                        imp = self,
-                        "nothing arrived for the timeout: end of stream"
-                    );
-                    return Ok(Step::Eos);
-                }
-                if rebind_at.is_some_and(|t| now >= t) {
-                    gst::info!(
-                        CAT,
-                        imp = self,
-                        "silence on {}: rebinding for a new sender",
-                        link.config().endpoint_list()
-                    );
-                    match link.rebind(&self.stats) {
-                        Ok(()) => {}
-                        Err(LinkError::Interrupted) => return Err(gst::FlowError::Flushing),
-                        Err(e) => {
-                            gst::element_imp_error!(self, gst::ResourceError::OpenRead, ["{}", e]);
-                            return Err(gst::FlowError::Error);
-                        }
-                    }
-                    self.state().last_message = now;
-                }
-                Ok(Step::Again)
-            }
-            Ok(Received::Message(parts)) => {
-                self.state().last_message = Instant::now();
-                self.handle_message(link, parts)
-            }
-        }
-    }
-
-    fn reply(&self, link: &mut ReceiverLink, parts: &[&[u8]]) -> Result<(), gst::FlowError> {
-        match link.reply(parts) {
-            Ok(sent) => {
-                if !sent {
-                    gst::debug!(CAT, imp = self, "reply dropped: the sender is gone");
-                }
-                Ok(())
-            }
-            Err(e) => {
-                gst::element_imp_error!(self, gst::ResourceError::Write, ["{}", e]);
-                Err(gst::FlowError::Error)
-            }
-        }
-    }
-
-    fn handle_message(
-        &self,
-        link: &mut ReceiverLink,
-        mut parts: Vec<zmq::Message>,
-    ) -> Result<Step, gst::FlowError> {
-        let parsed = parts
-            .first()
-            .ok_or(protocol::ProtocolError::PartCount(0))
-            .and_then(|h| protocol::parse_header(h));
-        let (pattern, json_replies, multi_server, reply_port) = {
-            let st = self.state();
-            (st.pattern, st.json_replies, st.multi_server, st.reply_port)
-        };
-
-        if let Ok(Incoming::Terminate { port }) = parsed {
-            Stats::bump(&self.stats.terminations);
-            if pattern == Pattern::ReqRep {
-                let answer = if multi_server {
-                    protocol::TERMINATION_ACK_MULTISERVER
-                } else {
-                    protocol::TERMINATION_ACK
-                };
-                self.reply(link, &[answer.as_bytes()])?;
-            }
-            if !multi_server {
-                gst::info!(CAT, imp = self, "sender terminated: end of stream");
-                return Ok(Step::Eos);
-            }
-            let mut st = self.state();
-            if let Some(p) = port {
-                st.servers.remove(&p);
-            }
-            gst::info!(
-                CAT,
-                imp = self,
-                "server {port:?} terminated, {} left",
-                st.servers.len()
-            );
-            return Ok(if st.servers.is_empty() {
-                Step::Eos
-            } else {
-                Step::Again
-            });
-        }
-
-        // Answer before decoding, as vidgear does; a REP socket must answer every request.
-        if pattern.is_acknowledged() {
-            let returned = if json_replies {
-                self.returns().frame.take()
-            } else {
-                None
-            };
-            if let Some((kind, bytes)) = returned {
-                let header = protocol::encode_frame_reply(reply_port, &kind);
-                self.reply(link, &[&header, &bytes])?;
-            } else {
-                let answer = if json_replies {
-                    protocol::encode_data_reply(reply_port, &self.settings().return_value)
-                } else {
-                    self.state().ack.clone()
-                };
-                self.reply(link, &[&answer])?;
-            }
-        }
-
-        let endpoints = link.config().endpoint_list();
-        let header = match parsed {
-            Ok(Incoming::Frame(h)) => h,
-            Ok(Incoming::Terminate { .. }) => return Ok(Step::Again),
-            Err(e) => {
-                self.malformed(&endpoints, &e);
-                return Ok(Step::Again);
-            }
-        };
-        if parts.len() != 2 {
-            self.malformed(&endpoints, &protocol::ProtocolError::PartCount(parts.len()));
-            return Ok(Step::Again);
-        }
-        let payload = parts.swap_remove(1);
-        let payload_len = payload.len();
-        let buffer = match self.make_buffer(&header, payload) {
-            Ok(b) => b,
-            Err(FrameError::Refused(caps)) => {
-                gst::element_imp_error!(
-                    self,
-                    gst::StreamError::Format,
-                    [
-                        "Downstream does not accept {} (the sender's frames on {})",
-                        caps,
-                        endpoints
-                    ]
-                );
-                return Err(gst::FlowError::NotNegotiated);
-            }
-            Err(why) => {
-                self.malformed(&endpoints, &why);
-                return Ok(Step::Again);
-            }
-        };
-        let mut buffer = buffer;
-        let port = header.port.filter(|_| multi_server);
-        if let Some(p) = port {
-            self.state().servers.insert(p);
-        }
-        let message = header.message.as_ref().map(common::json_text);
-        if message.is_some() || port.is_some() {
-            let info = meta::NetGearInfo {
-                message: message.clone(),
-                port,
-            };
-            meta::attach(buffer.make_mut(), &info);
-        }
-        if let Some(text) = message {
-            self.post_message(text, port);
-        }
-        self.state().last_frame = Instant::now();
-        Stats::bump(&self.stats.frames);
-        Stats::add(&self.stats.bytes, payload_len as u64);
-        Ok(Step::Push(buffer))
-    }
-
-    /// Turns a frame's payload into a buffer, renegotiating when the frame format changes.
-    fn make_buffer(
-        &self,
-        header: &FrameHeader,
-        payload: zmq::Message,
-    ) -> Result<gst::Buffer, FrameError> {
-        match &header.payload {
-            PayloadKind::Raw(layout) => {
-                protocol::check_raw_payload(layout, payload.len())?;
-                let output = self.output(OutputKey::Raw(*layout))?;
-                if output.tight {
-                    return Ok(gst::Buffer::from_slice(WireBytes(payload)));
-                }
-                let (mut buffer, stride) = Self::acquire(&output)?;
-                {
-                    let buffer = buffer.get_mut().ok_or(FrameError::Buffer)?;
-                    let mut map = buffer.map_writable().map_err(|_| FrameError::Buffer)?;
-                    protocol::copy_rows(
-                        &payload,
-                        layout.row_bytes(),
-                        &mut map,
-                        stride,
-                        layout.row_bytes(),
-                        layout.height,
-                    )
-                    .ok_or(FrameError::Buffer)?;
-                }
-                Ok(buffer)
-            }
-            PayloadKind::Jpeg(compression) => {
-                let mut decoder = match self.state().decoder.take() {
-                    Some(d) => d,
-                    None => Decoder::new().map_err(FrameError::Jpeg)?,
-                };
-                let result = self.jpeg_buffer(&mut decoder, compression, payload);
-                self.state().decoder = Some(decoder);
-                result
-            }
-        }
-    }
-
-    fn jpeg_buffer(
-        &self,
-        decoder: &mut Decoder,
-        compression: &protocol::Compression,
-        payload: zmq::Message,
-    ) -> Result<gst::Buffer, FrameError> {
-        let info = decoder.info(&payload).map_err(FrameError::Jpeg)?;
-        let JpegInfo { width, height } = info;
-        if width > protocol::MAX_DIMENSION || height > protocol::MAX_DIMENSION {
-            return Err(FrameError::Protocol(protocol::ProtocolError::BadShape(
-                format!("JPEG of {width}x{height}"),
-            )));
-        }
-        if self.jpeg_passthrough() {
-            self.output(OutputKey::Jpeg { width, height })?;
-            return Ok(gst::Buffer::from_slice(WireBytes(payload)));
-        }
-        let (colorspace, _) = common::decoded_format(&compression.colorspace);
-        let output = self.output(OutputKey::Decoded {
-            colorspace,
-            width,
-            height,
-        })?;
-        let (mut buffer, stride) = Self::acquire(&output)?;
-        {
-            let buffer = buffer.get_mut().ok_or(FrameError::Buffer)?;
-            let mut map = buffer.map_writable().map_err(|_| FrameError::Buffer)?;
-            decoder
-                .decode(
-                    &payload,
-                    info,
-                    colorspace,
-                    stride,
-                    DecodeParams {
-                        fast_dct: compression.dct,
-                        fast_upsample: compression.ups,
-                    },
-                    &mut map,
+    fn new_return_pad(&self, template: &gst::PadTemplate) -> gst::Pad {
+        gst::Pad::builder_from_template(template)
+            .name("return")
+            .chain_function(|_pad, parent, buffer| {
+                NetGearSrc::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::FlowError::Error),
+                    |imp| imp.return_chain(buffer),
                 )
-                .map_err(FrameError::Jpeg)?;
-        }
-        Ok(buffer)
-    }
-
-    /// A buffer for the output's raw layout, and its row stride.
-    fn acquire(output: &Output) -> Result<(gst::Buffer, usize), FrameError> {
-        let info = output.info.as_ref().ok_or(FrameError::Buffer)?;
-        let stride = usize::try_from(info.stride()[0]).map_err(|_| FrameError::Buffer)?;
-        let buffer = match &output.pool {
-            Some(pool) => pool.acquire_buffer(None).map_err(|_| FrameError::Buffer)?,
-            None => gst::Buffer::with_size(info.size()).map_err(|_| FrameError::Buffer)?,
-        };
-        Ok((buffer, stride))
-    }
-
-    /// Whether downstream takes JPEG as it is (asked once, and again after a reconfigure).
-    fn jpeg_passthrough(&self) -> bool {
-        if let Some(decided) = self.state().jpeg_passthrough {
-            return decided;
-        }
-        let jpeg = gst::Caps::builder("image/jpeg").build();
-        let takes = self
-            .obj()
-            .static_pad("src")
-            .is_some_and(|pad| pad.peer_query_caps(Some(&jpeg)).can_intersect(&jpeg));
-        gst::info!(
-            CAT,
-            imp = self,
-            "JPEG frames: {}",
-            if takes {
-                "pushed as image/jpeg"
-            } else {
-                "decoded to raw"
-            }
-        );
-        self.state().jpeg_passthrough = Some(takes);
-        takes
-    }
-
-    /// The output for a frame: the current one, or new caps pushed downstream.
-    fn output(&self, key: OutputKey) -> Result<Output, FrameError> {
-        if let Some(current) = self.state().output.as_ref().filter(|o| o.key == key) {
-            return Ok(current.clone());
-        }
-        let bad = || FrameError::Protocol(protocol::ProtocolError::BadShape(format!("{key:?}")));
-        let raw = match &key {
-            OutputKey::Raw(layout) => {
-                Some((common::raw_format(layout), layout.width, layout.height))
-            }
-            OutputKey::Decoded {
-                colorspace,
-                width,
-                height,
-            } => Some((common::decoded_format(colorspace.name()).1, *width, *height)),
-            OutputKey::Jpeg { .. } => None,
-        };
-        let output = match raw {
-            Some((format, width, height)) => {
-                let info = common::video_info(format, width, height).map_err(|_| bad())?;
-                let limit = self.settings().common.max_frame_bytes;
-                common::check_decoded_size(&info, limit).map_err(FrameError::Limit)?;
-                let caps = info.to_caps().map_err(|_| bad())?;
-                self.apply_caps(&caps)?;
-                let tight = match &key {
-                    OutputKey::Raw(layout) => {
-                        usize::try_from(info.stride()[0]).ok() == Some(layout.row_bytes())
-                            && info.size() == layout.frame_bytes()
-                    }
-                    _ => false,
-                };
-                let pool = if tight {
-                    None
-                } else {
-                    Some(Self::new_pool(&caps, info.size())?)
-                };
-                Output {
-                    key,
-                    info: Some(info),
-                    pool,
-                    tight,
-                }
-            }
-            None => {
-                let OutputKey::Jpeg { width, height } = key else {
-                    return Err(bad());
-                };
-                let caps = gst::Caps::builder("image/jpeg")
-                    .field("width", i32::try_from(width).map_err(|_| bad())?)
-                    .field("height", i32::try_from(height).map_err(|_| bad())?)
-                    .field("framerate", gst::Fraction::new(0, 1))
-                    .build();
-                self.apply_caps(&caps)?;
-                Output {
-                    key,
-                    info: None,
-                    pool: None,
-                    tight: false,
-                }
-            }
-        };
-        if let Some(old) = self.state().output.replace(output.clone()) {
-            old.release();
-        }
-        Ok(output)
-    }
-
-    fn new_pool(caps: &gst::Caps, size: usize) -> Result<gst::BufferPool, FrameError> {
-        let pool = gst::BufferPool::new();
-        let mut config = pool.config();
-        config.set_params(
-            Some(caps),
-            u32::try_from(size).map_err(|_| FrameError::Buffer)?,
-            2,
-            0,
-        );
-        pool.set_config(config).map_err(|_| FrameError::Buffer)?;
-        pool.set_active(true).map_err(|_| FrameError::Buffer)?;
-        Ok(pool)
-    }
-
-    fn apply_caps(&self, caps: &gst::Caps) -> Result<(), FrameError> {
-        gst::debug!(CAT, imp = self, "new caps {caps}");
-        self.obj()
-            .set_caps(caps)
-            .map_err(|_| FrameError::Refused(caps.to_string()))
-    }
-
-    fn post_message(&self, message: String, port: Option<u16>) {
-        let mut s = gst::Structure::builder("netgear-message").field("message", message);
-        if let Some(p) = port {
-            s = s.field("port", u32::from(p));
-        }
-        let msg = gst::message::Element::builder(s.build())
-            .src(&*self.obj())
-            .build();
-        let _ = self.obj().post_message(msg);
+            })
+            .event_function(|pad, parent, event| {
+                NetGearSrc::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.return_event(pad, event),
+                )
+            })
+            .build()
     }
 }
 
@@ -756,6 +593,22 @@ impl ObjectSubclass for NetGearSrc {
     const NAME: &'static str = "GstNetGearSrc";
     type Type = super::NetGearSrc;
     type ParentType = gst_base::PushSrc;
+}
+
+fn src_properties() -> Vec<glib::ParamSpec> {
+    vec![
+        glib::ParamSpecString::builder("return-data")
+            .nick("Return data")
+            .blurb("Returned to the sender with every reply in bidirectional / multi-client mode: JSON if it parses, else a string; may change while playing")
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecUInt::builder("timeout")
+            .nick("Timeout")
+            .blurb("End the stream (EOS) when no frame arrives for this many milliseconds; 0 waits forever. Useful with pattern=pub-sub, whose termination message can be lost")
+            .default_value(DEFAULT_TIMEOUT_MS)
+            .mutable_ready()
+            .build(),
+    ]
 }
 
 impl ObjectImpl for NetGearSrc {
@@ -770,20 +623,8 @@ impl ObjectImpl for NetGearSrc {
 
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            let mut props = CommonSettings::properties(Role::Receiver);
-            props.extend([
-                glib::ParamSpecString::builder("return-data")
-                    .nick("Return data")
-                    .blurb("Returned to the sender with every reply in bidirectional / multi-client mode: JSON if it parses, else a string; may change while playing")
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder("timeout")
-                    .nick("Timeout")
-                    .blurb("End the stream (EOS) when no frame arrives for this many milliseconds; 0 waits forever. Useful with pattern=pub-sub, whose termination message can be lost")
-                    .default_value(0)
-                    .mutable_ready()
-                    .build(),
-            ]);
+            let mut props = common_properties(Role::Receiver);
+            props.extend(src_properties());
             props
         });
         PROPERTIES.as_ref()
@@ -791,20 +632,13 @@ impl ObjectImpl for NetGearSrc {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = self.settings();
+        gst::debug!(CAT, imp = self, "{} set", pspec.name());
         if s.common.set_property(value, pspec) {
-            gst::debug!(CAT, imp = self, "{} set", pspec.name());
             return;
         }
         match pspec.name() {
-            "return-data" => {
-                s.return_data = value
-                    .get::<Option<String>>()
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
-                s.return_value = protocol::value_from_text(&s.return_data);
-            }
-            "timeout" => s.timeout_ms = value.get().unwrap_or(0),
+            "return-data" => s.return_data.set(value),
+            "timeout" => s.timeout_ms = value.get().unwrap_or(DEFAULT_TIMEOUT_MS),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
@@ -869,7 +703,8 @@ impl ElementImpl for NetGearSrc {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = common::raw_or_jpeg_caps(SRC_FORMATS.iter().copied());
+            let formats = crate::formats::SRC_FORMATS.iter().copied();
+            let caps = crate::formats::raw_or_jpeg_caps(formats);
             let src = gst::PadTemplate::new(
                 "src",
                 gst::PadDirection::Src,
@@ -877,12 +712,11 @@ impl ElementImpl for NetGearSrc {
                 &caps,
             )
             .expect("static pad template");
-            let returns = common::raw_or_jpeg_caps(common::SEND_FORMATS.iter().map(|f| f.0));
             let ret = gst::PadTemplate::new(
                 "return",
                 gst::PadDirection::Sink,
                 gst::PadPresence::Request,
-                &returns,
+                &crate::formats::send_caps(),
             )
             .expect("static pad template");
             vec![src, ret]
@@ -891,98 +725,57 @@ impl ElementImpl for NetGearSrc {
     }
 }
 
-impl NetGearSrc {
-    fn new_return_pad(&self, template: &gst::PadTemplate) -> gst::Pad {
-        gst::Pad::builder_from_template(template)
-            .name("return")
-            .chain_function(|_pad, parent, buffer| {
-                NetGearSrc::catch_panic_pad_function(
-                    parent,
-                    || Err(gst::FlowError::Error),
-                    |imp| imp.return_chain(buffer),
-                )
-            })
-            .event_function(|pad, parent, event| {
-                NetGearSrc::catch_panic_pad_function(
-                    parent,
-                    || false,
-                    |imp| imp.return_event(pad, event),
-                )
-            })
-            .build()
-    }
-}
-
 impl BaseSrcImpl for NetGearSrc {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
+        // The settings as they are now hold for the whole stream, except `return-data`
+        // (mutable-playing), which `acknowledge` reads per reply.
         let settings = self.settings().clone();
-        let (config, waker) = common::prepare_start(
-            &settings.common,
-            Role::Receiver,
-            false,
-            *CAT,
-            self.obj().upcast_ref(),
-        )?;
-        let element = self.obj().downgrade();
-        let on_refused = Box::new(move |peer: &str| {
-            if let Some(element) = element.upgrade() {
-                element.imp().refused(peer);
-            }
-        });
-        let link = ReceiverLink::open(config, waker.clone(), on_refused)
-            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{}", e]))?;
+        let stream = self.open_stream(&settings)?;
         gst::info!(
             CAT,
             imp = self,
             "listening on {} (secure: {:?})",
-            link.config().endpoint_list(),
-            link.config().curve
+            stream.link.config().endpoint_list(),
+            stream.link.config().curve
         );
         self.stats.reset();
-        let c = &settings.common;
-        *self.state() = State {
-            link: Some(link),
-            waker: Some(waker),
-            pattern: c.pattern,
-            json_replies: c.bidirectional || c.multi_client,
-            multi_server: c.multi_server,
-            reply_port: c.multi_client.then(|| c.own_port()),
-            ack: protocol::encode_ack(&common::device_id()),
-            ..State::default()
-        };
+        self.warnings.reset();
+        *self.state() = State::Started(Started {
+            stream: Some(stream),
+            renegotiate: false,
+        });
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        let old = std::mem::take(&mut *self.state());
-        if let Some(output) = old.output {
-            output.release();
+        let state = std::mem::take(&mut *self.state());
+        if let State::Started(Started {
+            stream: Some(mut stream),
+            ..
+        }) = state
+        {
+            stream.release_output();
         }
+        self.interrupt.disarm();
         Ok(())
     }
 
     /// Caps come from the frames themselves, set in `create()`. A reconfigure (downstream
     /// changed) makes the next frame ask again whether JPEG can pass and set its caps anew.
     fn negotiate(&self) -> Result<(), gst::LoggableError> {
-        let mut st = self.state();
-        st.jpeg_passthrough = None;
-        if let Some(old) = st.output.take() {
-            old.release();
+        if let State::Started(started) = &mut *self.state() {
+            started.renegotiate = true;
         }
         Ok(())
     }
 
     fn unlock(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(w) = self.state().waker.as_ref() {
-            w.wake();
-        }
+        self.interrupt.unlock();
         Ok(())
     }
 
     fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(w) = self.state().waker.as_ref() {
-            w.reset();
-        }
+        self.interrupt.unlock_stop();
         Ok(())
     }
 }
@@ -993,11 +786,14 @@ impl PushSrcImpl for NetGearSrc {
         _buffer: Option<&mut gst::BufferRef>,
     ) -> Result<CreateSuccess, gst::FlowError> {
         loop {
-            let Some(mut link) = self.state().link.take() else {
-                return Err(gst::FlowError::Flushing);
-            };
-            let step = self.receive(&mut link);
-            self.state().link = Some(link);
+            let (mut stream, renegotiate) = self.take_stream().ok_or(gst::FlowError::Flushing)?;
+            if renegotiate {
+                stream.jpeg_passthrough = None;
+                stream.server_eos_wanted = None;
+                stream.release_output();
+            }
+            let step = self.receive(&mut stream);
+            self.put_stream(stream);
             match step? {
                 Step::Push(buffer) => return Ok(CreateSuccess::NewBuffer(buffer)),
                 Step::Again => continue,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `netgearsrc`: receives frames from a vidgear NetGear sender (vidgear's "client" role).
 
 use gst::glib;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Helpers shared by the integration tests: pipelines that feed `netgearsink` from
 //! appsrc or drain `netgearsrc` into appsink, the test frame formula (the same as
 //! tests/python/netgear_peer.py), free ports, and the real vidgear peer.
@@ -233,6 +234,15 @@ impl Sender {
 
     pub fn finish(&self) {
         let _ = self.appsrc.end_of_stream();
+    }
+
+    /// Ends the stream and waits for the sink's EOS (termination sent, replies in).
+    pub fn finish_expect_eos(&self, timeout: Duration) {
+        self.finish();
+        match wait_end(&self.pipeline, timeout) {
+            Outcome::Eos => {}
+            other => panic!("sender ended with {other:?}"),
+        }
     }
 
     pub fn stats(&self) -> gst::Structure {
@@ -510,20 +520,21 @@ impl Posted {
     }
 }
 
-/// Arguments for the peer script.
-pub fn peer_args(mode: &str, port: u16, pattern: u8, extra: &[(&str, String)]) -> Vec<String> {
-    let mut args = vec![
-        mode.to_owned(),
-        "--port".into(),
-        port.to_string(),
-        "--pattern".into(),
-        pattern.to_string(),
-    ];
-    for (k, v) in extra {
+/// Arguments for a peer script: `mode --key value …` (an empty value: a bare flag).
+pub fn script_args(mode: &str, pairs: &[(&str, String)]) -> Vec<String> {
+    let mut args = vec![mode.to_owned()];
+    for (k, v) in pairs {
         args.push(format!("--{k}"));
         if !v.is_empty() {
             args.push(v.clone());
         }
     }
     args
+}
+
+/// Arguments for the peer script with a port and a pattern.
+pub fn peer_args(mode: &str, port: u16, pattern: u8, extra: &[(&str, String)]) -> Vec<String> {
+    let mut pairs = vec![("port", port.to_string()), ("pattern", pattern.to_string())];
+    pairs.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
+    script_args(mode, &pairs)
 }

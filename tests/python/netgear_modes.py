@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MPL-2.0
 """Real vidgear NetGear peers in its exclusive modes, for tests/modes_vidgear.rs.
 
     bi-send  --port P --pattern N --messages JSON_LIST     bidirectional sender

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MPL-2.0
 """A real vidgear NetGear peer for the interop tests.
 
     netgear_peer.py send --port P --pattern N --frames N --width W --height H --channels C

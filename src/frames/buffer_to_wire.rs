@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: MPL-2.0
+//! GStreamer buffers into payloads to send: raw rows packed tight in OpenCV's channel order
+//! (or lent to ZeroMQ as they are when already tight), or JPEG-encoded.
+
+use super::FrameError;
+use crate::formats::{send_format, SendFormat};
+use crate::jpeg::{Colorspace, EncodeParams, Encoder, Image};
+use crate::protocol::{self, Compression, PayloadKind, RawLayout};
+use crate::transport::SharedBytes;
+use gst_video::prelude::*;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// What the negotiated caps say about each buffer.
+#[derive(Debug, Clone)]
+pub enum Input {
+    Raw(Box<RawInput>),
+    Jpeg,
+}
+
+#[derive(Debug, Clone)]
+pub struct RawInput {
+    info: gst_video::VideoInfo,
+    format: SendFormat,
+    layout: RawLayout,
+    /// Encode to JPEG from this layout (jpeg-compression=true and a JPEG-able format).
+    jpeg: Option<Colorspace>,
+}
+
+impl RawInput {
+    fn new(info: gst_video::VideoInfo, jpeg_compression: bool) -> Result<RawInput, FrameError> {
+        let format = *send_format(info.format())
+            .ok_or_else(|| FrameError::Unsupported(info.format().to_str().to_string()))?;
+        let layout = RawLayout::new(
+            format.dtype,
+            info.height() as usize,
+            info.width() as usize,
+            format.channels,
+        );
+        let jpeg = match jpeg_compression {
+            true => format.jpeg_colorspace.and_then(Colorspace::from_name),
+            false => None,
+        };
+        Ok(RawInput {
+            info,
+            format,
+            layout,
+            jpeg,
+        })
+    }
+
+    /// Maps the buffer's first plane: its bytes and row stride.
+    fn plane<'a>(
+        &self,
+        buffer: &'a gst::BufferRef,
+    ) -> Result<gst_video::VideoFrameRef<&'a gst::BufferRef>, FrameError> {
+        gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &self.info)
+            .map_err(|_| FrameError::Buffer)
+    }
+}
+
+fn plane_stride(frame: &gst_video::VideoFrameRef<&gst::BufferRef>) -> Result<usize, FrameError> {
+    usize::try_from(frame.plane_stride()[0]).map_err(|_| FrameError::Buffer)
+}
+
+impl Input {
+    /// The input for `caps`; with `jpeg_compression`, raw frames are encoded where the
+    /// format allows (see `cannot_compress`).
+    pub fn from_caps(caps: &gst::CapsRef, jpeg_compression: bool) -> Result<Input, FrameError> {
+        let unsupported = || FrameError::Unsupported(caps.to_string());
+        let s = caps.structure(0).ok_or_else(unsupported)?;
+        if s.name() == "image/jpeg" {
+            return Ok(Input::Jpeg);
+        }
+        let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| unsupported())?;
+        Ok(Input::Raw(Box::new(RawInput::new(info, jpeg_compression)?)))
+    }
+
+    /// JPEG was asked for but the format has none (GRAY16): frames go raw.
+    pub fn cannot_compress(&self, jpeg_compression: bool) -> Option<gst_video::VideoFormat> {
+        match self {
+            Input::Raw(raw) if jpeg_compression && raw.format.jpeg_colorspace.is_none() => {
+                Some(raw.info.format())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The JPEG properties read for each frame (they may change while playing).
+#[derive(Debug, Clone)]
+pub struct JpegSettings {
+    pub quality: u32,
+    pub fast_dct: bool,
+    pub fast_upsample: bool,
+    /// The colorspace announced to the receiver; empty: the one encoded from (BGR for
+    /// image/jpeg input).
+    pub colorspace: String,
+}
+
+impl JpegSettings {
+    fn compression(&self, encoded_from: Option<Colorspace>) -> Compression {
+        let colorspace = match (self.colorspace.is_empty(), encoded_from) {
+            (false, _) => self.colorspace.to_ascii_uppercase(),
+            (true, Some(cs)) => cs.name().to_owned(),
+            (true, None) => "BGR".to_owned(),
+        };
+        Compression {
+            dct: self.fast_dct,
+            ups: self.fast_upsample,
+            colorspace,
+        }
+    }
+}
+
+/// Where a prepared payload is: lent from the buffer, or in the writer's scratch.
+pub enum Payload {
+    Lent(SharedBytes),
+    Scratch,
+}
+
+/// Turns buffers into payloads; holds the scratch space and the JPEG encoder across frames.
+#[derive(Default)]
+pub struct FrameWriter {
+    /// Reused for packed rows or encoded JPEG, so frames do not allocate.
+    scratch: Vec<u8>,
+    encoder: Option<Encoder>,
+}
+
+impl FrameWriter {
+    /// The bytes of the last `Payload::Scratch`.
+    pub fn scratch(&self) -> &[u8] {
+        &self.scratch
+    }
+
+    /// Prepares one buffer: raw frames whose rows are already tight go out of the buffer's
+    /// own memory; others are packed and reordered (or JPEG-encoded) into the scratch.
+    pub fn write(
+        &mut self,
+        buffer: &gst::Buffer,
+        input: &Input,
+        jpeg: &JpegSettings,
+    ) -> Result<(PayloadKind, Payload), FrameError> {
+        let raw = match input {
+            Input::Jpeg => {
+                let kind = PayloadKind::Jpeg(jpeg.compression(None));
+                return Ok((kind, Payload::Lent(lend(buffer, None)?)));
+            }
+            Input::Raw(raw) => raw,
+        };
+        if let Some(range) = tight_range(buffer, raw) {
+            return Ok((
+                PayloadKind::Raw(raw.layout),
+                Payload::Lent(lend(buffer, Some(range))?),
+            ));
+        }
+        let frame = raw.plane(buffer.as_ref())?;
+        let stride = plane_stride(&frame)?;
+        let data = frame.plane_data(0).map_err(|_| FrameError::Buffer)?;
+        match raw.jpeg {
+            Some(colorspace) => {
+                self.encode(data, stride, &raw.layout, colorspace, jpeg)?;
+                let kind = PayloadKind::Jpeg(jpeg.compression(Some(colorspace)));
+                Ok((kind, Payload::Scratch))
+            }
+            None => {
+                pack(data, stride, raw, &mut self.scratch)?;
+                Ok((PayloadKind::Raw(raw.layout), Payload::Scratch))
+            }
+        }
+    }
+
+    fn encode(
+        &mut self,
+        pixels: &[u8],
+        pitch: usize,
+        layout: &RawLayout,
+        colorspace: Colorspace,
+        jpeg: &JpegSettings,
+    ) -> Result<(), FrameError> {
+        let encoder = match &mut self.encoder {
+            Some(e) => e,
+            slot => slot.insert(Encoder::new().map_err(FrameError::Encode)?),
+        };
+        let image = Image {
+            pixels,
+            width: layout.width,
+            height: layout.height,
+            pitch,
+            colorspace,
+        };
+        let params = EncodeParams {
+            quality: jpeg.quality,
+            fast_dct: jpeg.fast_dct,
+        };
+        encoder
+            .encode(image, params, &mut self.scratch)
+            .map_err(FrameError::Encode)
+    }
+}
+
+/// The bytes of a raw frame that can be sent as they are: tight rows, OpenCV's order.
+fn tight_range(buffer: &gst::Buffer, raw: &RawInput) -> Option<Range<usize>> {
+    let tight = raw.jpeg.is_none()
+        && raw.format.pixels.is_identity()
+        && buffer.meta::<gst_video::VideoMeta>().is_none()
+        && usize::try_from(raw.info.stride()[0]).ok() == Some(raw.layout.row_bytes());
+    let start = raw.info.offset()[0];
+    tight.then(|| start..start + raw.layout.frame_bytes())
+}
+
+fn pack(data: &[u8], stride: usize, raw: &RawInput, out: &mut Vec<u8>) -> Result<(), FrameError> {
+    let layout = &raw.layout;
+    out.resize(layout.frame_bytes(), 0);
+    protocol::pack_pixels(
+        data,
+        stride,
+        layout.width,
+        layout.height,
+        raw.format.pixels,
+        out,
+    )
+    .ok_or(FrameError::TooSmall {
+        have: data.len(),
+        needs: raw.info.size(),
+    })
+}
+
+/// A readable mapping of a buffer (the bytes in `range`), lent to ZeroMQ.
+struct BufferBytes {
+    map: gst::MappedBuffer<gst::buffer::Readable>,
+    range: Range<usize>,
+}
+
+impl AsRef<[u8]> for BufferBytes {
+    fn as_ref(&self) -> &[u8] {
+        // The range was checked against the mapping when it was made.
+        self.map.as_slice().get(self.range.clone()).unwrap_or(&[])
+    }
+}
+
+/// Lends (part of) a buffer's memory to ZeroMQ without a copy.
+fn lend(buffer: &gst::Buffer, range: Option<Range<usize>>) -> Result<SharedBytes, FrameError> {
+    let map = buffer
+        .clone()
+        .into_mapped_buffer_readable()
+        .map_err(|_| FrameError::Buffer)?;
+    let range = range.unwrap_or(0..map.len());
+    if range.end > map.len() {
+        return Err(FrameError::TooSmall {
+            have: map.len(),
+            needs: range.end,
+        });
+    }
+    Ok(Arc::new(BufferBytes { map, range }))
+}
+
+/// Packs a raw buffer into the wire's layout (a returned frame): tight rows, OpenCV order.
+pub fn pack_frame(
+    buffer: &gst::BufferRef,
+    info: &gst_video::VideoInfo,
+) -> Result<(PayloadKind, Vec<u8>), FrameError> {
+    let raw = RawInput::new(info.clone(), false)?;
+    let frame = raw.plane(buffer)?;
+    let data = frame.plane_data(0).map_err(|_| FrameError::Buffer)?;
+    let mut out = Vec::new();
+    pack(data, plane_stride(&frame)?, &raw, &mut out)?;
+    Ok((PayloadKind::Raw(raw.layout), out))
+}

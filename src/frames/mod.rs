@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Frames between the wire and GStreamer buffers, both ways: a received payload (raw rows
+//! re-padded, JPEG decoded into pooled buffers or passed through) becomes a buffer with its
+//! caps; a buffer (raw rows packed and put in OpenCV's order, or JPEG-encoded) becomes a
+//! payload to send. Used by `netgearsrc`, by the sink's returned frames and by the
+//! source's `return` pad.
+
+mod buffer_to_wire;
+mod wire_to_buffer;
+
+pub use buffer_to_wire::{pack_frame, FrameWriter, Input, JpegSettings, Payload};
+pub use wire_to_buffer::{FrameReader, Output};
+
+use crate::jpeg::JpegError;
+use crate::protocol::ProtocolError;
+use gst_video::VideoFormat;
+
+/// Why a frame could not cross between the wire and a buffer.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    #[error("corrupt JPEG: {0}")]
+    Jpeg(JpegError),
+    #[error("JPEG encoding failed: {0}")]
+    Encode(JpegError),
+    /// Downstream refused the caps the frame needs.
+    #[error("downstream refused {0}")]
+    Refused(String),
+    #[error("a {width}x{height} frame needs {needs} bytes, over max-frame-bytes={limit}")]
+    OverLimit {
+        width: u32,
+        height: u32,
+        needs: usize,
+        limit: u64,
+    },
+    #[error("{width}x{height} is too large for a video frame")]
+    TooLarge { width: usize, height: usize },
+    #[error("{0} cannot be sent")]
+    Unsupported(String),
+    #[error("a buffer of {have} bytes is too small for its caps ({needs} bytes)")]
+    TooSmall { have: usize, needs: usize },
+    #[error("could not allocate, map or fill a buffer")]
+    Buffer,
+}
+
+/// The raw video info of a frame of `format`, `width` × `height`, variable framerate.
+pub fn video_info(
+    format: VideoFormat,
+    width: usize,
+    height: usize,
+) -> Result<gst_video::VideoInfo, FrameError> {
+    let too_large = || FrameError::TooLarge { width, height };
+    gst_video::VideoInfo::builder(
+        format,
+        u32::try_from(width).map_err(|_| too_large())?,
+        u32::try_from(height).map_err(|_| too_large())?,
+    )
+    .fps(gst::Fraction::new(0, 1))
+    .build()
+    .map_err(|_| too_large())
+}
+
+/// A tiny JPEG can claim a huge picture: refuse to allocate more than the limit for it.
+pub fn check_decoded_size(info: &gst_video::VideoInfo, limit: u64) -> Result<(), FrameError> {
+    if info.size() as u64 > limit {
+        return Err(FrameError::OverLimit {
+            width: info.width(),
+            height: info.height(),
+            needs: info.size(),
+            limit,
+        });
+    }
+    Ok(())
+}

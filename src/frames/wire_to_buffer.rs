@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Received payloads into GStreamer buffers: the output format a frame needs, its caps and
+//! pool, and the buffer itself (the message without a copy where rows need no padding).
+
+use super::{check_decoded_size, video_info, FrameError};
+use crate::formats::{decoded_format, raw_format};
+use crate::jpeg::{Colorspace, DecodeParams, Decoder, JpegInfo};
+use crate::protocol::{self, Compression, PayloadKind, RawLayout};
+use gst::prelude::*;
+
+/// What a pad carries; a frame that needs another key renegotiates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputKey {
+    /// Raw frames as the wire carries them.
+    Raw(RawLayout),
+    /// JPEG frames pushed untouched.
+    Jpeg { width: usize, height: usize },
+    /// JPEG frames decoded to the header's colorspace.
+    Decoded {
+        colorspace: Colorspace,
+        width: usize,
+        height: usize,
+    },
+}
+
+/// Caps and buffers for one output key.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub key: OutputKey,
+    pub caps: gst::Caps,
+    /// Raw video layout (not for JPEG pass-through).
+    info: Option<gst_video::VideoInfo>,
+    /// Buffers for decoded or re-padded frames, reused across frames.
+    pool: Option<gst::BufferPool>,
+    /// Raw rows are as long as GStreamer's: the message itself becomes the buffer.
+    tight: bool,
+}
+
+/// Lets a ZeroMQ message become a GStreamer buffer without a copy.
+struct WireBytes(zmq::Message);
+
+// SAFETY: a zmq message owns its bytes (or a reference count on them); libzmq forbids
+// sharing a socket between threads, not moving a message. The buffer only reads it.
+unsafe impl Send for WireBytes {}
+
+impl AsRef<[u8]> for WireBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Output {
+    /// The caps (and, with `pooled`, a buffer pool) for `key`, refusing frames over `limit`.
+    pub fn new(key: OutputKey, limit: u64, pooled: bool) -> Result<Output, FrameError> {
+        let raw = match &key {
+            OutputKey::Raw(layout) => (raw_format(layout), layout.width, layout.height),
+            OutputKey::Decoded {
+                colorspace,
+                width,
+                height,
+            } => (decoded_format(colorspace.name()).1, *width, *height),
+            OutputKey::Jpeg { width, height } => return Self::jpeg(key.clone(), *width, *height),
+        };
+        let info = video_info(raw.0, raw.1, raw.2)?;
+        check_decoded_size(&info, limit)?;
+        let caps = info.to_caps().map_err(|_| FrameError::Buffer)?;
+        let tight = match &key {
+            OutputKey::Raw(layout) => {
+                usize::try_from(info.stride()[0]).ok() == Some(layout.row_bytes())
+                    && info.size() == layout.frame_bytes()
+            }
+            _ => false,
+        };
+        let pool = match pooled && !tight {
+            true => Some(new_pool(&caps, info.size())?),
+            false => None,
+        };
+        Ok(Output {
+            key,
+            caps,
+            info: Some(info),
+            pool,
+            tight,
+        })
+    }
+
+    fn jpeg(key: OutputKey, width: usize, height: usize) -> Result<Output, FrameError> {
+        let dimension =
+            |v: usize| i32::try_from(v).map_err(|_| FrameError::TooLarge { width, height });
+        let caps = gst::Caps::builder("image/jpeg")
+            .field("width", dimension(width)?)
+            .field("height", dimension(height)?)
+            .field("framerate", gst::Fraction::new(0, 1))
+            .build();
+        Ok(Output {
+            key,
+            caps,
+            info: None,
+            pool: None,
+            tight: false,
+        })
+    }
+
+    /// Lets the pool's buffers go (a pool outlives its output only while buffers are out).
+    pub fn release(&self) {
+        if let Some(pool) = &self.pool {
+            let _ = pool.set_active(false);
+        }
+    }
+
+    /// A buffer for the output's raw layout, and its row stride.
+    fn acquire(&self) -> Result<(gst::Buffer, usize), FrameError> {
+        let info = self.info.as_ref().ok_or(FrameError::Buffer)?;
+        let stride = usize::try_from(info.stride()[0]).map_err(|_| FrameError::Buffer)?;
+        let buffer = match &self.pool {
+            Some(pool) => pool.acquire_buffer(None).map_err(|_| FrameError::Buffer)?,
+            None => gst::Buffer::with_size(info.size()).map_err(|_| FrameError::Buffer)?,
+        };
+        Ok((buffer, stride))
+    }
+}
+
+fn new_pool(caps: &gst::Caps, size: usize) -> Result<gst::BufferPool, FrameError> {
+    let pool = gst::BufferPool::new();
+    let mut config = pool.config();
+    let size = u32::try_from(size).map_err(|_| FrameError::Buffer)?;
+    config.set_params(Some(caps), size, 2, 0);
+    pool.set_config(config).map_err(|_| FrameError::Buffer)?;
+    pool.set_active(true).map_err(|_| FrameError::Buffer)?;
+    Ok(pool)
+}
+
+/// Turns received payloads into buffers; holds the JPEG decoder across frames.
+#[derive(Default)]
+pub struct FrameReader {
+    decoder: Option<Decoder>,
+}
+
+impl FrameReader {
+    fn decoder(&mut self) -> Result<&mut Decoder, FrameError> {
+        match &mut self.decoder {
+            Some(d) => Ok(d),
+            slot => Ok(slot.insert(Decoder::new().map_err(FrameError::Jpeg)?)),
+        }
+    }
+
+    /// The output a frame needs: raw as sent, JPEG passed through, or JPEG decoded.
+    pub fn output_key(
+        &mut self,
+        kind: &PayloadKind,
+        payload: &[u8],
+        jpeg_passthrough: bool,
+    ) -> Result<OutputKey, FrameError> {
+        let compression = match kind {
+            PayloadKind::Raw(layout) => {
+                protocol::check_raw_payload(layout, payload.len())?;
+                return Ok(OutputKey::Raw(*layout));
+            }
+            PayloadKind::Jpeg(compression) => compression,
+        };
+        let JpegInfo { width, height } = self.decoder()?.info(payload).map_err(FrameError::Jpeg)?;
+        if width > protocol::MAX_DIMENSION || height > protocol::MAX_DIMENSION {
+            let shape = format!("JPEG of {width}x{height}");
+            return Err(protocol::ProtocolError::BadShape(shape).into());
+        }
+        Ok(match jpeg_passthrough {
+            true => OutputKey::Jpeg { width, height },
+            false => OutputKey::Decoded {
+                colorspace: decoded_format(&compression.colorspace).0,
+                width,
+                height,
+            },
+        })
+    }
+
+    /// The buffer of a frame whose output (from `output_key`) is `output`.
+    pub fn fill(
+        &mut self,
+        output: &Output,
+        kind: &PayloadKind,
+        payload: zmq::Message,
+    ) -> Result<gst::Buffer, FrameError> {
+        match (&output.key, kind) {
+            (OutputKey::Jpeg { .. }, _) => Ok(gst::Buffer::from_slice(WireBytes(payload))),
+            (OutputKey::Raw(_), _) if output.tight => {
+                Ok(gst::Buffer::from_slice(WireBytes(payload)))
+            }
+            (OutputKey::Raw(layout), _) => repad(output, layout, &payload),
+            (
+                &OutputKey::Decoded {
+                    colorspace,
+                    width,
+                    height,
+                },
+                PayloadKind::Jpeg(compression),
+            ) => {
+                let info = JpegInfo { width, height };
+                self.decode(output, (colorspace, info), compression, &payload)
+            }
+            (OutputKey::Decoded { .. }, PayloadKind::Raw(_)) => Err(FrameError::Buffer),
+        }
+    }
+
+    fn decode(
+        &mut self,
+        output: &Output,
+        (colorspace, info): (Colorspace, JpegInfo),
+        compression: &Compression,
+        payload: &[u8],
+    ) -> Result<gst::Buffer, FrameError> {
+        let (mut buffer, stride) = output.acquire()?;
+        let decoder = self.decoder()?;
+        let params = DecodeParams {
+            fast_dct: compression.dct,
+            fast_upsample: compression.ups,
+        };
+        {
+            let buffer = buffer.get_mut().ok_or(FrameError::Buffer)?;
+            let mut map = buffer.map_writable().map_err(|_| FrameError::Buffer)?;
+            decoder
+                .decode(payload, info, colorspace, stride, params, &mut map)
+                .map_err(FrameError::Jpeg)?;
+        }
+        Ok(buffer)
+    }
+
+    /// A frame that came with a reply (vidgear's ndarray return) as a sample.
+    pub fn sample(
+        &mut self,
+        kind: &PayloadKind,
+        payload: zmq::Message,
+        limit: u64,
+    ) -> Result<gst::Sample, FrameError> {
+        let key = self.output_key(kind, &payload, false)?;
+        let output = Output::new(key, limit, false)?;
+        let buffer = self.fill(&output, kind, payload)?;
+        Ok(gst::Sample::builder()
+            .buffer(&buffer)
+            .caps(&output.caps)
+            .build())
+    }
+}
+
+/// Copies packed rows into a buffer whose rows GStreamer pads.
+fn repad(output: &Output, layout: &RawLayout, payload: &[u8]) -> Result<gst::Buffer, FrameError> {
+    let (mut buffer, stride) = output.acquire()?;
+    {
+        let buffer = buffer.get_mut().ok_or(FrameError::Buffer)?;
+        let mut map = buffer.map_writable().map_err(|_| FrameError::Buffer)?;
+        let row = layout.row_bytes();
+        protocol::copy_rows(payload, row, &mut map, stride, row, layout.height)
+            .ok_or(FrameError::Buffer)?;
+    }
+    Ok(buffer)
+}

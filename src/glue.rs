@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: MPL-2.0
+//! GStreamer glue both elements share: poison-tolerant locks, the wake-up behind
+//! `unlock()`/`unlock_stop()`, element messages, and a rate limit for bus warnings.
+
+use crate::transport::Waker;
+use gst::prelude::*;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Locks `mutex`; a thread that panicked while holding it leaves data that is still usable
+/// (plain settings and state), so poisoning is not an error here.
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The waker of the running link, so `unlock()` can interrupt whatever network wait the
+/// streaming thread is in, without touching the element's state lock.
+#[derive(Default)]
+pub struct Interrupt(Mutex<Option<Arc<Waker>>>);
+
+impl Interrupt {
+    pub fn arm(&self, waker: Arc<Waker>) {
+        *lock(&self.0) = Some(waker);
+    }
+
+    pub fn disarm(&self) {
+        *lock(&self.0) = None;
+    }
+
+    /// `unlock()`: every current and later wait returns `Interrupted` until `unlock_stop`.
+    pub fn unlock(&self) {
+        if let Some(w) = lock(&self.0).as_ref() {
+            w.wake();
+        }
+    }
+
+    /// `unlock_stop()`: waits block again.
+    pub fn unlock_stop(&self) {
+        if let Some(w) = lock(&self.0).as_ref() {
+            w.reset();
+        }
+    }
+}
+
+/// Posts an element message `name` with `fields`, and `port` where it is known.
+pub fn post_element_message(
+    element: &gst::Element,
+    name: &str,
+    fields: impl FnOnce(gst::structure::Builder) -> gst::structure::Builder,
+    port: Option<u16>,
+) {
+    let mut builder = fields(gst::Structure::builder(name));
+    if let Some(p) = port {
+        builder = builder.field("port", u32::from(p));
+    }
+    let message = gst::message::Element::builder(builder.build())
+        .src(element)
+        .build();
+    // Fails only without a bus (an element outside a pipeline): nobody to tell.
+    let _ = element.post_message(message);
+}
+
+/// Lets a flood of bad network input post at most one bus warning per interval (every
+/// one is still counted and logged).
+#[derive(Default)]
+pub struct WarningLimiter(Mutex<Option<Instant>>);
+
+/// The interval between two bus warnings about the network.
+pub const WARNING_INTERVAL: Duration = Duration::from_secs(1);
+
+impl WarningLimiter {
+    /// Whether a bus warning may be posted now.
+    pub fn due(&self) -> bool {
+        let now = Instant::now();
+        let mut last = lock(&self.0);
+        let due = last.is_none_or(|t| now.duration_since(t) >= WARNING_INTERVAL);
+        if due {
+            *last = Some(now);
+        }
+        due
+    }
+
+    pub fn reset(&self) {
+        *lock(&self.0) = None;
+    }
+}
