@@ -17,6 +17,7 @@ mod glue;
 pub mod jpeg;
 mod link_setup;
 pub mod meta;
+mod netgeardemux;
 mod netgearsink;
 mod netgearsrc;
 mod properties;
@@ -29,6 +30,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register();
     netgearsink::register(plugin)?;
     netgearsrc::register(plugin)?;
+    netgeardemux::register(plugin)?;
     Ok(())
 }
 

@@ -1,0 +1,462 @@
+// SPDX-License-Identifier: MPL-2.0
+//! `netgeardemux` against real vidgear multi-server senders: one pad per server carrying
+//! exactly that server's frames, per-server EOS, and vidgear's montage in `compositor`.
+
+mod common;
+
+use common::*;
+use gst::prelude::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A running tests/python/netgear_montage.py (a vidgear multi-server sender).
+struct Server(Child);
+
+impl Server {
+    fn start(port: u16, args: &[(&str, String)]) -> Server {
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/netgear_montage.py");
+        let mut cmd = Command::new(python());
+        cmd.arg(script).args(["--port", &port.to_string()]);
+        for (k, v) in args {
+            cmd.args([format!("--{k}"), v.clone()]);
+        }
+        Server(
+            cmd.stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("spawn vidgear sender"),
+        )
+    }
+
+    /// The sender's closing report.
+    fn report(&mut self) -> Value {
+        let stdout = self.0.stdout.take().expect("stdout");
+        let line = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .last()
+            .unwrap_or_default();
+        let _ = self.0.wait();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad report {line:?}: {e}"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A moment a few seconds ahead, so senders that import vidgear at different speeds
+/// start sending together.
+fn start_at(seconds: f64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    format!("{:.3}", now + seconds)
+}
+
+fn free_ports(n: usize) -> Vec<u16> {
+    let mut out: Vec<u16> = Vec::new();
+    while out.len() < n {
+        let p = free_port();
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn join(ports: &[u16]) -> String {
+    ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// What happened on the demuxer's pads, in the order it happened.
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    /// A buffer on the pad of this port: frame index, tight bytes, caps, meta message.
+    Frame {
+        port: u16,
+        idx: usize,
+        exact: bool,
+        size: (u32, u32),
+        message: Option<String>,
+    },
+    Caps(u16),
+    Eos(u16),
+}
+
+type Log = Arc<Mutex<Vec<Seen>>>;
+
+fn port_of(pad: &gst::Pad) -> u16 {
+    pad.name()
+        .strip_prefix("src_")
+        .and_then(|p| p.parse().ok())
+        .expect("pad named src_<port>")
+}
+
+/// Checks a buffer against the test frame its first byte names.
+fn inspect(port: u16, buffer: &gst::BufferRef, caps: &gst::Caps) -> Seen {
+    let info = gst_video::VideoInfo::from_caps(caps).expect("raw caps");
+    let map = buffer.map_readable().expect("map");
+    let packed = from_gst_layout(&map, &info);
+    let idx = frame_index(&packed);
+    let expected = test_frame(idx, info.width() as usize, info.height() as usize, 3, false);
+    Seen::Frame {
+        port,
+        idx,
+        exact: packed == expected,
+        size: (info.width(), info.height()),
+        message: gstnetgear::meta::read(buffer).and_then(|m| m.message),
+    }
+}
+
+/// Drains a demuxer pad into its own appsink, logging every frame, caps event and EOS as
+/// it passes (all in the one streaming thread, so the log holds the true order).
+fn watch(pipeline: &gst::Pipeline, pad: &gst::Pad, log: &Log) {
+    let port = port_of(pad);
+    let events = log.clone();
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+        match info.event().map(|e| e.view()) {
+            Some(gst::EventView::Caps(_)) => events.lock().unwrap().push(Seen::Caps(port)),
+            Some(gst::EventView::Eos(_)) => events.lock().unwrap().push(Seen::Eos(port)),
+            _ => {}
+        }
+        gst::PadProbeReturn::Ok
+    });
+    let frames = log.clone();
+    let sink = gst_app::AppSink::builder()
+        .name(format!("out_{port}"))
+        .sync(false)
+        .callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else {
+                        return Err(gst::FlowError::Error);
+                    };
+                    frames
+                        .lock()
+                        .unwrap()
+                        .push(inspect(port, buffer, &caps.to_owned()));
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        )
+        .build();
+    pipeline.add(&sink).expect("add appsink");
+    sink.sync_state_with_parent().expect("appsink state");
+    pad.link(&sink.static_pad("sink").expect("sink pad"))
+        .expect("link appsink");
+}
+
+/// `netgearsrc multi-server=true ! netgeardemux`, an appsink per pad as pads appear.
+fn demux_pipeline(ports: &[u16]) -> (gst::Pipeline, gst::Element, Log, Posted) {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "netgearsrc name=src multi-server=true pattern=req-rep address=127.0.0.1 ports={} \
+         ! netgeardemux name=d",
+        join(ports)
+    ))
+    .expect("pipeline")
+    .downcast::<gst::Pipeline>()
+    .expect("a pipeline");
+    let demux = pipeline.by_name("d").expect("demux");
+    let log = Log::default();
+    let weak = pipeline.downgrade();
+    let pads_log = log.clone();
+    demux.connect_pad_added(move |_, pad| {
+        if let Some(pipeline) = weak.upgrade() {
+            watch(&pipeline, pad, &pads_log);
+        }
+    });
+    let posted = Posted::record(&pipeline);
+    (pipeline, demux, log, posted)
+}
+
+fn frames_of(log: &[Seen], port: u16) -> Vec<(usize, bool, (u32, u32))> {
+    log.iter()
+        .filter_map(|s| match s {
+            Seen::Frame {
+                port: p,
+                idx,
+                exact,
+                size,
+                ..
+            } if *p == port => Some((*idx, *exact, *size)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn position(log: &[Seen], wanted: &Seen) -> usize {
+    log.iter()
+        .position(|s| s == wanted)
+        .unwrap_or_else(|| panic!("{wanted:?} never happened"))
+}
+
+/// Three vidgear servers (two sizes, one resizing, one with messages): each pad carries
+/// exactly its server's frames, byte for byte and in order; a termination ends only its
+/// server's pad while the others go on; the pipeline ends after the last one.
+#[test]
+fn each_server_gets_its_own_pad() {
+    let ports = free_ports(3);
+    let (a, b, c) = (ports[0], ports[1], ports[2]);
+    let (pipeline, demux, log, posted) = demux_pipeline(&ports);
+    pipeline.set_state(gst::State::Playing).expect("playing");
+    let at = start_at(4.0);
+    let common = |frames: u32| {
+        vec![
+            ("frames", frames.to_string()),
+            ("interval", "0.04".to_string()),
+            ("start-at", at.clone()),
+        ]
+    };
+    // a: 64x48, stops early. b: 96x72 with messages. c: 64x48, then 80x60 from frame 20.
+    let mut servers = vec![
+        Server::start(a, &common(15)),
+        Server::start(
+            b,
+            &[
+                common(50),
+                vec![
+                    ("width", "96".into()),
+                    ("height", "72".into()),
+                    ("message", "b".into()),
+                ],
+            ]
+            .concat(),
+        ),
+        Server::start(c, &[common(50), vec![("resize-at", "20".into())]].concat()),
+    ];
+    let end = wait_end(&pipeline, Duration::from_secs(20));
+    assert!(matches!(end, Outcome::Eos), "pipeline did not end: {end:?}");
+    for s in &mut servers {
+        assert!(s.report()["sent"].as_u64().is_some());
+    }
+    let log = log.lock().unwrap().clone();
+
+    let exact = |n: usize, size: (u32, u32)| (0..n).map(|i| (i, true, size)).collect::<Vec<_>>();
+    assert_eq!(frames_of(&log, a), exact(15, (64, 48)), "server a's pad");
+    assert_eq!(frames_of(&log, b), exact(50, (96, 72)), "server b's pad");
+    let mut c_expected = exact(20, (64, 48));
+    c_expected.extend((20..50).map(|i| (i, true, (80, 60))));
+    assert_eq!(frames_of(&log, c), c_expected, "server c's pad");
+
+    // Upstream renegotiates at every switch between sizes; each pad only when its own
+    // server changes size.
+    let caps_events = |p| log.iter().filter(|s| **s == Seen::Caps(p)).count();
+    assert_eq!((caps_events(a), caps_events(b), caps_events(c)), (1, 1, 2));
+
+    // a's termination ends only a's pad, with b and c flowing on both sides of it.
+    let a_eos = position(&log, &Seen::Eos(a));
+    for p in [b, c] {
+        let before = frames_of(&log[..a_eos], p).len();
+        assert!(before > 0, "server {p} sent nothing before a ended");
+        assert!(before < 50, "server {p} sent nothing after a ended");
+        assert!(position(&log, &Seen::Eos(p)) > a_eos);
+    }
+    for p in &ports {
+        let sink = pipeline
+            .by_name(&format!("out_{p}"))
+            .and_downcast::<gst_app::AppSink>()
+            .expect("appsink per pad");
+        assert!(sink.is_eos(), "pad of {p} not EOS");
+    }
+    let eos_count = log.iter().filter(|s| matches!(s, Seen::Eos(_))).count();
+    assert_eq!(eos_count, 3, "one EOS per pad: {log:?}");
+
+    check_messages(&log, &posted, b);
+    let stats = demux.property::<gst::Structure>("stats");
+    assert_eq!(stats.get::<u64>("frames").unwrap(), 115);
+    assert_eq!(stats.get::<u64>("servers").unwrap(), 3);
+    assert_eq!(stats.get::<u64>("dropped").unwrap(), 0);
+    pipeline.set_state(gst::State::Null).expect("null");
+}
+
+/// b's messages reach the bus with b's port, and ride on b's buffers only.
+fn check_messages(log: &[Seen], posted: &Posted, b: u16) {
+    let on_bus: Vec<(u32, Value)> = posted
+        .named("netgear-message")
+        .iter()
+        .map(|s| {
+            let text = s.get::<String>("message").expect("message");
+            let value: Value = serde_json::from_str(&text).expect("JSON message");
+            (s.get::<u32>("port").expect("port"), value)
+        })
+        .collect();
+    let expected: Vec<(u32, Value)> = (0..50)
+        .map(|n| (u32::from(b), serde_json::json!({"server": "b", "n": n})))
+        .collect();
+    assert_eq!(on_bus, expected);
+    for seen in log {
+        if let Seen::Frame {
+            port, idx, message, ..
+        } = seen
+        {
+            let want = (*port == b).then(|| format!("{{\"server\":\"b\",\"n\":{idx}}}"));
+            let got = message.as_ref().map(|m| m.replace(' ', ""));
+            assert_eq!(got, want, "message on frame {idx} of {port}");
+        }
+    }
+}
+
+/// A mean BGR colour over a rectangle of a packed BGR frame.
+fn mean_colour(frame: &[u8], width: usize, rect: (usize, usize, usize, usize)) -> [f64; 3] {
+    let (x0, y0, w, h) = rect;
+    let mut sum = [0f64; 3];
+    for y in y0..y0 + h {
+        for x in x0..x0 + w {
+            for (c, s) in sum.iter_mut().enumerate() {
+                *s += f64::from(frame[(y * width + x) * 3 + c]);
+            }
+        }
+    }
+    sum.map(|s| s / (w * h) as f64)
+}
+
+/// vidgear's montage as one gst-launch line: three servers of two sizes, each placed by
+/// compositor at its own position; the composed picture holds each server's colour there.
+#[test]
+fn montage_in_compositor() {
+    let ports = free_ports(3);
+    // (colour B,G,R, size, xpos, ypos)
+    let layout = [
+        ([0u8, 0, 255], (64usize, 48usize), 0usize, 0usize),
+        ([0, 255, 0], (96, 72), 64, 0),
+        ([255, 0, 0], (64, 48), 0, 72),
+    ];
+    let mut line = format!(
+        "netgearsrc name=src multi-server=true pattern=req-rep address=127.0.0.1 ports={} \
+         ! netgeardemux name=d compositor name=mix background=black",
+        join(&ports)
+    );
+    for (i, (_, _, x, y)) in layout.iter().enumerate() {
+        line.push_str(&format!(" sink_{i}::xpos={x} sink_{i}::ypos={y}"));
+    }
+    line.push_str(
+        " ! videoconvert ! video/x-raw,format=BGR,width=160,height=120 ! appsink name=out",
+    );
+    for (i, port) in ports.iter().enumerate() {
+        line.push_str(&format!(" d.src_{port} ! queue ! mix.sink_{i}"));
+    }
+    let receiver = Receiver::launch(&line);
+    receiver.play();
+    let at = start_at(4.0);
+    let mut servers: Vec<Server> = ports
+        .iter()
+        .zip(&layout)
+        .map(|(port, (colour, (w, h), _, _))| {
+            let flat = format!("{},{},{}", colour[0], colour[1], colour[2]);
+            Server::start(
+                *port,
+                &[
+                    ("frames", "60".into()),
+                    ("interval", "0.04".into()),
+                    ("width", w.to_string()),
+                    ("height", h.to_string()),
+                    ("flat", flat),
+                    ("start-at", at.clone()),
+                ],
+            )
+        })
+        .collect();
+    let (frames, eos) = receiver.collect(Duration::from_secs(15));
+    for s in &mut servers {
+        s.report();
+    }
+    assert!(eos, "the montage did not end after every server terminated");
+    let close = |got: [f64; 3], want: [u8; 3]| {
+        got.iter()
+            .zip(want)
+            .all(|(g, w)| (g - f64::from(w)).abs() <= 8.0)
+    };
+    let full = frames.iter().filter(|f| {
+        let packed = f.packed();
+        layout.iter().all(|(colour, (w, h), x, y)| {
+            close(mean_colour(&packed, 160, (*x, *y, *w, *h)), *colour)
+        }) && close(mean_colour(&packed, 160, (96, 72, 64, 48)), [0, 0, 0])
+    });
+    let count = full.count();
+    assert!(
+        count >= 10,
+        "only {count} of {} composed frames show every server at its place",
+        frames.len()
+    );
+}
+
+/// Buffers without a server port (not from a multi-server source) are dropped and counted;
+/// ones with a port still get their pad.
+#[test]
+fn buffers_without_a_port_are_dropped() {
+    init();
+    let pipeline = gst::parse::launch(
+        "appsrc name=in format=time caps=video/x-raw,format=GRAY8,width=4,height=2,framerate=0/1 \
+         ! netgeardemux name=d",
+    )
+    .expect("pipeline")
+    .downcast::<gst::Pipeline>()
+    .expect("a pipeline");
+    let demux = pipeline.by_name("d").expect("demux");
+    let log = Log::default();
+    let weak = pipeline.downgrade();
+    let pads_log = log.clone();
+    demux.connect_pad_added(move |_, pad| {
+        if let Some(pipeline) = weak.upgrade() {
+            let sink = gst_app::AppSink::builder()
+                .sync(false)
+                .wait_on_eos(false)
+                .build();
+            pipeline.add(&sink).unwrap();
+            sink.sync_state_with_parent().unwrap();
+            pad.link(&sink.static_pad("sink").unwrap()).unwrap();
+            pads_log.lock().unwrap().push(Seen::Caps(port_of(pad)));
+        }
+    });
+    let appsrc = pipeline
+        .by_name("in")
+        .and_downcast::<gst_app::AppSrc>()
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    for i in 0..6u8 {
+        let mut buffer = gst::Buffer::from_mut_slice(vec![i; 8]);
+        if i % 2 == 0 {
+            let info = gstnetgear::meta::NetGearInfo {
+                message: None,
+                port: Some(6000 + u16::from(i % 4)),
+            };
+            gstnetgear::meta::attach(buffer.get_mut().unwrap(), &info);
+        }
+        appsrc.push_buffer(buffer).unwrap();
+    }
+    appsrc.end_of_stream().unwrap();
+    assert!(matches!(
+        wait_end(&pipeline, Duration::from_secs(5)),
+        Outcome::Eos
+    ));
+    let stats = demux.property::<gst::Structure>("stats");
+    assert_eq!(stats.get::<u64>("dropped").unwrap(), 3);
+    assert_eq!(stats.get::<u64>("frames").unwrap(), 3);
+    let pads: BTreeMap<String, ()> = demux
+        .src_pads()
+        .iter()
+        .map(|p| (p.name().to_string(), ()))
+        .collect();
+    assert_eq!(
+        pads.keys().cloned().collect::<Vec<_>>(),
+        vec!["src_6000".to_string(), "src_6002".to_string()]
+    );
+    pipeline.set_state(gst::State::Null).unwrap();
+}
