@@ -460,3 +460,49 @@ fn buffers_without_a_port_are_dropped() {
     );
     pipeline.set_state(gst::State::Null).unwrap();
 }
+
+/// A server that terminates and comes back at another size gets a new stream on its own
+/// pad (stream-start, its new caps), while the other server's pad is left alone.
+#[test]
+fn a_restarted_server_renegotiates_only_its_pad() {
+    let ports = free_ports(2);
+    let (a, b) = (ports[0], ports[1]);
+    let (pipeline, _demux, log, _posted) = demux_pipeline(&ports);
+    pipeline.set_state(gst::State::Playing).expect("playing");
+    let at = start_at(4.0);
+    let paced = |frames: &str| {
+        vec![
+            ("frames", frames.to_string()),
+            ("interval", "0.04".to_string()),
+            ("start-at", at.clone()),
+        ]
+    };
+    let mut long = Server::start(b, &paced("100"));
+    let mut first = Server::start(a, &paced("10"));
+    first.report();
+    let mut again = Server::start(
+        a,
+        &[
+            ("frames", "10".into()),
+            ("interval", "0.04".into()),
+            ("width", "96".into()),
+            ("height", "72".into()),
+        ],
+    );
+    let end = wait_end(&pipeline, Duration::from_secs(20));
+    assert!(matches!(end, Outcome::Eos), "pipeline did not end: {end:?}");
+    again.report();
+    long.report();
+    let log = log.lock().unwrap().clone();
+    let mut expected: Vec<_> = (0..10).map(|i| (i, true, (64, 48))).collect();
+    expected.extend((0..10).map(|i| (i, true, (96, 72))));
+    assert_eq!(frames_of(&log, a), expected, "server a's pad, both runs");
+    let b_frames: Vec<_> = (0..100).map(|i| (i, true, (64, 48))).collect();
+    assert_eq!(frames_of(&log, b), b_frames, "server b's pad");
+    let count = |seen: Seen| log.iter().filter(|s| **s == seen).count();
+    assert_eq!((count(Seen::Caps(a)), count(Seen::Caps(b))), (2, 1));
+    assert_eq!((count(Seen::Eos(a)), count(Seen::Eos(b))), (2, 1));
+    let first_eos = position(&log, &Seen::Eos(a));
+    assert!(frames_of(&log[first_eos..], b).len() > 10, "b went on");
+    pipeline.set_state(gst::State::Null).expect("null");
+}

@@ -209,9 +209,13 @@ impl NetGearDemux {
         Ok(pad)
     }
 
-    /// A server that terminated sends again: a new stream on its pad (clears its EOS).
+    /// A server that terminated sends again: a new stream on its pad. Sinks and
+    /// aggregators drop everything after EOS until a flush, so the pad is flushed first
+    /// (nothing is queued after EOS); running time is kept.
     fn restart_output(&self, pad: &gst::Pad, port: u16, caps: Option<gst::Caps>) {
         gst::info!(CAT, obj = pad, "server {port} is back: new stream");
+        pad.push_event(gst::event::FlushStart::new());
+        pad.push_event(gst::event::FlushStop::new(false));
         let group_id = self.with_streaming(|s| s.group_id);
         let stream_id = pad.create_stream_id(&*self.obj(), Some(&port.to_string()));
         pad.push_event(

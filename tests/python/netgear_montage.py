@@ -2,7 +2,7 @@
 
     netgear_montage.py --port P --pattern N --frames N --width W --height H
         [--flat B,G,R] [--message TAG] [--resize-at K --width2 W --height2 H]
-        [--start-at UNIX_TIME] [--interval S | --fps F]
+        [--start-at UNIX_TIME] [--interval S | --fps F] [--jpeg]
 
 Frames are netgear_peer.py's test frames (byte-exact checks), or one flat colour (montage
 pixel checks). With --message every frame carries {"server": TAG, "n": idx}. From frame K
@@ -50,9 +50,10 @@ def main():
     p.add_argument("--start-at", type=float, default=0.0)
     p.add_argument("--interval", type=float, default=0.0)
     p.add_argument("--fps", type=float, default=0.0)
+    p.add_argument("--jpeg", action="store_true", help="vidgear's default JPEG compression")
     args = p.parse_args()
 
-    opts = {"multiserver_mode": True, "jpeg_compression": False}
+    opts = {"multiserver_mode": True, "jpeg_compression": args.jpeg}
     if args.pattern < 2:
         opts["request_timeout"] = 4
         opts["max_retries"] = 3
