@@ -7,7 +7,6 @@ mod common;
 use common::*;
 use gst::prelude::*;
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -410,9 +409,7 @@ fn buffers_without_a_port_are_dropped() {
     .downcast::<gst::Pipeline>()
     .expect("a pipeline");
     let demux = pipeline.by_name("d").expect("demux");
-    let log = Log::default();
     let weak = pipeline.downgrade();
-    let pads_log = log.clone();
     demux.connect_pad_added(move |_, pad| {
         if let Some(pipeline) = weak.upgrade() {
             let sink = gst_app::AppSink::builder()
@@ -422,7 +419,6 @@ fn buffers_without_a_port_are_dropped() {
             pipeline.add(&sink).unwrap();
             sink.sync_state_with_parent().unwrap();
             pad.link(&sink.static_pad("sink").unwrap()).unwrap();
-            pads_log.lock().unwrap().push(Seen::Caps(port_of(pad)));
         }
     });
     let appsrc = pipeline
@@ -449,15 +445,13 @@ fn buffers_without_a_port_are_dropped() {
     let stats = demux.property::<gst::Structure>("stats");
     assert_eq!(stats.get::<u64>("dropped").unwrap(), 3);
     assert_eq!(stats.get::<u64>("frames").unwrap(), 3);
-    let pads: BTreeMap<String, ()> = demux
+    let mut pads: Vec<String> = demux
         .src_pads()
         .iter()
-        .map(|p| (p.name().to_string(), ()))
+        .map(|p| p.name().to_string())
         .collect();
-    assert_eq!(
-        pads.keys().cloned().collect::<Vec<_>>(),
-        vec!["src_6000".to_string(), "src_6002".to_string()]
-    );
+    pads.sort();
+    assert_eq!(pads, ["src_6000", "src_6002"]);
     pipeline.set_state(gst::State::Null).unwrap();
 }
 
@@ -505,4 +499,125 @@ fn a_restarted_server_renegotiates_only_its_pad() {
     let first_eos = position(&log, &Seen::Eos(a));
     assert!(frames_of(&log[first_eos..], b).len() > 10, "b went on");
     pipeline.set_state(gst::State::Null).expect("null");
+}
+
+/// Events each output pad's peer received, as (port, event type).
+type EventLog = Arc<Mutex<Vec<(u16, gst::EventType)>>>;
+
+/// A demuxer driven directly from a test pad, each output drained into a test pad that
+/// records the events it receives as (port, event type).
+fn bare_demux() -> (gst::Element, gst::Pad, EventLog) {
+    init();
+    let demux = gst::ElementFactory::make("netgeardemux")
+        .build()
+        .expect("netgeardemux");
+    let feed = gst::Pad::builder(gst::PadDirection::Src)
+        .name("feed")
+        .build();
+    feed.link(&demux.static_pad("sink").unwrap()).unwrap();
+    feed.set_active(true).unwrap();
+    demux.set_state(gst::State::Playing).unwrap();
+    let events = EventLog::default();
+    let seen = events.clone();
+    let keep: Arc<Mutex<Vec<gst::Pad>>> = Arc::default();
+    demux.connect_pad_added(move |_, pad| {
+        let port = port_of(pad);
+        let seen = seen.clone();
+        let sink = gst::Pad::builder(gst::PadDirection::Sink)
+            .chain_function(|_, _, _| Ok(gst::FlowSuccess::Ok))
+            .event_function(move |_, _, event| {
+                seen.lock().unwrap().push((port, event.type_()));
+                true
+            })
+            .build();
+        sink.set_active(true).unwrap();
+        pad.link(&sink).unwrap();
+        // Keep the test pad alive as long as the link.
+        keep.lock().unwrap().push(sink);
+    });
+    feed.push_event(gst::event::StreamStart::new("feed"));
+    let caps = gst::Caps::builder("video/x-raw")
+        .field("format", "GRAY8")
+        .field("width", 4)
+        .field("height", 2)
+        .build();
+    feed.push_event(gst::event::Caps::new(&caps));
+    feed.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+        gst::ClockTime,
+    >::new()));
+    (demux, feed, events)
+}
+
+fn push_from(feed: &gst::Pad, port: u16) {
+    let mut buffer = gst::Buffer::from_mut_slice(vec![0u8; 8]);
+    let info = gstnetgear::meta::NetGearInfo {
+        message: None,
+        port: Some(port),
+    };
+    gstnetgear::meta::attach(buffer.get_mut().unwrap(), &info);
+    feed.push(buffer).expect("pushed");
+}
+
+/// Flushes reach every pad; a netgear-server-eos event ends one pad; EOS ends the rest.
+#[test]
+fn flushes_reach_every_pad_and_server_eos_only_its_own() {
+    let (demux, feed, events) = bare_demux();
+    push_from(&feed, 7001);
+    push_from(&feed, 7002);
+    feed.push_event(gst::event::FlushStart::new());
+    feed.push_event(gst::event::FlushStop::new(false));
+    // A flush clears the segment; upstream sends a new one, as a source does.
+    feed.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+        gst::ClockTime,
+    >::new()));
+    let server_eos = gst::Structure::builder("netgear-server-eos")
+        .field("port", 7001u32)
+        .build();
+    feed.push_event(gst::event::CustomDownstream::new(server_eos));
+    push_from(&feed, 7002);
+    feed.push_event(gst::event::Eos::new());
+    let got: Vec<(u16, gst::EventType)> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, t)| !t.is_sticky() || *t == gst::EventType::Eos)
+        .cloned()
+        .collect();
+    use gst::EventType::*;
+    let mut sorted = got.clone();
+    sorted.sort_by_key(|(p, _)| *p);
+    assert_eq!(
+        sorted,
+        vec![
+            (7001, FlushStart),
+            (7001, FlushStop),
+            (7001, Eos),
+            (7002, FlushStart),
+            (7002, FlushStop),
+            (7002, Eos),
+        ],
+        "{got:?}"
+    );
+    let first_eos = got.iter().position(|e| *e == (7001, Eos)).unwrap();
+    let last_eos = got.iter().position(|e| *e == (7002, Eos)).unwrap();
+    assert!(first_eos < last_eos, "7001 ended first: {got:?}");
+    demux.set_state(gst::State::Null).unwrap();
+}
+
+/// With no server ever heard from, EOS cannot end anything downstream: an error says so.
+#[test]
+fn eos_before_any_frame_is_an_error() {
+    let (demux, feed, _events) = bare_demux();
+    let bus = gst::Bus::new();
+    demux.set_bus(Some(&bus));
+    feed.push_event(gst::event::Eos::new());
+    let msg = bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(2), &[gst::MessageType::Error])
+        .expect("an error message");
+    let gst::MessageView::Error(e) = msg.view() else {
+        unreachable!()
+    };
+    let text = format!("{} {:?}", e.error(), e.debug());
+    assert!(text.contains("before any server sent a frame"), "{text}");
+    demux.set_state(gst::State::Null).unwrap();
 }
