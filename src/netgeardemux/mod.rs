@@ -9,10 +9,16 @@
 //!
 //! ```sh
 //! gst-launch-1.0 netgearsrc multi-server=true pattern=req-rep ports=5566,5567 ! netgeardemux name=d \
-//!   compositor name=mix sink_1::xpos=640 ! videoconvert ! autovideosink \
+//!   compositor name=mix start-time-selection=first sink_1::xpos=640 ! videoconvert ! autovideosink \
 //!   d.src_5566 ! queue ! videoconvert ! mix.sink_0 \
 //!   d.src_5567 ! queue ! videoconvert ! mix.sink_1
 //! ```
+//!
+//! Servers may send frames of different sizes; each pad renegotiates only when its own
+//! server's size changes. Buffers keep their `NetGearMeta` and their timestamps (the
+//! running time at which netgearsrc received them), which is what `compositor` needs for a
+//! live montage; `start-time-selection=first` keeps it from filling the time before the
+//! first server connected with empty frames.
 //!
 //! A server that terminates gets EOS on its pad only (netgearsrc announces it with a
 //! `netgear-server-eos` custom downstream event carrying `port`); the final EOS reaches
