@@ -58,6 +58,8 @@ fn count_buffers(pad: &gst::Pad, port: u16, counts: &Counts) {
 struct Output {
     frames: Arc<AtomicU64>,
     span: Arc<Mutex<Option<(Instant, Instant)>>>,
+    /// This process's CPU seconds when the first composed frame came out.
+    cpu_at_first: Arc<Mutex<Option<f64>>>,
 }
 
 /// The receiver: a grid montage of `ports`, counting frames into and out of it.
@@ -118,6 +120,9 @@ fn receiver(ports: &[u16], w: u64, h: u64, fps: u64) -> (gst::Pipeline, Counts, 
             frames_out.frames.fetch_add(1, Ordering::Relaxed);
             let now = Instant::now();
             let mut span = frames_out.span.lock().unwrap();
+            if span.is_none() {
+                *frames_out.cpu_at_first.lock().unwrap() = Some(cpu_seconds());
+            }
             span.get_or_insert((now, now)).1 = now;
             gst::PadProbeReturn::Ok
         });
@@ -177,7 +182,8 @@ fn our_senders(ports: &[u16], w: u64, h: u64, fps: u64, frames: u64) -> Vec<gst:
         .collect()
 }
 
-fn sent_by(children: &mut [Child]) -> Vec<u64> {
+/// Each vidgear sender's report: frames sent, and its achieved rate.
+fn sent_by(children: &mut [Child]) -> Vec<(u64, Option<f64>)> {
     children
         .iter_mut()
         .map(|c| {
@@ -193,10 +199,13 @@ fn sent_by(children: &mut [Child]) -> Vec<u64> {
                 })
                 .unwrap_or_default();
             let _ = c.wait();
-            serde_json::from_str::<serde_json::Value>(&line)
-                .ok()
-                .and_then(|v| v["sent"].as_u64())
-                .unwrap_or(0)
+            let v = serde_json::from_str::<serde_json::Value>(&line).unwrap_or_default();
+            let sent = v["sent"].as_u64().unwrap_or(0);
+            let rate = v["seconds"]
+                .as_f64()
+                .filter(|s| *s > 0.0)
+                .map(|s| (sent as f64 / s * 10.0).round() / 10.0);
+            (sent, rate)
         })
         .collect()
 }
@@ -235,7 +244,6 @@ fn main() {
     pipeline
         .set_state(gst::State::Playing)
         .expect("receiver playing");
-    let cpu0 = cpu_seconds();
     let began = Instant::now();
     let (mut children, ours) = if kind == "ours" {
         (Vec::new(), our_senders(&ports, w, h, fps, frames))
@@ -248,9 +256,9 @@ fn main() {
         &[gst::MessageType::Eos, gst::MessageType::Error],
     );
     let wall = began.elapsed();
-    let cpu = cpu_seconds() - cpu0;
+    let cpu = cpu_seconds();
     let sent = if kind == "ours" {
-        vec![frames; servers]
+        vec![(frames, None); servers]
     } else {
         sent_by(&mut children)
     };
@@ -271,7 +279,7 @@ fn main() {
 fn report(
     kind: &str,
     ports: &[u16],
-    sent: &[u64],
+    sent: &[(u64, Option<f64>)],
     demuxed: &Counts,
     composed: &Counts,
     out: &Output,
@@ -285,9 +293,9 @@ fn report(
     let per_server: Vec<serde_json::Value> = ports
         .iter()
         .zip(sent)
-        .map(|(p, s)| {
+        .map(|(p, (s, rate))| {
             let got = demuxed.get(p).copied().unwrap_or(0);
-            serde_json::json!({"port": p, "sent": s, "in": got, "to_compositor": composed.get(p).copied().unwrap_or(0), "lost": s.saturating_sub(got)})
+            serde_json::json!({"port": p, "sent": s, "send_fps": rate, "in": got, "to_compositor": composed.get(p).copied().unwrap_or(0), "lost": s.saturating_sub(got)})
         })
         .collect();
     let frames_out = out.frames.load(Ordering::Relaxed);
@@ -299,7 +307,23 @@ fn report(
             0.0
         }
     });
-    let total_sent: u64 = sent.iter().sum();
+    let total_sent: u64 = sent.iter().map(|(s, _)| s).sum();
+    let slowest = sent
+        .iter()
+        .filter_map(|(_, r)| *r)
+        .min_by(|a, b| a.total_cmp(b));
+    let busy = out
+        .span
+        .lock()
+        .unwrap()
+        .map(|(a, b)| b.duration_since(a).as_secs_f64());
+    let cpu_busy = out
+        .cpu_at_first
+        .lock()
+        .unwrap()
+        .zip(busy)
+        .filter(|(_, secs)| *secs > 0.0)
+        .map(|(first, secs)| (100.0 * (cpu - first) / secs).round());
     let total_in: u64 = demuxed.values().sum();
     let ended = match end.as_ref().map(|m| m.view()) {
         Some(gst::MessageView::Eos(_)) => "eos".to_owned(),
@@ -316,7 +340,8 @@ fn report(
         "frames_out": out.frames.load(Ordering::Relaxed),
         "output_fps": out_fps,
         "wall_s": (wall.as_secs_f64() * 100.0).round() / 100.0,
-        "receiver_cpu_percent": (100.0 * cpu / wall.as_secs_f64()).round(),
+        "slowest_sender_fps": slowest,
+        "receiver_cpu_percent_while_composing": cpu_busy,
         "source_dropped": stats.get::<u64>("dropped").unwrap_or(0),
         "source_malformed": stats.get::<u64>("malformed").unwrap_or(0),
         "ended": ended,
