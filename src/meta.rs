@@ -7,6 +7,11 @@ use gst::meta::CustomMeta;
 
 pub const NAME: &str = "NetGearMeta";
 
+/// Between `netgearsrc` and `netgeardemux`: the custom downstream event (field `port`) that
+/// says one of several servers terminated, and the custom query by which a downstream
+/// element asks for such events (other consumers, e.g. `appsink`, would stop at them).
+pub const SERVER_EOS: &str = "netgear-server-eos";
+
 /// What a `NetGearMeta` holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetGearInfo {

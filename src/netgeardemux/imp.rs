@@ -21,9 +21,6 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-/// The custom downstream event netgearsrc sends when one server of several terminates.
-pub const SERVER_EOS: &str = "netgear-server-eos";
-
 /// One server's output pad.
 struct Output {
     pad: gst::Pad,
@@ -260,7 +257,7 @@ impl NetGearDemux {
                 self.forward(event)
             }
             gst::EventView::CustomDownstream(c) => match c.structure() {
-                Some(s) if s.name() == SERVER_EOS => {
+                Some(s) if s.name() == meta::SERVER_EOS => {
                     self.server_ended(s.get::<u32>("port").ok());
                     true
                 }
@@ -332,6 +329,12 @@ impl NetGearDemux {
             gst::QueryViewMut::Caps(q) => {
                 let caps = self.upstream_caps(pad, q.filter_owned().as_ref());
                 q.set_result(&caps);
+                true
+            }
+            // netgearsrc sends per-server EOS events only to those who ask.
+            gst::QueryViewMut::Custom(q)
+                if q.structure().is_some_and(|s| s.name() == meta::SERVER_EOS) =>
+            {
                 true
             }
             gst::QueryViewMut::AcceptCaps(q) => {

@@ -45,9 +45,6 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 
 /// 0: never end on silence.
 const DEFAULT_TIMEOUT_MS: u32 = 0;
-/// The custom downstream event that tells `netgeardemux` one server of several ended
-/// (field `port`), and the custom query by which it asks for them.
-pub const SERVER_EOS_EVENT: &str = "netgear-server-eos";
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -77,7 +74,7 @@ struct Stream {
     jpeg_passthrough: Option<bool>,
     /// Multi-server: senders that sent frames and have not terminated yet.
     servers: BTreeSet<u16>,
-    /// Whether downstream wants `SERVER_EOS_EVENT`s; asked at the first termination.
+    /// Whether downstream wants `meta::SERVER_EOS`s; asked at the first termination.
     server_eos_wanted: Option<bool>,
     last_message: Instant,
     last_frame: Instant,
@@ -340,11 +337,11 @@ impl NetGearSrc {
     fn announce_server_eos(&self, stream: &mut Stream, port: u16) {
         let pad = self.obj().src_pad().clone();
         let wanted = *stream.server_eos_wanted.get_or_insert_with(|| {
-            let mut query = gst::query::Custom::new(gst::Structure::new_empty(SERVER_EOS_EVENT));
+            let mut query = gst::query::Custom::new(gst::Structure::new_empty(meta::SERVER_EOS));
             pad.peer_query(&mut query)
         });
         if wanted {
-            let s = gst::Structure::builder(SERVER_EOS_EVENT)
+            let s = gst::Structure::builder(meta::SERVER_EOS)
                 .field("port", u32::from(port))
                 .build();
             pad.push_event(gst::event::CustomDownstream::new(s));
