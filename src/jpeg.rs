@@ -333,9 +333,9 @@ pub struct JpegInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FrameHeader {
     info: JpegInfo,
-    arithmetic: bool,
-    /// 8x8 blocks of the component that has the most of them (the luma, as a rule).
-    most_blocks: u64,
+    /// The fewest bits of scan data a Huffman-coded JPEG of this frame can have; none
+    /// for arithmetic coding.
+    least_bits: u64,
 }
 
 fn be16(data: &[u8], at: usize) -> Option<usize> {
@@ -394,15 +394,22 @@ fn parse_frame(marker: u8, body: &[u8]) -> Result<FrameHeader, JpegError> {
     let v_max = factors.iter().map(|f| f.1).max().unwrap_or(1);
     let (w, h) = (width as u64, height as u64);
     // Blocks per component as libjpeg counts them (jdiv_round_up(size * factor, max * 8)).
-    let most_blocks = factors
+    let blocks: u64 = factors
         .iter()
         .map(|&(hf, vf)| (w * hf).div_ceil(h_max * 8) * (h * vf).div_ceil(v_max * 8))
-        .max()
-        .unwrap_or(0);
+        .sum();
+    // Huffman codes are at least a bit long. A sequential scan codes a DC symbol and at
+    // least an EOB for every block of every component; a progressive JPEG's first DC
+    // scans code a symbol for every block; lossless coding one per sample (blocks: a
+    // loose floor). Arithmetic coding has no floor (see check_plausible).
+    let least_bits = match marker {
+        0xC0 | 0xC1 | 0xC5 => 2 * blocks,
+        0xC2 | 0xC3 | 0xC6 | 0xC7 => blocks,
+        _ => 0,
+    };
     Ok(FrameHeader {
         info: JpegInfo { width, height },
-        arithmetic: marker >= 0xC9,
-        most_blocks,
+        least_bits,
     })
 }
 
@@ -447,9 +454,10 @@ fn read_frame_header(jpeg: &[u8]) -> Result<(FrameHeader, usize), JpegError> {
 }
 
 /// Decides from the header and the compressed size whether `jpeg` can hold the picture it
-/// claims, before anything is allocated for it. Every 8x8 block needs at least one bit of
-/// Huffman-coded data (in a baseline scan and in a progressive JPEG's first DC scan), so a
-/// JPEG with fewer scan bits than blocks is refused: a bomb or a truncated frame.
+/// claims, before anything is allocated for it. Every 8x8 block of every component needs
+/// at least two bits of Huffman-coded data in a sequential JPEG (DC and EOB) and one in a
+/// progressive JPEG's first DC scans, so a JPEG with fewer bits after its first SOS marker
+/// is refused: a bomb or a truncated frame.
 ///
 /// Arithmetic coding has no such floor: a real flat 8192x8192 arithmetic-coded JPEG is
 /// 125 bytes with 5 bytes of scan data. No NetGear sender writes one (simplejpeg, OpenCV
@@ -457,7 +465,7 @@ fn read_frame_header(jpeg: &[u8]) -> Result<(FrameHeader, usize), JpegError> {
 pub fn check_plausible(jpeg: &[u8]) -> Result<JpegInfo, JpegError> {
     let (frame, scan_data) = read_frame_header(jpeg)?;
     let scan_bits = (jpeg.len().saturating_sub(scan_data) as u64).saturating_mul(8);
-    if !frame.arithmetic && scan_bits < frame.most_blocks {
+    if scan_bits < frame.least_bits {
         return Err(JpegError::Implausible {
             bytes: jpeg.len(),
             width: frame.info.width,
