@@ -153,6 +153,7 @@ impl<J: Send + 'static, O: Send + 'static> OrderedPool<J, O> {
 
     /// Queues a job; blocks while `workers()` jobs are unfinished (queued or running).
     /// Finished results wait for `next_result`/`try_next` and never block a submit.
+    /// `Err(Interrupted)` (the job dropped) only when it would have to wait.
     pub fn submit(&mut self, job: J) -> Result<(), PoolError> {
         let mut state = self.shared.lock();
         while state.unfinished >= self.threads.len() {
@@ -171,7 +172,8 @@ impl<J: Send + 'static, O: Send + 'static> OrderedPool<J, O> {
         Ok(())
     }
 
-    /// The oldest job's result, waiting for it; `None` when no job is pending.
+    /// The oldest job's result, waiting for it; `None` when no job is pending;
+    /// `Some(Err(Interrupted))` when interrupted while waiting (the job stays pending).
     pub fn next_result(&mut self) -> Option<Result<O, PoolError>> {
         let mut state = self.shared.lock();
         loop {
