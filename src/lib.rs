@@ -25,6 +25,7 @@ pub mod protocol;
 pub mod security;
 mod stats;
 pub mod transport;
+pub mod workers;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register();

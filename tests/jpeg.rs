@@ -1,6 +1,6 @@
 //! JPEG frames: vidgear's simplejpeg into `netgearsrc` (decoded inline or passed to
 //! jpegdec), `netgearsink`'s inline encoder and jpegenc into vidgear, our sink into our
-//! source in every pattern, and corrupt JPEG dropped without stopping the stream.
+//! source in every pattern, and corrupt JPEG or JPEG bombs dropped without stopping the stream.
 
 mod common;
 
@@ -334,4 +334,68 @@ fn corrupt_jpeg_is_dropped_with_a_warning_and_the_stream_goes_on() {
             .expect("a warning on the bus");
         assert!(warning.contains("corrupt JPEG"), "{warning}");
     }
+}
+
+#[test]
+fn jpeg_bomb_is_refused_from_its_header_and_the_stream_goes_on() {
+    use gstnetgear::jpeg::{Colorspace, EncodeParams, Encoder, Image};
+    init();
+    let port = free_port().to_string();
+    let receiver = Receiver::with_caps(
+        &[("port", &port), ("address", "127.0.0.1")],
+        Some(&raw_caps()),
+    );
+    receiver.play();
+    let sender = Sender::new(
+        &gst::Caps::builder("image/jpeg").build(),
+        &[("port", &port)],
+    );
+    sender.play();
+    let encode = |width: usize, height: usize| {
+        let pixels = smooth_frame(0, width, height, 3);
+        let image = Image {
+            pixels: &pixels,
+            width,
+            height,
+            pitch: width * 3,
+            colorspace: Colorspace::from_name("BGR").unwrap(),
+        };
+        let params = EncodeParams {
+            quality: 90,
+            fast_dct: true,
+        };
+        let mut jpeg = Vec::new();
+        Encoder::new()
+            .unwrap()
+            .encode(image, params, &mut jpeg)
+            .unwrap();
+        jpeg
+    };
+    // A real 16x16 JPEG whose frame header claims 9000x9000 (243 MB decoded).
+    let mut bomb = encode(16, 16);
+    let sof = bomb.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    bomb[sof + 5..sof + 9].copy_from_slice(&[0x23, 0x28, 0x23, 0x28]);
+    let bomb_len = bomb.len();
+    sender.push_bytes(bomb, 0).unwrap();
+    sender.push_bytes(encode(W, H), 1).unwrap();
+    sender.finish();
+    assert!(matches!(
+        wait_end(&sender.pipeline, Duration::from_secs(10)),
+        Outcome::Eos
+    ));
+    let (frames, eos) = receiver.collect(Duration::from_secs(5));
+    assert!(eos);
+    assert_eq!(frames.len(), 1, "only the good frame arrives");
+    assert!(psnr(&frames[0].packed(), &smooth_frame(0, W, H, 3)) >= 35.0);
+    assert_eq!(receiver.stats().get::<u64>("malformed").unwrap(), 1);
+    let bus = receiver.pipeline.bus().unwrap();
+    let warning = bus
+        .iter_filtered(&[gst::MessageType::Warning])
+        .find_map(|m| match m.view() {
+            gst::MessageView::Warning(w) => Some(format!("{} {:?}", w.error(), w.debug())),
+            _ => None,
+        })
+        .expect("a warning on the bus");
+    let expected = format!("a {bomb_len}-byte JPEG cannot hold 9000x9000");
+    assert!(warning.contains(&expected), "{warning}");
 }
