@@ -11,6 +11,7 @@ mod netgearsink;
 mod netgearsrc;
 pub mod protocol;
 pub mod security;
+pub mod ssh;
 mod stats;
 pub mod transport;
 
