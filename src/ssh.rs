@@ -14,7 +14,7 @@
 //! configuration (or [`TunnelConfig::options`], e.g. `StrictHostKeyChecking=accept-new`)
 //! says otherwise.
 
-use crate::config::Role;
+use crate::config::{Protocol, Role};
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read};
@@ -303,6 +303,23 @@ impl fmt::Display for TunnelError {
     }
 }
 
+impl TunnelError {
+    /// What the user can do about a failure ssh reported, when that is clear.
+    pub fn hint(&self) -> Option<&'static str> {
+        let message = match self {
+            TunnelError::Failed { message, .. } => message,
+            _ => return None,
+        };
+        if message.contains("Host key verification failed") {
+            Some("the SSH host is not in known_hosts (or its key changed): connect once with ssh, or add it with ssh-keyscan")
+        } else if message.contains("Permission denied") {
+            Some("the SSH host refused the login: check the key file, the agent or the password")
+        } else {
+            None
+        }
+    }
+}
+
 impl std::error::Error for TunnelError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
@@ -313,12 +330,13 @@ impl std::error::Error for TunnelError {
     }
 }
 
-/// vidgear's refusals for SSH tunnel mode.
+/// vidgear's refusals for SSH tunnel mode, and ipc, which has no port to forward.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TunnelClash {
     Receiver,
     MultiServer,
     MultiClient,
+    Ipc,
 }
 
 impl fmt::Display for TunnelClash {
@@ -335,6 +353,10 @@ impl fmt::Display for TunnelClash {
             TunnelClash::MultiClient => {
                 write!(f, "ssh-tunnel cannot be combined with multi-client=true: {why}")
             }
+            TunnelClash::Ipc => write!(
+                f,
+                "ssh-tunnel needs protocol=tcp: an ipc socket is a local file, not a port to forward"
+            ),
         }
     }
 }
@@ -343,9 +365,11 @@ impl std::error::Error for TunnelClash {}
 
 /// Refuses what vidgear refuses with `ssh_tunnel_mode` set: the receiving side (vidgear
 /// logs and ignores it there; we refuse, as a property that does nothing is a defect),
-/// multi-server and multi-client mode.
+/// multi-server and multi-client mode; and ipc (vidgear builds a broken forward from the
+/// path).
 pub fn check_tunnel_modes(
     role: Role,
+    protocol: Protocol,
     multi_server: bool,
     multi_client: bool,
 ) -> Result<(), TunnelClash> {
@@ -357,6 +381,9 @@ pub fn check_tunnel_modes(
     }
     if multi_client {
         return Err(TunnelClash::MultiClient);
+    }
+    if protocol != Protocol::Tcp {
+        return Err(TunnelClash::Ipc);
     }
     Ok(())
 }
@@ -943,18 +970,23 @@ mod tests {
 
     #[test]
     fn clashes_like_vidgear() {
-        assert_eq!(check_tunnel_modes(Role::Sender, false, false), Ok(()));
+        let tcp = Protocol::Tcp;
+        assert_eq!(check_tunnel_modes(Role::Sender, tcp, false, false), Ok(()));
         assert_eq!(
-            check_tunnel_modes(Role::Receiver, false, false),
+            check_tunnel_modes(Role::Receiver, tcp, false, false),
             Err(TunnelClash::Receiver)
         );
         assert_eq!(
-            check_tunnel_modes(Role::Sender, true, false),
+            check_tunnel_modes(Role::Sender, tcp, true, false),
             Err(TunnelClash::MultiServer)
         );
         assert_eq!(
-            check_tunnel_modes(Role::Sender, false, true),
+            check_tunnel_modes(Role::Sender, tcp, false, true),
             Err(TunnelClash::MultiClient)
+        );
+        assert_eq!(
+            check_tunnel_modes(Role::Sender, Protocol::Ipc, false, false),
+            Err(TunnelClash::Ipc)
         );
         let text = TunnelClash::MultiClient.to_string();
         assert!(text.contains("multi-client=true"), "{text}");

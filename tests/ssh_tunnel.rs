@@ -124,7 +124,10 @@ fn close_and_check(tunnel: Tunnel) {
 fn open_failure(config: &TunnelConfig, remote_port: u16) -> TunnelError {
     match Tunnel::open(config, "127.0.0.1", remote_port, OPEN_TIMEOUT) {
         Ok(t) => panic!("the tunnel opened: {t:?}"),
-        Err(e) => e,
+        Err(e) => {
+            eprintln!("failed as expected: {e}");
+            e
+        }
     }
 }
 
@@ -367,6 +370,12 @@ fn wrong_password_fails_with_ssh_message() {
     assert!(matches!(error, TunnelError::Failed { .. }), "{error:?}");
     assert!(text.contains("Permission denied"), "{text}");
     assert!(!text.contains(&wrong) && !format!("{error:?}").contains(&wrong));
+    // The askpass helper did answer: the server saw (and refused) a password.
+    assert!(
+        sshd.log().contains("Failed password for netgear-tunnel"),
+        "{}",
+        sshd.log()
+    );
 }
 
 #[test]
@@ -381,11 +390,15 @@ fn unauthorized_key_fails_with_ssh_message() {
     assert!(status.success());
     let mut config = key_config(&sshd);
     config.keyfile = Some(other);
-    let text = open_failure(&config, echo_server()).to_string();
+    let error = open_failure(&config, echo_server());
+    let text = error.to_string();
     assert!(
         text.contains("Permission denied (publickey,password)"),
         "{text}"
     );
+    assert!(error
+        .hint()
+        .is_some_and(|h| h.contains("refused the login")));
 }
 
 #[test]
@@ -413,8 +426,10 @@ fn unknown_host_key_is_refused_by_default() {
     config
         .options
         .retain(|o| !o.starts_with("StrictHostKeyChecking"));
-    let text = open_failure(&config, echo_server()).to_string();
+    let error = open_failure(&config, echo_server());
+    let text = error.to_string();
     assert!(text.contains("Host key verification failed"), "{text}");
+    assert!(error.hint().is_some_and(|h| h.contains("known_hosts")));
 
     // accept-new (an explicit choice) learns the key and connects.
     config
@@ -425,6 +440,48 @@ fn unknown_host_key_is_refused_by_default() {
         .expect("read")
         .contains("ssh-ed25519"));
     tunnel.close();
+}
+
+/// With a password, the askpass helper answers password prompts only: the host key
+/// question gets no answer (not the password), so an unknown host still fails.
+#[test]
+fn unknown_host_key_is_refused_with_a_password_too() {
+    let sshd = Sshd::start();
+    let password = Password::set();
+    let mut config = password_config(&sshd, &password.text);
+    let empty = sshd.dir.join("empty_known_hosts");
+    std::fs::write(&empty, "").expect("write");
+    config.options[0] = format!("UserKnownHostsFile={}", empty.display());
+    config
+        .options
+        .retain(|o| !o.starts_with("StrictHostKeyChecking"));
+    let text = open_failure(&config, echo_server()).to_string();
+    assert!(text.contains("Host key verification failed"), "{text}");
+    assert!(!sshd.log().contains("Accepted password"), "{}", sshd.log());
+}
+
+/// A host that accepts TCP but never speaks SSH: the open gives up after its timeout.
+#[test]
+fn silent_ssh_host_times_out() {
+    let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    let mut config = TunnelConfig::new(
+        format!("someone@127.0.0.1:{port}")
+            .parse::<SshHost>()
+            .expect("spec"),
+    );
+    config.options = vec!["UserKnownHostsFile=/dev/null".into()];
+    match Tunnel::open(&config, "127.0.0.1", 5555, Duration::from_secs(2)) {
+        Ok(t) => panic!("opened: {t:?}"),
+        // ssh's ConnectTimeout (same seconds) or our own deadline, whichever says it first.
+        Err(TunnelError::Failed { message, .. }) => {
+            eprintln!("failed as expected: {message}");
+            assert!(message.contains("timed out"), "{message}")
+        }
+        Err(TunnelError::TimedOut { after, .. }) => assert_eq!(after, Duration::from_secs(2)),
+        Err(other) => panic!("unexpected: {other}"),
+    }
+    drop(silent);
 }
 
 #[test]
