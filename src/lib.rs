@@ -23,6 +23,7 @@ mod netgearsrc;
 mod properties;
 pub mod protocol;
 pub mod security;
+pub mod ssh;
 mod stats;
 pub mod transport;
 pub mod workers;
