@@ -4,7 +4,7 @@
 use crate::config::{parse_ports, Modes, Pattern, Protocol, Role, SecureMode};
 use crate::jpeg::{Colorspace, DecodeParams, Decoder};
 use crate::protocol::{self, Dtype, PayloadKind, PixelMap, RawLayout};
-use crate::security::{ClientPolicy, KeyDirs};
+use crate::security::{ClientPolicy, KeyDirs, KeySet};
 use crate::transport::{endpoint, LinkConfig, Waker};
 use gst::glib;
 use gst_video::prelude::*;
@@ -242,23 +242,22 @@ impl CommonSettings {
         &self,
         role: Role,
         overwrite_keys: bool,
-    ) -> Result<(LinkConfig, bool), String> {
+    ) -> Result<(LinkConfig, Option<KeySet>), String> {
         let modes = self.modes()?;
         modes.validate(role)?;
-        let (curve, clients, generated) = match self.secure_mode {
-            SecureMode::None => (None, None, false),
+        let (curve, clients, keys) = match self.secure_mode {
+            SecureMode::None => (None, None, None),
             mode => {
-                let dirs = KeyDirs::new(&self.cert_dir)?;
-                let generated = dirs.ensure(overwrite_keys)?;
+                let keys = KeyDirs::new(&self.cert_dir)?.load(overwrite_keys)?;
                 match role {
-                    Role::Sender => (Some(dirs.client_keys()?), None, generated),
+                    Role::Sender => (Some(keys.client_keys()?), None, Some(keys)),
                     Role::Receiver => {
                         let policy = if mode == SecureMode::IronHouse {
-                            ClientPolicy::Listed(dirs.allowed_clients()?)
+                            ClientPolicy::listed(keys.allowed_clients()?)
                         } else {
-                            ClientPolicy::AnyKey
+                            ClientPolicy::any_key()
                         };
-                        (Some(dirs.server_keys()?), Some(policy), generated)
+                        (Some(keys.server_keys()?), Some(policy), Some(keys))
                     }
                 }
             }
@@ -289,7 +288,7 @@ impl CommonSettings {
                 && self.pattern == Pattern::PubSub
                 && !self.multi_server,
         };
-        Ok((config, generated))
+        Ok((config, keys))
     }
 }
 
@@ -613,16 +612,24 @@ pub fn prepare_start(
     cat: gst::DebugCategory,
     element: &gst::Element,
 ) -> Result<(LinkConfig, Arc<Waker>), gst::ErrorMessage> {
-    let (config, generated) = settings
+    let (config, keys) = settings
         .link_config(role, overwrite_keys)
         .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["Invalid settings: {}", e]))?;
-    if generated {
+    if keys.as_ref().is_some_and(|k| k.generated) {
         gst::info!(
             cat,
             obj = element,
             "made a new CURVE key set under cert-dir '{}'",
             settings.cert_dir
         );
+    }
+    for warning in keys.iter().flat_map(|k| &k.warnings) {
+        gst::warning!(cat, obj = element, "{warning}");
+        let text = warning.to_string();
+        let message = gst::message::Warning::builder(gst::ResourceError::Settings, &text)
+            .src(element)
+            .build();
+        let _ = element.post_message(message);
     }
     let waker = Waker::new().map_err(|e| {
         gst::error_msg!(

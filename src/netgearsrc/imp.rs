@@ -1,8 +1,9 @@
 use crate::common::{self, CommonSettings};
-use crate::config::{Pattern, Role, SecureMode};
+use crate::config::{Pattern, Role};
 use crate::jpeg::{Colorspace, DecodeParams, Decoder, JpegInfo};
 use crate::meta;
 use crate::protocol::{self, FrameHeader, Incoming, PayloadKind, RawLayout};
+use crate::security::Refusal;
 use crate::stats::Stats;
 use crate::transport::{LinkError, Received, ReceiverLink, Waker};
 use gst::glib;
@@ -284,14 +285,8 @@ impl NetGearSrc {
     }
 
     /// Secure mode: the authentication turned a client away (called from its thread).
-    fn refused(&self, peer: &str) {
+    fn refused(&self, peer: &str, why: &Refusal) {
         Stats::bump(&self.stats.refused);
-        let mode = self.settings().common.secure_mode;
-        let why = if mode == SecureMode::IronHouse {
-            "its public key is not in public_keys/ (IronHouse)"
-        } else {
-            "it did not authenticate"
-        };
         if self.warning_due() {
             gst::element_imp_warning!(
                 self,
@@ -924,9 +919,9 @@ impl BaseSrcImpl for NetGearSrc {
             self.obj().upcast_ref(),
         )?;
         let element = self.obj().downgrade();
-        let on_refused = Box::new(move |peer: &str| {
+        let on_refused = Box::new(move |peer: &str, why: &Refusal| {
             if let Some(element) = element.upgrade() {
-                element.imp().refused(peer);
+                element.imp().refused(peer, why);
             }
         });
         let link = ReceiverLink::open(config, waker.clone(), on_refused)
