@@ -308,11 +308,6 @@ pub fn device_id() -> String {
         .collect()
 }
 
-/// The JSON text of a value for bus messages and metas, as Python would print it.
-pub fn json_text(value: &serde_json::Value) -> String {
-    crate::protocol::python_json_text(value)
-}
-
 /// Raw formats we accept, how their pixels map to OpenCV's BGR / BGRA / gray, the numpy
 /// layout they are sent as, and the colorspace JPEG encodes them from (None: no JPEG).
 pub type RawFormat = (VideoFormat, PixelMap, Dtype, usize, Option<&'static str>);

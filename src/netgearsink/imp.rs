@@ -2,7 +2,7 @@ use crate::common::{self, CommonSettings};
 use crate::config::{Pattern, Role};
 use crate::jpeg::{Colorspace, Decoder, EncodeParams, Encoder, Image};
 use crate::meta;
-use crate::protocol::{self, Compression, PayloadKind, PixelMap, RawLayout, Reply};
+use crate::protocol::{self, Compression, JsonText, PayloadKind, PixelMap, RawLayout, Reply};
 use crate::stats::Stats;
 use crate::transport::{LinkError, Part, SenderLink, SharedBytes, Waker};
 use gst::glib;
@@ -10,7 +10,6 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
-use serde_json::Value;
 use std::collections::BTreeSet;
 use std::ops::Range;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
@@ -33,7 +32,7 @@ struct Settings {
     jpeg_colorspace: String,
     message: String,
     /// `message` parsed once when set, not per frame.
-    message_value: Value,
+    message_value: JsonText,
     overwrite_cert: bool,
 }
 
@@ -47,7 +46,7 @@ impl Default for Settings {
             jpeg_fastupsample: false,
             jpeg_colorspace: String::new(),
             message: String::new(),
-            message_value: Value::Null,
+            message_value: JsonText::null(),
             overwrite_cert: false,
         }
     }
@@ -147,7 +146,7 @@ impl NetGearSink {
             };
             let colorspace_set = !s.jpeg_colorspace.is_empty();
             let message = match &relayed {
-                Some(text) => protocol::value_from_text(text),
+                Some(text) => JsonText::from_user_text(text),
                 None => s.message_value.clone(),
             };
             (
@@ -324,7 +323,7 @@ impl NetGearSink {
                 }
                 if !data.is_null() {
                     Stats::bump(&self.stats.returns);
-                    self.post_return(&common::json_text(&data), port.filter(|_| multi_client));
+                    self.post_return(data.as_str(), port.filter(|_| multi_client));
                 }
             }
             Ok(Reply::Frame { port, payload }) => {
@@ -505,7 +504,7 @@ impl ObjectImpl for NetGearSink {
                     .ok()
                     .flatten()
                     .unwrap_or_default();
-                s.message_value = protocol::value_from_text(&s.message);
+                s.message_value = JsonText::from_user_text(&s.message);
             }
             "overwrite-cert" => s.overwrite_cert = value.get().unwrap_or(false),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),

@@ -2,7 +2,7 @@ use crate::common::{self, CommonSettings};
 use crate::config::{Pattern, Role};
 use crate::jpeg::{Colorspace, DecodeParams, Decoder, JpegInfo};
 use crate::meta;
-use crate::protocol::{self, FrameHeader, Incoming, PayloadKind, RawLayout};
+use crate::protocol::{self, FrameHeader, Incoming, JsonText, PayloadKind, RawLayout};
 use crate::security::Refusal;
 use crate::stats::Stats;
 use crate::transport::{LinkError, Received, ReceiverLink, Waker};
@@ -13,7 +13,6 @@ use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 use gst_video::VideoFormat;
-use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -34,7 +33,7 @@ struct Settings {
     common: CommonSettings,
     return_data: String,
     /// `return-data` parsed once when set, not per frame.
-    return_value: Value,
+    return_value: JsonText,
     timeout_ms: u32,
 }
 
@@ -43,7 +42,7 @@ impl Default for Settings {
         Settings {
             common: CommonSettings::new(Role::Receiver),
             return_data: String::new(),
-            return_value: Value::Null,
+            return_value: JsonText::null(),
             timeout_ms: 0,
         }
     }
@@ -509,7 +508,7 @@ impl NetGearSrc {
         if let Some(p) = port {
             self.state().servers.insert(p);
         }
-        let message = header.message.as_ref().map(common::json_text);
+        let message = header.message.map(JsonText::into_string);
         if message.is_some() || port.is_some() {
             let info = meta::NetGearInfo {
                 message: message.clone(),
@@ -797,7 +796,7 @@ impl ObjectImpl for NetGearSrc {
                     .ok()
                     .flatten()
                     .unwrap_or_default();
-                s.return_value = protocol::value_from_text(&s.return_data);
+                s.return_value = JsonText::from_user_text(&s.return_data);
             }
             "timeout" => s.timeout_ms = value.get().unwrap_or(0),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
