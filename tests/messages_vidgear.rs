@@ -27,7 +27,8 @@ def messages():
     ]
 "#;
 
-/// A vidgear sender (pattern 1, bidirectional, no JPEG) sending one 8×8 frame per message.
+/// A vidgear sender (pattern 1, bidirectional, no JPEG) sending one 8×8 frame per message;
+/// prints the messages, then what each `send()` returned.
 const SENDER: &str = r#"
 import json, sys
 import numpy as np
@@ -35,11 +36,13 @@ from vidgear.gears import NetGear
 port = sys.argv[1]
 server = NetGear(address="127.0.0.1", port=port, pattern=1, receive_mode=False, logging=False,
                  bidirectional_mode=True, jpeg_compression=False, request_timeout=10, max_retries=1)
-for i, m in enumerate(messages()):
-    server.send(np.full((8, 8, 3), i, dtype=np.uint8), message=m)
+returns = [server.send(np.full((8, 8, 3), i, dtype=np.uint8), message=m)
+           for i, m in enumerate(messages())]
 server.close()
 for m in messages():
     print(json.dumps(m), flush=True)
+for r in returns:
+    print("RETURNED " + json.dumps(r), flush=True)
 "#;
 
 /// A vidgear receiver (pattern 1, bidirectional): prints `json.dumps` of each message.
@@ -62,6 +65,9 @@ for message, frame in got:
     print("GOT %d %s" % (frame[0, 0, 0], json.dumps(message)), flush=True)
 os._exit(0)
 "#;
+
+/// The source's `return-data`: JSON that only Python reads, in json.dumps' spelling.
+const RETURN_DATA: &str = r#"{"r": [NaN, -Infinity, 36893488147419103232, "\udfff"]}"#;
 
 /// Compares, in Python, each received text (`json.loads`) with the `json.dumps` text sent.
 const COMPARE: &str = r#"
@@ -133,11 +139,20 @@ fn python_only_messages_pass_vidgear_to_us_and_back_to_vidgear() {
     .unwrap()
     .downcast::<gst::Pipeline>()
     .unwrap();
+    relay
+        .by_name("src")
+        .unwrap()
+        .set_property("return-data", RETURN_DATA);
     let posted = Posted::record(&relay);
     relay.set_state(gst::State::Playing).unwrap();
 
-    let sent = python_lines(SENDER, &[first.to_string()]);
+    let (returned, sent): (Vec<String>, Vec<String>) = python_lines(SENDER, &[first.to_string()])
+        .into_iter()
+        .partition(|l| l.starts_with("RETURNED "));
     assert_eq!(sent.len(), 11);
+    // return-data is Python JSON too (NaN, a 65-bit integer), sent with every reply.
+    let returned: Vec<&str> = returned.iter().map(|l| &l["RETURNED ".len()..]).collect();
+    assert_eq!(returned, [RETURN_DATA; 11]);
     assert!(matches!(
         wait_end(&relay, Duration::from_secs(30)),
         Outcome::Eos
