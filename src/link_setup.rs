@@ -5,8 +5,9 @@
 use crate::config::{ModeError, Pattern, Role, SecureMode};
 use crate::properties::CommonSettings;
 use crate::protocol;
-use crate::security::{ClientPolicy, KeyDirs};
+use crate::security::{ClientPolicy, CurveKeys, KeyDirs, KeyError, KeySet};
 use crate::transport::{endpoint, LinkConfig, Waker};
+use gst::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,23 +16,22 @@ use std::time::Duration;
 pub enum SettingsError {
     #[error(transparent)]
     Modes(#[from] ModeError),
-    #[error("{0}")]
-    Keys(String),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
     #[error("address is empty")]
     EmptyAddress,
 }
 
-/// The transport's configuration for `settings`, and whether a new key set was made.
-/// In secure mode it loads the keys, making a vidgear-compatible set first if the set is
-/// missing (or `overwrite_keys`).
+/// The transport's configuration for `settings`, and the key set it loaded (secure mode),
+/// made first if the key directory held none (or `overwrite_keys`).
 pub fn link_config(
     settings: &CommonSettings,
     role: Role,
     overwrite_keys: bool,
-) -> Result<(LinkConfig, bool), SettingsError> {
+) -> Result<(LinkConfig, Option<KeySet>), SettingsError> {
     let modes = settings.modes()?;
     modes.validate(role)?;
-    let (curve, clients, generated) = load_keys(settings, role, overwrite_keys)?;
+    let (curve, clients, keys) = load_keys(settings, role, overwrite_keys)?;
     if settings.address.is_empty() {
         return Err(SettingsError::EmptyAddress);
     }
@@ -60,14 +60,10 @@ pub fn link_config(
             && settings.pattern == Pattern::PubSub
             && !settings.multi_server,
     };
-    Ok((config, generated))
+    Ok((config, keys))
 }
 
-type LoadedKeys = (
-    Option<crate::security::CurveKeys>,
-    Option<ClientPolicy>,
-    bool,
-);
+type LoadedKeys = (Option<CurveKeys>, Option<ClientPolicy>, Option<KeySet>);
 
 fn load_keys(
     settings: &CommonSettings,
@@ -76,26 +72,20 @@ fn load_keys(
 ) -> Result<LoadedKeys, SettingsError> {
     let mode = settings.secure_mode;
     if mode == SecureMode::None {
-        return Ok((None, None, false));
+        return Ok((None, None, None));
     }
-    let dirs = KeyDirs::new(&settings.cert_dir).map_err(SettingsError::Keys)?;
-    let generated = dirs.ensure(overwrite_keys).map_err(SettingsError::Keys)?;
-    match role {
-        Role::Sender => Ok((
-            Some(dirs.client_keys().map_err(SettingsError::Keys)?),
-            None,
-            generated,
-        )),
+    let keys = KeyDirs::new(&settings.cert_dir)?.load(overwrite_keys)?;
+    let (curve, policy) = match role {
+        Role::Sender => (keys.client_keys()?, None),
         Role::Receiver => {
-            let policy = if mode == SecureMode::IronHouse {
-                ClientPolicy::Listed(dirs.allowed_clients().map_err(SettingsError::Keys)?)
-            } else {
-                ClientPolicy::AnyKey
+            let policy = match mode {
+                SecureMode::IronHouse => ClientPolicy::listed(keys.allowed_clients()?),
+                _ => ClientPolicy::any_key(),
             };
-            let keys = dirs.server_keys().map_err(SettingsError::Keys)?;
-            Ok((Some(keys), Some(policy), generated))
+            (keys.server_keys()?, Some(policy))
         }
-    }
+    };
+    Ok((Some(curve), policy, Some(keys)))
 }
 
 /// What both elements' `start()` does first: check the settings, load (or make) the keys,
@@ -107,15 +97,10 @@ pub fn prepare_start(
     cat: gst::DebugCategory,
     element: &gst::Element,
 ) -> Result<(LinkConfig, Arc<Waker>), gst::ErrorMessage> {
-    let (config, generated) = link_config(settings, role, overwrite_keys)
+    let (config, keys) = link_config(settings, role, overwrite_keys)
         .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["Invalid settings: {}", e]))?;
-    if generated {
-        gst::info!(
-            cat,
-            obj = element,
-            "made a new CURVE key set under cert-dir '{}'",
-            settings.cert_dir
-        );
+    if let Some(keys) = &keys {
+        report_keys(keys, &settings.cert_dir, cat, element);
     }
     let waker = Waker::new().map_err(|e| {
         gst::error_msg!(
@@ -124,4 +109,23 @@ pub fn prepare_start(
         )
     })?;
     Ok((config, Arc::new(waker)))
+}
+
+/// Logs a newly made key set, and warns (log and bus) about key files others can read.
+fn report_keys(keys: &KeySet, cert_dir: &str, cat: gst::DebugCategory, element: &gst::Element) {
+    if keys.generated {
+        gst::info!(
+            cat,
+            obj = element,
+            "made a new CURVE key set under cert-dir '{cert_dir}'"
+        );
+    }
+    for warning in &keys.warnings {
+        let text = warning.to_string();
+        gst::warning!(cat, obj = element, "{text}");
+        let message = gst::message::Warning::builder(gst::ResourceError::Settings, &text)
+            .src(element)
+            .build();
+        let _ = element.post_message(message);
+    }
 }

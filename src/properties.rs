@@ -3,6 +3,7 @@
 //! the settings struct they fill. Every default is written once, here.
 
 use crate::config::{parse_ports, ModeError, Modes, Pattern, Protocol, Role, SecureMode};
+use crate::protocol::JsonText;
 use gst::glib;
 use gst::prelude::*;
 
@@ -253,21 +254,21 @@ fn reliability_properties() -> Vec<glib::ParamSpec> {
 #[derive(Debug, Clone, Default)]
 pub struct JsonProperty {
     text: String,
-    value: serde_json::Value,
+    value: JsonText,
 }
 
 impl JsonProperty {
     pub fn set(&mut self, value: &glib::Value) {
         self.text = string_value(value);
-        self.value = crate::protocol::value_from_text(&self.text);
+        self.value = JsonText::from_user_text(&self.text);
     }
 
     pub fn to_value(&self) -> glib::Value {
         self.text.to_value()
     }
 
-    /// The JSON value to send: the text parsed as JSON, or the text as a JSON string.
-    pub fn json(&self) -> &serde_json::Value {
+    /// The JSON to send: the text if it is JSON by Python's rules, else a JSON string.
+    pub fn json(&self) -> &JsonText {
         &self.value
     }
 }

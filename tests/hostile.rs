@@ -9,7 +9,7 @@ use gst::prelude::*;
 use gst_video::VideoFormat;
 use gstnetgear::jpeg::{Colorspace, EncodeParams, Encoder, Image};
 use gstnetgear::protocol::{encode_frame_header, Compression, Dtype, PayloadKind, RawLayout};
-use serde_json::Value;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ fn raw_header(h: usize, w: usize, c: usize) -> Vec<u8> {
     encode_frame_header(
         None,
         &PayloadKind::Raw(RawLayout::new(Dtype::U8, h, w, c)),
-        &Value::Null,
+        &gstnetgear::protocol::JsonText::null(),
         1,
     )
 }
@@ -28,7 +28,12 @@ fn jpeg_header() -> Vec<u8> {
         ups: false,
         colorspace: "BGR".into(),
     };
-    encode_frame_header(None, &PayloadKind::Jpeg(c), &Value::Null, 1)
+    encode_frame_header(
+        None,
+        &PayloadKind::Jpeg(c),
+        &gstnetgear::protocol::JsonText::null(),
+        1,
+    )
 }
 
 fn small_jpeg() -> Vec<u8> {

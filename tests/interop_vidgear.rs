@@ -293,11 +293,11 @@ fn python_reads_our_headers() {
         colorspace: "BGR".into(),
     });
     let headers = [
-        encode_frame_header(None, &raw, &serde_json::json!("h\u{e9}llo"), 0),
+        encode_frame_header(None, &raw, &JsonText::string("h\u{e9}llo"), 0),
         encode_frame_header(
             Some(5602),
             &jpeg,
-            &serde_json::json!({"k": [1, 2.5, null]}),
+            &JsonText::parse(r#"{"k": [1, 2.5, null]}"#).unwrap(),
             1,
         ),
         encode_termination(Some(5602)),

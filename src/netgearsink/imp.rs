@@ -21,14 +21,13 @@ use crate::glue::{self, Interrupt};
 use crate::link_setup;
 use crate::meta;
 use crate::properties::{common_properties, string_value, CommonSettings, JsonProperty};
-use crate::protocol::{self, Reply};
+use crate::protocol::{self, JsonText, Reply};
 use crate::stats::Stats;
 use crate::transport::{LinkError, Part, SenderLink};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
-use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
@@ -145,11 +144,11 @@ impl NetGearSink {
 
     /// The per-frame settings. `jpeg-*` and `message` may change while playing, so they
     /// are read for every frame on purpose; a relayed frame keeps its own message.
-    fn frame_settings(&self, buffer: &gst::BufferRef) -> (JpegSettings, Value) {
+    fn frame_settings(&self, buffer: &gst::BufferRef) -> (JpegSettings, JsonText) {
         let relayed = meta::read(buffer).and_then(|info| info.message);
         let s = self.settings();
         let message = match &relayed {
-            Some(text) => protocol::value_from_text(text),
+            Some(text) => JsonText::from_user_text(text),
             None => s.message.json().clone(),
         };
         (s.jpeg.clone(), message)
@@ -231,7 +230,7 @@ impl NetGearSink {
             Ok(Reply::Data { data, .. }) if data.is_null() => {}
             Ok(Reply::Data { data, .. }) => {
                 Stats::bump(&self.stats.returns);
-                let text = protocol::python_json_text(&data);
+                let text = data.into_string();
                 let fields = |b: gst::structure::Builder| b.field("data", text);
                 glue::post_element_message(self.obj().upcast_ref(), "netgear-return", fields, port);
             }

@@ -16,13 +16,14 @@
  * gst-launch-1.0 netgearsrc ! jpegparse ! matroskamux ! filesink location=feed.mkv
  * ]|
  */
-use crate::config::{Pattern, Role, SecureMode};
+use crate::config::{Pattern, Role};
 use crate::frames::{pack_frame, FrameError, FrameReader, Output};
 use crate::glue::{self, Interrupt, WarningLimiter};
 use crate::link_setup;
 use crate::meta;
 use crate::properties::{common_properties, CommonSettings, JsonProperty};
 use crate::protocol::{self, FrameHeader, Incoming, PayloadKind};
+use crate::security::Refusal;
 use crate::stats::Stats;
 use crate::transport::{LinkError, Received, ReceiverLink};
 use gst::glib;
@@ -178,7 +179,7 @@ impl NetGearSrc {
     }
 
     /// Secure mode: the authentication turned a client away (called from its thread).
-    fn refused(&self, peer: &str, why: &str) {
+    fn refused(&self, peer: &str, why: &Refusal) {
         Stats::bump(&self.stats.refused);
         let peer = if peer.is_empty() { "?" } else { peer };
         if self.warnings.due() {
@@ -406,7 +407,7 @@ impl NetGearSrc {
 
     /// The frame's message (and server port) as `NetGearMeta`, and on the bus.
     fn attach_message(&self, buffer: &mut gst::BufferRef, header: &FrameHeader, port: Option<u16>) {
-        let message = header.message.as_ref().map(protocol::python_json_text);
+        let message = header.message.as_ref().map(|m| m.as_str().to_owned());
         if message.is_none() && port.is_none() {
             return;
         }
@@ -467,12 +468,8 @@ impl NetGearSrc {
         let c = &settings.common;
         let (config, waker) =
             link_setup::prepare_start(c, Role::Receiver, false, *CAT, self.obj().upcast_ref())?;
-        let why = match c.secure_mode {
-            SecureMode::IronHouse => "its public key is not in public_keys/ (IronHouse)",
-            _ => "it did not authenticate",
-        };
         let element = self.obj().downgrade();
-        let on_refused = Box::new(move |peer: &str| {
+        let on_refused = Box::new(move |peer: &str, why: &Refusal| {
             if let Some(element) = element.upgrade() {
                 element.imp().refused(peer, why);
             }
