@@ -2,10 +2,13 @@
 //! What both elements do at start before opening their sockets: check the settings, load
 //! (or make) the CURVE keys, and build the transport's configuration.
 
+use crate::config::Protocol;
 use crate::config::{ModeError, Pattern, Role, SecureMode};
 use crate::properties::CommonSettings;
 use crate::protocol;
-use crate::security::{ClientPolicy, CurveKeys, KeyDirs, KeyError, KeySet};
+use crate::security::{
+    AddressListError, AllowedAddresses, ClientPolicy, CurveKeys, KeyDirs, KeyError, KeySet,
+};
 use crate::transport::{endpoint, LinkConfig, Waker};
 use gst::prelude::*;
 use std::sync::Arc;
@@ -20,6 +23,23 @@ pub enum SettingsError {
     Keys(#[from] KeyError),
     #[error("address is empty")]
     EmptyAddress,
+    #[error("allowed-addresses: {0}")]
+    Addresses(#[from] AddressListError),
+    #[error("allowed-addresses needs secure-mode=stonehouse or ironhouse: only the CURVE handshake checks addresses")]
+    AddressesWithoutSecurity,
+    #[error(
+        "allowed-addresses cannot be used with protocol=ipc: a Unix socket peer has no address"
+    )]
+    AddressesWithIpc,
+}
+
+/// What start-up needs besides the shared properties.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyOptions<'a> {
+    /// `overwrite-cert`: make a new key set even if one exists.
+    pub overwrite: bool,
+    /// `allowed-addresses` (receiver): the peers the authenticator lets in; empty: any.
+    pub allowed_addresses: &'a str,
 }
 
 /// The transport's configuration for `settings`, and the key set it loaded (secure mode),
@@ -27,11 +47,11 @@ pub enum SettingsError {
 pub fn link_config(
     settings: &CommonSettings,
     role: Role,
-    overwrite_keys: bool,
+    options: KeyOptions<'_>,
 ) -> Result<(LinkConfig, Option<KeySet>), SettingsError> {
     let modes = settings.modes()?;
     modes.validate(role)?;
-    let (curve, clients, keys) = load_keys(settings, role, overwrite_keys)?;
+    let (curve, clients, keys) = load_keys(settings, role, options)?;
     if settings.address.is_empty() {
         return Err(SettingsError::EmptyAddress);
     }
@@ -65,16 +85,35 @@ pub fn link_config(
 
 type LoadedKeys = (Option<CurveKeys>, Option<ClientPolicy>, Option<KeySet>);
 
+/// The peers a receiver lets in, checked against the other settings.
+fn allowed_addresses(
+    settings: &CommonSettings,
+    text: &str,
+) -> Result<AllowedAddresses, SettingsError> {
+    let allowed = AllowedAddresses::parse(text)?;
+    if allowed.is_any() {
+        return Ok(allowed);
+    }
+    if settings.secure_mode == SecureMode::None {
+        return Err(SettingsError::AddressesWithoutSecurity);
+    }
+    if settings.protocol == Protocol::Ipc {
+        return Err(SettingsError::AddressesWithIpc);
+    }
+    Ok(allowed)
+}
+
 fn load_keys(
     settings: &CommonSettings,
     role: Role,
-    overwrite_keys: bool,
+    options: KeyOptions<'_>,
 ) -> Result<LoadedKeys, SettingsError> {
+    let allowed = allowed_addresses(settings, options.allowed_addresses)?;
     let mode = settings.secure_mode;
     if mode == SecureMode::None {
         return Ok((None, None, None));
     }
-    let keys = KeyDirs::new(&settings.cert_dir)?.load(overwrite_keys)?;
+    let keys = KeyDirs::new(&settings.cert_dir)?.load(options.overwrite)?;
     let (curve, policy) = match role {
         Role::Sender => (keys.client_keys()?, None),
         Role::Receiver => {
@@ -82,7 +121,7 @@ fn load_keys(
                 SecureMode::IronHouse => ClientPolicy::listed(keys.allowed_clients()?),
                 _ => ClientPolicy::any_key(),
             };
-            (keys.server_keys()?, Some(policy))
+            (keys.server_keys()?, Some(policy.with_addresses(allowed)))
         }
     };
     Ok((Some(curve), policy, Some(keys)))
@@ -93,11 +132,11 @@ fn load_keys(
 pub fn prepare_start(
     settings: &CommonSettings,
     role: Role,
-    overwrite_keys: bool,
+    options: KeyOptions<'_>,
     cat: gst::DebugCategory,
     element: &gst::Element,
 ) -> Result<(LinkConfig, Arc<Waker>), gst::ErrorMessage> {
-    let (config, keys) = link_config(settings, role, overwrite_keys)
+    let (config, keys) = link_config(settings, role, options)
         .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["Invalid settings: {}", e]))?;
     if let Some(keys) = &keys {
         report_keys(keys, &settings.cert_dir, cat, element);

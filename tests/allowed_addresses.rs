@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use gst::prelude::*;
 use gstnetgear::security::{AllowedAddresses, ClientPolicy, KeyDirs, OnRefused, ZapHandler};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -107,5 +108,118 @@ fn a_peer_outside_the_list_is_refused_before_its_key_is_checked() {
         let (printed, _, refused) = connect_from(&certs, allowed, "127.0.0.2");
         assert_eq!(printed, "REPLY welcome", "{allowed}");
         assert!(refused.is_empty(), "{allowed}: {refused:?}");
+    }
+}
+
+/// A key set made by our own generator in a fresh directory.
+fn fresh_keys(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("netgear-allow-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    KeyDirs::new(dir.to_str().unwrap())
+        .unwrap()
+        .generate()
+        .unwrap();
+    dir
+}
+
+/// `netgearsrc secure-mode=stonehouse allowed-addresses=…` receiving from a real vidgear
+/// sender on 127.0.0.1: the frames it got and the texts of its bus warnings.
+fn vidgear_into_guarded_source(certs: &Path, allowed: &str) -> (usize, Vec<String>, u64) {
+    let port = free_port();
+    let receiver = Receiver::new(&[
+        ("port", &port.to_string()),
+        ("address", "127.0.0.1"),
+        ("pattern", "1"),
+        ("secure-mode", "stonehouse"),
+        ("cert-dir", certs.to_str().unwrap()),
+        ("allowed-addresses", allowed),
+    ]);
+    receiver.play();
+    let mut peer = Peer::start(&peer_args(
+        "send",
+        port,
+        1,
+        &[
+            ("secure", "1".into()),
+            ("certs", certs.to_string_lossy().into_owned()),
+            ("frames", "5".into()),
+            ("width", "32".into()),
+            ("height", "24".into()),
+        ],
+    ));
+    let (frames, _) = receiver.collect(Duration::from_secs(6));
+    peer.kill();
+    let warnings = receiver
+        .pipeline
+        .bus()
+        .unwrap()
+        .iter_filtered(&[gst::MessageType::Warning])
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Warning(w) => Some(format!("{:?}", w.debug())),
+            _ => None,
+        })
+        .collect();
+    let refused = receiver.stats().get::<u64>("refused").unwrap();
+    (frames.len(), warnings, refused)
+}
+
+#[test]
+fn source_refuses_a_vidgear_sender_outside_allowed_addresses() {
+    let certs = fresh_keys("outside");
+    let (frames, warnings, refused) = vidgear_into_guarded_source(&certs, "127.0.0.2");
+    assert_eq!(frames, 0, "a refused sender's frames arrived");
+    assert!(refused >= 1, "the refusal was not counted");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("address 127.0.0.1 is not in allowed-addresses")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn source_lets_in_a_vidgear_sender_inside_allowed_addresses() {
+    let certs = fresh_keys("inside");
+    let (frames, warnings, refused) =
+        vidgear_into_guarded_source(&certs, "10.0.0.0/8,127.0.0.0/30");
+    assert_eq!(frames, 5, "{warnings:?}");
+    assert_eq!(refused, 0);
+}
+
+#[test]
+fn allowed_addresses_need_secure_mode_and_tcp() {
+    init();
+    for (props, expected) in [
+        (
+            vec![("allowed-addresses", "127.0.0.1")],
+            "allowed-addresses needs secure-mode",
+        ),
+        (
+            vec![
+                ("allowed-addresses", "127.0.0.999"),
+                ("secure-mode", "stonehouse"),
+            ],
+            "127.0.0.999",
+        ),
+    ] {
+        let src = gst::ElementFactory::make("netgearsrc")
+            .property("port", u32::from(free_port()))
+            .build()
+            .unwrap();
+        for (k, v) in &props {
+            src.set_property_from_str(k, v);
+        }
+        let pipeline = gst::Pipeline::new();
+        let sink = gst::ElementFactory::make("fakesink").build().unwrap();
+        pipeline.add_many([&src, &sink]).unwrap();
+        src.link(&sink).unwrap();
+        assert!(pipeline.set_state(gst::State::Paused).is_err());
+        let error = match wait_end(&pipeline, Duration::from_secs(2)) {
+            Outcome::Error(e) => e,
+            other => panic!("no error for {props:?}: {other:?}"),
+        };
+        assert!(error.contains(expected), "{error}");
+        let _ = pipeline.set_state(gst::State::Null);
     }
 }

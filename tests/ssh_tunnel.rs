@@ -9,6 +9,7 @@ mod common;
 mod sshd;
 
 use common::*;
+use gst::prelude::*;
 use gst_video::VideoFormat;
 use gstnetgear::ssh::{Secret, SshHost, Tunnel, TunnelConfig, TunnelError};
 use serde_json::Value;
@@ -670,4 +671,126 @@ fn vidgear_password_tunnel_to_netgearsrc() {
         },
         "password",
     );
+}
+
+/// `netgearsink ssh-tunnel=… ssh-keyfile=… ssh-options=…`: the element opens the tunnel
+/// itself and a real vidgear receiver behind the SSH host gets every frame.
+#[test]
+fn sink_properties_open_the_tunnel_to_a_vidgear_receiver() {
+    let sshd = Sshd::start();
+    let port = free_port();
+    let mut peer = Peer::start(&peer_args("recv", port, 0, &[("seconds", "25".into())]));
+    peer.wait_ready(Duration::from_secs(20));
+    let (port_text, key) = (
+        port.to_string(),
+        sshd.client_key.to_string_lossy().into_owned(),
+    );
+    let (destination, options) = (sshd.destination(), sshd.client_options().join(","));
+    let sender = Sender::raw(
+        VideoFormat::Bgr,
+        WIDTH as u32,
+        HEIGHT as u32,
+        &[
+            ("address", "127.0.0.1"),
+            ("port", &port_text),
+            ("jpeg-compression", "false"),
+            ("ssh-tunnel", &destination),
+            ("ssh-keyfile", &key),
+            ("ssh-options", &options),
+        ],
+    );
+    sender.play();
+    for idx in 0..20 {
+        sender
+            .push_packed(&test_frame(idx, WIDTH, HEIGHT, 3, false), idx as u64)
+            .expect("push");
+    }
+    sender.finish_expect_eos(Duration::from_secs(20));
+    let report = peer.report(Duration::from_secs(25));
+    let received: Vec<u64> = report["received"]
+        .as_array()
+        .expect("received")
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    assert_eq!(received, (0..20).collect::<Vec<u64>>(), "{report}");
+    assert_eq!(report["bad"], Value::Array(vec![]), "{report}");
+    assert_eq!(
+        sender.sink.property::<String>("ssh-password"),
+        "",
+        "write-only"
+    );
+    drop(sender);
+    assert!(
+        ssh_pids_for_destination(&destination).is_empty(),
+        "ssh left running"
+    );
+}
+
+/// ssh processes whose command line names `destination`'s port.
+fn ssh_pids_for_destination(destination: &str) -> Vec<u32> {
+    let port = destination
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            cmd.starts_with("ssh ") && cmd.contains(&format!("-p {port}"))
+        })
+        .collect()
+}
+
+/// Start fails with ssh's own words when the login is refused, and vidgear's clashes are
+/// refused before ssh runs.
+#[test]
+fn sink_tunnel_failures_name_the_cause() {
+    let sshd = Sshd::start();
+    let options = sshd.client_options().join(",");
+    let cases = [
+        (
+            vec![
+                ("ssh-tunnel", sshd.destination()),
+                ("ssh-password", "wrong".into()),
+            ],
+            "Permission denied",
+        ),
+        (
+            vec![
+                ("ssh-tunnel", format!("nobody@127.0.0.1:{}", free_port())),
+                (
+                    "ssh-keyfile",
+                    sshd.client_key.to_string_lossy().into_owned(),
+                ),
+            ],
+            "Connection refused",
+        ),
+        (
+            vec![
+                ("ssh-tunnel", sshd.destination()),
+                ("multi-client", "true".into()),
+                ("pattern", "req-rep".into()),
+                ("ports", "5577,5578".into()),
+            ],
+            "ssh-tunnel cannot be combined with multi-client=true",
+        ),
+    ];
+    for (props, expected) in cases {
+        let mut props: Vec<(&str, String)> = props;
+        props.push(("ssh-options", options.clone()));
+        props.push(("address", "127.0.0.1".into()));
+        props.push(("port", free_port().to_string()));
+        let props: Vec<(&str, &str)> = props.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let sender = Sender::raw(VideoFormat::Bgr, WIDTH as u32, HEIGHT as u32, &props);
+        assert!(sender.pipeline.set_state(gst::State::Paused).is_err());
+        match wait_end(&sender.pipeline, Duration::from_secs(20)) {
+            Outcome::Error(e) => assert!(e.contains(expected), "{expected}: {e}"),
+            other => panic!("{expected}: {other:?}"),
+        }
+        assert!(!format!("{:?}", sender.sink.property::<String>("ssh-password")).contains("wrong"));
+    }
 }

@@ -15,6 +15,7 @@
  * gst-launch-1.0 videotestsrc ! netgearsink secure-mode=ironhouse cert-dir=/home/pi/netgear-keys
  * ]|
  */
+use super::tunnel::{self, TunnelSettings};
 use crate::config::{Pattern, Role};
 use crate::frames::{FrameError, FrameReader, FrameWriter, Input, JpegSettings, Payload};
 use crate::glue::{self, Interrupt};
@@ -22,6 +23,7 @@ use crate::link_setup;
 use crate::meta;
 use crate::properties::{common_properties, string_value, CommonSettings, JsonProperty};
 use crate::protocol::{self, JsonText, Reply};
+use crate::ssh::Tunnel;
 use crate::stats::Stats;
 use crate::transport::{LinkError, Part, SenderLink};
 use gst::glib;
@@ -54,6 +56,7 @@ struct Settings {
     jpeg: JpegSettings,
     message: JsonProperty,
     overwrite_cert: bool,
+    tunnel: TunnelSettings,
 }
 
 impl Default for Settings {
@@ -69,6 +72,7 @@ impl Default for Settings {
             },
             message: JsonProperty::default(),
             overwrite_cert: DEFAULT_OVERWRITE_CERT,
+            tunnel: TunnelSettings::default(),
         }
     }
 }
@@ -77,6 +81,10 @@ impl Default for Settings {
 /// wire, so no lock is held across the wait.
 struct Stream {
     link: SenderLink,
+    /// After the link, so the termination leaves through the tunnel before ssh stops.
+    tunnel: Option<Tunnel>,
+    /// The SSH host, for error texts.
+    tunnel_host: String,
     input: Option<Input>,
     writer: FrameWriter,
     /// For frames that come back with replies.
@@ -160,6 +168,7 @@ impl NetGearSink {
         stream: &mut Stream,
         buffer: &gst::Buffer,
     ) -> Result<Vec<zmq::Message>, gst::FlowError> {
+        self.keep_tunnel_up(stream)?;
         let input = stream.input.as_ref().ok_or(gst::FlowError::NotNegotiated)?;
         let (jpeg, message) = self.frame_settings(buffer);
         let (kind, payload) = stream
@@ -187,6 +196,26 @@ impl NetGearSink {
         Stats::bump(&self.stats.frames);
         Stats::add(&self.stats.bytes, payload_len as u64);
         Ok(reply)
+    }
+
+    /// An SSH tunnel whose ssh died is started again before the next frame; its lines go
+    /// to the log.
+    fn keep_tunnel_up(&self, stream: &mut Stream) -> Result<(), gst::FlowError> {
+        let Some(t) = stream.tunnel.as_mut() else {
+            return Ok(());
+        };
+        match tunnel::keep_up(t) {
+            Ok(lines) => {
+                for line in lines {
+                    gst::warning!(CAT, imp = self, "ssh: {line}");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.post_error_message(tunnel::failed(&stream.tunnel_host, &e));
+                Err(gst::FlowError::Error)
+            }
+        }
     }
 
     fn frame_failed(&self, error: FrameError) -> gst::FlowError {
@@ -296,11 +325,21 @@ impl NetGearSink {
     }
 
     fn open_stream(&self, settings: &Settings) -> Result<Box<Stream>, gst::ErrorMessage> {
-        let common = &settings.common;
+        let (tunnel, through) = match tunnel::open(&settings.tunnel, &settings.common)? {
+            Some((tunnel, through)) => (Some(tunnel), through),
+            None => (None, settings.common.clone()),
+        };
+        if let Some(t) = &tunnel {
+            gst::info!(CAT, imp = self, "SSH tunnel: {}", t.command_line());
+        }
+        let common = &through;
         let (config, waker) = link_setup::prepare_start(
             common,
             Role::Sender,
-            settings.overwrite_cert,
+            link_setup::KeyOptions {
+                overwrite: settings.overwrite_cert,
+                ..Default::default()
+            },
             *CAT,
             self.obj().upcast_ref(),
         )?;
@@ -309,6 +348,8 @@ impl NetGearSink {
         self.interrupt.arm(waker);
         Ok(Box::new(Stream {
             link,
+            tunnel,
+            tunnel_host: settings.tunnel.host.clone(),
             input: None,
             writer: FrameWriter::default(),
             reader: FrameReader::default(),
@@ -381,6 +422,7 @@ impl ObjectImpl for NetGearSink {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let mut props = common_properties(Role::Sender);
             props.extend(sink_properties());
+            props.extend(TunnelSettings::properties());
             props
         });
         PROPERTIES.as_ref()
@@ -389,7 +431,7 @@ impl ObjectImpl for NetGearSink {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = self.settings();
         gst::debug!(CAT, imp = self, "{} set", pspec.name());
-        if s.common.set_property(value, pspec) {
+        if s.common.set_property(value, pspec) || s.tunnel.set_property(value, pspec) {
             return;
         }
         match pspec.name() {
@@ -413,7 +455,11 @@ impl ObjectImpl for NetGearSink {
             return self.stats.to_structure("netgearsink-stats").to_value();
         }
         let s = self.settings();
-        if let Some(v) = s.common.property(pspec) {
+        if let Some(v) = s
+            .common
+            .property(pspec)
+            .or_else(|| s.tunnel.property(pspec))
+        {
             return v;
         }
         match pspec.name() {

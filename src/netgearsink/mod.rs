@@ -5,6 +5,7 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+mod tunnel;
 
 glib::wrapper! {
     pub struct NetGearSink(ObjectSubclass<imp::NetGearSink>) @extends gst_base::BaseSink, gst::Element, gst::Object;

@@ -21,7 +21,7 @@ use crate::frames::{pack_frame, FrameError, FrameReader, Output};
 use crate::glue::{self, Interrupt, WarningLimiter};
 use crate::link_setup;
 use crate::meta;
-use crate::properties::{common_properties, CommonSettings, JsonProperty};
+use crate::properties::{common_properties, string_value, CommonSettings, JsonProperty};
 use crate::protocol::{self, FrameHeader, Incoming, PayloadKind};
 use crate::security::Refusal;
 use crate::stats::Stats;
@@ -52,6 +52,7 @@ struct Settings {
     common: CommonSettings,
     return_data: JsonProperty,
     timeout_ms: u32,
+    allowed_addresses: String,
 }
 
 impl Default for Settings {
@@ -60,6 +61,7 @@ impl Default for Settings {
             common: CommonSettings::new(Role::Receiver),
             return_data: JsonProperty::default(),
             timeout_ms: DEFAULT_TIMEOUT_MS,
+            allowed_addresses: String::new(),
         }
     }
 }
@@ -466,9 +468,14 @@ impl NetGearSrc {
 
     fn open_stream(&self, settings: &Settings) -> Result<Box<Stream>, gst::ErrorMessage> {
         let c = &settings.common;
+        let options = link_setup::KeyOptions {
+            overwrite: false,
+            allowed_addresses: &settings.allowed_addresses,
+        };
+        let element = self.obj();
         let (config, waker) =
-            link_setup::prepare_start(c, Role::Receiver, false, *CAT, self.obj().upcast_ref())?;
-        let element = self.obj().downgrade();
+            link_setup::prepare_start(c, Role::Receiver, options, *CAT, element.upcast_ref())?;
+        let element = element.downgrade();
         let on_refused = Box::new(move |peer: &str, why: &Refusal| {
             if let Some(element) = element.upgrade() {
                 element.imp().refused(peer, why);
@@ -602,6 +609,11 @@ fn src_properties() -> Vec<glib::ParamSpec> {
             .default_value(DEFAULT_TIMEOUT_MS)
             .mutable_ready()
             .build(),
+        glib::ParamSpecString::builder("allowed-addresses")
+            .nick("Allowed addresses")
+            .blurb("Secure mode: comma-separated IPs and CIDR ranges (e.g. \"127.0.0.1,10.0.0.0/8,::1\") the authenticator lets in before checking keys; empty or \"*\": any address")
+            .mutable_ready()
+            .build(),
     ]
 }
 
@@ -633,6 +645,7 @@ impl ObjectImpl for NetGearSrc {
         match pspec.name() {
             "return-data" => s.return_data.set(value),
             "timeout" => s.timeout_ms = value.get().unwrap_or(DEFAULT_TIMEOUT_MS),
+            "allowed-addresses" => s.allowed_addresses = string_value(value),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
@@ -648,6 +661,7 @@ impl ObjectImpl for NetGearSrc {
         match pspec.name() {
             "return-data" => s.return_data.to_value(),
             "timeout" => s.timeout_ms.to_value(),
+            "allowed-addresses" => s.allowed_addresses.to_value(),
             _ => glib::Value::from_type(pspec.value_type()),
         }
     }
