@@ -60,7 +60,7 @@ struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            common: CommonSettings::new(Role::Receiver),
+            common: receiver_common_settings(),
             return_data: JsonProperty::default(),
             timeout_ms: DEFAULT_TIMEOUT_MS,
             returns: ReturnSettings::default(),
@@ -94,6 +94,7 @@ struct Stream {
     request_timeout: Duration,
     timeout: Option<Duration>,
     max_frame_bytes: u64,
+    silence: Silence,
 }
 
 impl Stream {
@@ -140,6 +141,10 @@ struct Returns {
 const DEFAULT_RETURN_JPEG_QUALITY: u32 = 90;
 const MIN_RETURN_JPEG_QUALITY: u32 = 10;
 const MAX_RETURN_JPEG_QUALITY: u32 = 100;
+/// The source never gives up by default: `netgearsrc ! autovideosink` waits for senders
+/// that come and go, as it always has (vidgear's receiver defaults to 3).
+const DEFAULT_RECEIVER_MAX_RETRIES: u32 = 0;
+
 /// The source's settings for returned frames.
 #[derive(Debug, Clone, Copy)]
 struct ReturnSettings {
@@ -186,6 +191,31 @@ impl ReturnSettings {
             "return-jpeg-fastdct" => self.jpeg.fast_dct.to_value(),
             _ => return None,
         })
+    }
+}
+
+/// vidgear's receiver give-up (patterns 0/1): after `max` silent periods in a row (each
+/// 3 × request-timeout with no message at all) the stream ends; 0 never gives up.
+#[derive(Debug, Clone, Copy)]
+struct Silence {
+    max: u32,
+    /// Silent periods since the last message.
+    periods: u32,
+}
+
+impl Silence {
+    fn new(max: u32) -> Self {
+        Silence { max, periods: 0 }
+    }
+
+    fn heard(&mut self) {
+        self.periods = 0;
+    }
+
+    /// Counts one more silent period; `true` once there have been `max` in a row.
+    fn gives_up(&mut self) -> bool {
+        self.periods = self.periods.saturating_add(1);
+        self.max > 0 && self.periods >= self.max
     }
 }
 
@@ -280,6 +310,7 @@ impl NetGearSrc {
             Ok(Received::TimedOut) => self.on_silence(stream, rebind_at, eos_at),
             Ok(Received::Message(parts)) => {
                 stream.last_message = Instant::now();
+                stream.silence.heard();
                 self.on_message(stream, parts)
             }
         }
@@ -293,8 +324,9 @@ impl NetGearSrc {
         gst::FlowError::Error
     }
 
-    /// Nothing arrived before a deadline: end of stream (`timeout`), or rebind so a new
-    /// sender can replace a dead one (patterns 0/1).
+    /// Nothing arrived before a deadline: end of stream (`timeout`, or `max-retries`
+    /// silent periods in a row), or rebind so a new sender can replace a dead one
+    /// (patterns 0/1).
     fn on_silence(
         &self,
         stream: &mut Stream,
@@ -311,6 +343,10 @@ impl NetGearSrc {
             return Ok(Step::Eos);
         }
         if rebind_at.is_some_and(|t| now >= t) {
+            if stream.silence.gives_up() {
+                self.give_up(stream);
+                return Ok(Step::Eos);
+            }
             gst::info!(
                 CAT,
                 imp = self,
@@ -324,6 +360,28 @@ impl NetGearSrc {
             stream.last_message = now;
         }
         Ok(Step::Again)
+    }
+
+    /// Says on the bus why the stream ends: `max-retries` silent periods in a row, each
+    /// 3 × request-timeout, as vidgear's receiver abandons an offline sender.
+    fn give_up(&self, stream: &Stream) {
+        let period_ms = (stream.request_timeout * 3).as_millis();
+        let endpoints = stream.link.config().endpoint_list();
+        gst::element_imp_warning!(
+            self,
+            gst::ResourceError::Read,
+            (
+                "No sender for {} × {} ms on {}: end of stream",
+                stream.silence.periods,
+                period_ms,
+                endpoints
+            ),
+            [
+                "max-retries={} silent periods of 3 × request-timeout={} ms",
+                stream.silence.max,
+                stream.request_timeout.as_millis()
+            ]
+        );
     }
 
     fn on_message(
@@ -563,6 +621,7 @@ impl NetGearSrc {
             timeout: (settings.timeout_ms > 0)
                 .then(|| Duration::from_millis(u64::from(settings.timeout_ms))),
             max_frame_bytes: c.max_frame_bytes,
+            silence: Silence::new(c.max_retries),
         }))
     }
 }
@@ -671,6 +730,31 @@ fn src_properties() -> Vec<glib::ParamSpec> {
     ]
 }
 
+/// The shared settings with the source's own `max-retries` default.
+fn receiver_common_settings() -> CommonSettings {
+    let mut common = CommonSettings::new(Role::Receiver);
+    common.max_retries = DEFAULT_RECEIVER_MAX_RETRIES;
+    common
+}
+
+/// The source's `max-retries`: vidgear's receiver give-up, never by default.
+fn receiver_max_retries() -> glib::ParamSpec {
+    glib::ParamSpecUInt::builder("max-retries")
+        .nick("Max retries")
+        .blurb("Patterns 0, 1: end the stream (EOS, after a warning) when this many silent periods of 3 x request-timeout pass in a row with no message, as vidgear's receiver gives up after max_retries; any message starts the count again. 0 (the default here; vidgear's is 3) never gives up: senders may come and go")
+        .default_value(DEFAULT_RECEIVER_MAX_RETRIES)
+        .mutable_ready()
+        .build()
+}
+
+/// Replaces the shared `max-retries` spec (the sink's meaning) with the source's.
+fn with_receiver_max_retries(mut props: Vec<glib::ParamSpec>) -> Vec<glib::ParamSpec> {
+    for spec in props.iter_mut().filter(|p| p.name() == "max-retries") {
+        *spec = receiver_max_retries();
+    }
+    props
+}
+
 /// How frames from the `return` pad go back (vidgear's receiver with `return_data=frame`).
 fn return_properties() -> Vec<glib::ParamSpec> {
     vec![
@@ -713,7 +797,7 @@ impl ObjectImpl for NetGearSrc {
 
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            let mut props = common_properties(Role::Receiver);
+            let mut props = with_receiver_max_retries(common_properties(Role::Receiver));
             props.extend(src_properties());
             props.extend(return_properties());
             props
