@@ -141,7 +141,7 @@ impl CommonSettings {
 pub fn common_properties(role: Role) -> Vec<glib::ParamSpec> {
     let mut props = endpoint_properties(role);
     props.extend(mode_properties());
-    props.extend(reliability_properties());
+    props.extend(reliability_properties(role));
     props
 }
 
@@ -219,11 +219,15 @@ fn mode_properties() -> Vec<glib::ParamSpec> {
     ]
 }
 
-fn reliability_properties() -> Vec<glib::ParamSpec> {
+fn reliability_properties(role: Role) -> Vec<glib::ParamSpec> {
+    let max_retries_blurb = match role {
+        Role::Sender => "Reconnect attempts after a reply timed out before giving up with an error (patterns 0, 1)",
+        Role::Receiver => "Patterns 0, 1: end the stream (EOS, after a warning) when this many silent periods of 3 x request-timeout pass in a row with no message, as vidgear's receiver gives up after max_retries; any message starts the count again; 0 never gives up",
+    };
     vec![
         glib::ParamSpecUInt::builder("max-retries")
             .nick("Max retries")
-            .blurb("Reconnect attempts after a reply timed out before giving up with an error (patterns 0, 1)")
+            .blurb(max_retries_blurb)
             .default_value(DEFAULT_MAX_RETRIES)
             .mutable_ready()
             .build(),

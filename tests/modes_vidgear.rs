@@ -261,14 +261,15 @@ fn source_returns_frames_to_vidgear() {
     ));
     let report = peer.report(Duration::from_secs(20));
     pipeline.set_state(gst::State::Null).unwrap();
-    // The frame goes back once, with the next reply, byte for byte; then plain data.
-    assert_eq!(
-        report["returns"][0],
-        json!({"ndarray": [H, W, 3], "exact": true, "mean_abs_diff": 0.0}),
-        "{report}"
-    );
-    assert_eq!(report["returns"][1], Value::Null);
-    assert_eq!(report["returns"][2], Value::Null);
+    // The frame goes back byte for byte, with every reply until a newer one arrives
+    // (tests/returns_vidgear.rs covers the rest).
+    for i in 0..3 {
+        assert_eq!(
+            report["returns"][i],
+            json!({"ndarray": [H, W, 3], "exact": true, "mean_abs_diff": 0.0}),
+            "{report}"
+        );
+    }
 }
 
 fn ports(n: usize) -> Vec<u16> {

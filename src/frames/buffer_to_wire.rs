@@ -254,16 +254,3 @@ fn lend(buffer: &gst::Buffer, range: Option<Range<usize>>) -> Result<SharedBytes
     }
     Ok(Arc::new(BufferBytes { map, range }))
 }
-
-/// Packs a raw buffer into the wire's layout (a returned frame): tight rows, OpenCV order.
-pub fn pack_frame(
-    buffer: &gst::BufferRef,
-    info: &gst_video::VideoInfo,
-) -> Result<(PayloadKind, Vec<u8>), FrameError> {
-    let raw = RawInput::new(info.clone(), false)?;
-    let frame = raw.plane(buffer)?;
-    let data = frame.plane_data(0).map_err(|_| FrameError::Buffer)?;
-    let mut out = Vec::new();
-    pack(data, plane_stride(&frame)?, &raw, &mut out)?;
-    Ok((PayloadKind::Raw(raw.layout), out))
-}

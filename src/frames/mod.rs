@@ -6,9 +6,11 @@
 //! source's `return` pad.
 
 mod buffer_to_wire;
+mod returned;
 mod wire_to_buffer;
 
-pub use buffer_to_wire::{pack_frame, FrameWriter, Input, JpegSettings, Payload};
+pub use buffer_to_wire::{FrameWriter, Input, JpegSettings, Payload};
+pub use returned::{ReturnEncoder, ReturnJpeg, ReturnedFrame};
 pub use wire_to_buffer::{FrameReader, Output};
 
 use crate::jpeg::JpegError;

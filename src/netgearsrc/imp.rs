@@ -17,7 +17,7 @@
  * ]|
  */
 use crate::config::{Pattern, Role};
-use crate::frames::{pack_frame, FrameError, FrameReader, Output};
+use crate::frames::{FrameError, FrameReader, Output, ReturnEncoder, ReturnJpeg, ReturnedFrame};
 use crate::glue::{self, Interrupt, WarningLimiter};
 use crate::link_setup;
 use crate::meta;
@@ -33,7 +33,7 @@ use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 use std::collections::BTreeSet;
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -53,6 +53,7 @@ struct Settings {
     return_data: JsonProperty,
     timeout_ms: u32,
     allowed_addresses: String,
+    returns: ReturnSettings,
 }
 
 impl Default for Settings {
@@ -62,6 +63,7 @@ impl Default for Settings {
             return_data: JsonProperty::default(),
             timeout_ms: DEFAULT_TIMEOUT_MS,
             allowed_addresses: String::new(),
+            returns: ReturnSettings::default(),
         }
     }
 }
@@ -92,6 +94,7 @@ struct Stream {
     request_timeout: Duration,
     timeout: Option<Duration>,
     max_frame_bytes: u64,
+    silence: Silence,
 }
 
 impl Stream {
@@ -123,20 +126,96 @@ enum Step {
     Eos,
 }
 
-/// What the `return` pad's caps say about its buffers.
-#[derive(Debug, Clone)]
-enum ReturnInput {
-    Raw(gst_video::VideoInfo),
-    Jpeg,
-}
-
-/// The `return` request pad: its latest frame goes back to the sender once, with the next
-/// reply (bidirectional / multi-client mode), as vidgear's `recv(return_data=frame)` does.
+/// The `return` request pad (bidirectional / multi-client mode): its latest frame goes
+/// back with every reply until a newer one arrives, as vidgear's `recv(return_data=frame)`
+/// does (with `return-once`, with the next reply only).
 #[derive(Default)]
 struct Returns {
     pad: Option<gst::Pad>,
-    input: Option<ReturnInput>,
-    frame: Option<(PayloadKind, Vec<u8>)>,
+    /// Made from the pad's caps; `None` before caps, and while a buffer is being prepared.
+    encoder: Option<ReturnEncoder>,
+    /// Prepared once per buffer, shared by the replies that carry it.
+    frame: Option<Arc<ReturnedFrame>>,
+}
+
+const DEFAULT_RETURN_JPEG_QUALITY: u32 = 90;
+const MIN_RETURN_JPEG_QUALITY: u32 = 10;
+const MAX_RETURN_JPEG_QUALITY: u32 = 100;
+/// The source never gives up by default: `netgearsrc ! autovideosink` waits for senders
+/// that come and go, as it always has (vidgear's receiver defaults to 3).
+
+/// The source's settings for returned frames.
+#[derive(Debug, Clone, Copy)]
+struct ReturnSettings {
+    once: bool,
+    jpeg: ReturnJpeg,
+}
+
+impl Default for ReturnSettings {
+    fn default() -> Self {
+        ReturnSettings {
+            once: false,
+            jpeg: ReturnJpeg {
+                enabled: false,
+                quality: DEFAULT_RETURN_JPEG_QUALITY,
+                fast_dct: true,
+            },
+        }
+    }
+}
+
+impl ReturnSettings {
+    /// Applies a `return-*` property of `return_properties()`; `false` for any other.
+    fn set_property(&mut self, value: &glib::Value, pspec: &glib::ParamSpec) -> bool {
+        let defaults = ReturnSettings::default();
+        match pspec.name() {
+            "return-once" => self.once = value.get().unwrap_or(defaults.once),
+            "return-jpeg" => self.jpeg.enabled = value.get().unwrap_or(defaults.jpeg.enabled),
+            "return-jpeg-quality" => {
+                self.jpeg.quality = value.get().unwrap_or(defaults.jpeg.quality)
+            }
+            "return-jpeg-fastdct" => {
+                self.jpeg.fast_dct = value.get().unwrap_or(defaults.jpeg.fast_dct)
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    fn property(&self, pspec: &glib::ParamSpec) -> Option<glib::Value> {
+        Some(match pspec.name() {
+            "return-once" => self.once.to_value(),
+            "return-jpeg" => self.jpeg.enabled.to_value(),
+            "return-jpeg-quality" => self.jpeg.quality.to_value(),
+            "return-jpeg-fastdct" => self.jpeg.fast_dct.to_value(),
+            _ => return None,
+        })
+    }
+}
+
+/// vidgear's receiver give-up (patterns 0/1): after `max` silent periods in a row (each
+/// 3 × request-timeout with no message at all) the stream ends; 0 never gives up.
+#[derive(Debug, Clone, Copy)]
+struct Silence {
+    max: u32,
+    /// Silent periods since the last message.
+    periods: u32,
+}
+
+impl Silence {
+    fn new(max: u32) -> Self {
+        Silence { max, periods: 0 }
+    }
+
+    fn heard(&mut self) {
+        self.periods = 0;
+    }
+
+    /// Counts one more silent period; `true` once there have been `max` in a row.
+    fn gives_up(&mut self) -> bool {
+        self.periods = self.periods.saturating_add(1);
+        self.max > 0 && self.periods >= self.max
+    }
 }
 
 #[derive(Default)]
@@ -230,6 +309,7 @@ impl NetGearSrc {
             Ok(Received::TimedOut) => self.on_silence(stream, rebind_at, eos_at),
             Ok(Received::Message(parts)) => {
                 stream.last_message = Instant::now();
+                stream.silence.heard();
                 self.on_message(stream, parts)
             }
         }
@@ -243,8 +323,9 @@ impl NetGearSrc {
         gst::FlowError::Error
     }
 
-    /// Nothing arrived before a deadline: end of stream (`timeout`), or rebind so a new
-    /// sender can replace a dead one (patterns 0/1).
+    /// Nothing arrived before a deadline: end of stream (`timeout`, or `max-retries`
+    /// silent periods in a row), or rebind so a new sender can replace a dead one
+    /// (patterns 0/1).
     fn on_silence(
         &self,
         stream: &mut Stream,
@@ -261,6 +342,10 @@ impl NetGearSrc {
             return Ok(Step::Eos);
         }
         if rebind_at.is_some_and(|t| now >= t) {
+            if stream.silence.gives_up() {
+                self.give_up(stream);
+                return Ok(Step::Eos);
+            }
             gst::info!(
                 CAT,
                 imp = self,
@@ -274,6 +359,28 @@ impl NetGearSrc {
             stream.last_message = now;
         }
         Ok(Step::Again)
+    }
+
+    /// Says on the bus why the stream ends: `max-retries` silent periods in a row, each
+    /// 3 × request-timeout, as vidgear's receiver abandons an offline sender.
+    fn give_up(&self, stream: &Stream) {
+        let period_ms = (stream.request_timeout * 3).as_millis();
+        let endpoints = stream.link.config().endpoint_list();
+        gst::element_imp_warning!(
+            self,
+            gst::ResourceError::Read,
+            (
+                "No sender for {} × {} ms on {}: end of stream",
+                stream.silence.periods,
+                period_ms,
+                endpoints
+            ),
+            [
+                "max-retries={} silent periods of 3 × request-timeout={} ms",
+                stream.silence.max,
+                stream.request_timeout.as_millis()
+            ]
+        );
     }
 
     fn on_message(
@@ -357,14 +464,25 @@ impl NetGearSrc {
             let ack = stream.ack.clone();
             return self.reply(stream, &[&ack]);
         }
-        if let Some((kind, bytes)) = self.returns().frame.take() {
-            let header = protocol::encode_frame_reply(stream.reply_port, &kind);
-            return self.reply(stream, &[&header, &bytes]);
+        if let Some(frame) = self.frame_to_return() {
+            let header = protocol::encode_frame_reply(stream.reply_port, &frame.kind);
+            return self.reply(stream, &[&header, frame.bytes()]);
         }
         // `return-data` may change while playing: read for every reply on purpose.
         let data = self.settings().return_data.json().clone();
         let answer = protocol::encode_data_reply(stream.reply_port, &data);
         self.reply(stream, &[&answer])
+    }
+
+    /// The frame this reply carries: the latest returned one, which stays for the next
+    /// replies too unless `return-once` is set.
+    fn frame_to_return(&self) -> Option<Arc<ReturnedFrame>> {
+        let once = self.settings().returns.once;
+        let mut returns = self.returns();
+        match once {
+            true => returns.frame.take(),
+            false => returns.frame.clone(),
+        }
     }
 
     fn reply(&self, stream: &mut Stream, parts: &[&[u8]]) -> Result<(), gst::FlowError> {
@@ -503,64 +621,64 @@ impl NetGearSrc {
             timeout: (settings.timeout_ms > 0)
                 .then(|| Duration::from_millis(u64::from(settings.timeout_ms))),
             max_frame_bytes: c.max_frame_bytes,
+            silence: Silence::new(c.max_retries),
         }))
     }
 }
 
 /// The `return` request pad's glue.
 impl NetGearSrc {
+    /// Prepares the buffer once (packed or JPEG-encoded) and keeps it as the frame the
+    /// next replies carry. The encoder is taken out meanwhile, so replies are not held up.
     fn return_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let input = self
+        let jpeg = self.settings().returns.jpeg;
+        let mut encoder = self
             .returns()
-            .input
-            .clone()
+            .encoder
+            .take()
             .ok_or(gst::FlowError::NotNegotiated)?;
-        let frame = match input {
-            ReturnInput::Raw(info) => pack_frame(&buffer, &info).map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Format, ["Return frame: {}", e]);
-                gst::FlowError::Error
-            })?,
-            ReturnInput::Jpeg => {
-                let map = buffer.map_readable().map_err(|_| {
-                    gst::element_imp_error!(
-                        self,
-                        gst::ResourceError::Read,
-                        ["Return frame: could not map a buffer"]
-                    );
-                    gst::FlowError::Error
-                })?;
-                let kind = PayloadKind::Jpeg(protocol::Compression {
-                    dct: true,
-                    ups: false,
-                    colorspace: "BGR".into(),
-                });
-                (kind, map.to_vec())
+        if let Some(format) = encoder.cannot_compress(&jpeg) {
+            gst::debug!(CAT, imp = self, "{format:?} cannot be JPEG: returned raw");
+        }
+        let prepared = encoder.prepare(&buffer, &jpeg);
+        let mut returns = self.returns();
+        // A caps event may not come in between (same thread); keep the encoder unless
+        // the pad was released meanwhile.
+        if returns.pad.is_some() && returns.encoder.is_none() {
+            returns.encoder = Some(encoder);
+        }
+        match prepared {
+            Ok(frame) => {
+                returns.frame = Some(Arc::new(frame));
+                Ok(gst::FlowSuccess::Ok)
             }
-        };
-        self.returns().frame = Some(frame);
-        Ok(gst::FlowSuccess::Ok)
+            Err(e) => {
+                drop(returns);
+                gst::element_imp_error!(self, gst::StreamError::Format, ["Return frame: {}", e]);
+                Err(gst::FlowError::Error)
+            }
+        }
     }
 
     fn return_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
         match event.view() {
-            gst::EventView::Caps(c) => {
-                let caps = c.caps();
-                let input = if caps.structure(0).is_some_and(|s| s.name() == "image/jpeg") {
-                    Some(ReturnInput::Jpeg)
-                } else {
-                    gst_video::VideoInfo::from_caps(caps)
-                        .ok()
-                        .map(ReturnInput::Raw)
-                };
-                let ok = input.is_some();
-                self.returns().input = input;
-                ok
-            }
+            gst::EventView::Caps(c) => match ReturnEncoder::new(c.caps()) {
+                Ok(encoder) => {
+                    self.returns().encoder = Some(encoder);
+                    true
+                }
+                Err(e) => {
+                    gst::warning!(CAT, imp = self, "return pad: {e}");
+                    self.returns().encoder = None;
+                    false
+                }
+            },
             gst::EventView::FlushStart(_) => {
                 self.returns().frame = None;
                 true
             }
-            // The return branch ending does not end the stream of frames we receive.
+            // The return branch ending does not end the stream of frames we receive; its
+            // last frame keeps going back, as vidgear's return_data stays until replaced.
             gst::EventView::Eos(_)
             | gst::EventView::Segment(_)
             | gst::EventView::StreamStart(_) => true,
@@ -617,6 +735,37 @@ fn src_properties() -> Vec<glib::ParamSpec> {
     ]
 }
 
+/// The shared settings with the source's own `max-retries` default.
+/// How frames from the `return` pad go back (vidgear's receiver with `return_data=frame`).
+fn return_properties() -> Vec<glib::ParamSpec> {
+    vec![
+        glib::ParamSpecBoolean::builder("return-once")
+            .nick("Return once")
+            .blurb("Send a frame from the return pad with the next reply only, return-data with the ones after it. Default false: the latest frame goes back with every reply until a newer one arrives, as vidgear's return_data does")
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecBoolean::builder("return-jpeg")
+            .nick("Return JPEG")
+            .blurb("JPEG-compress raw frames from the return pad (4:2:2, gray for GRAY8; GRAY16_LE stays raw), as vidgear's receiver does with jpeg_compression on; each frame is encoded once. Default false: raw, byte for byte. image/jpeg input goes as it is either way")
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecUInt::builder("return-jpeg-quality")
+            .nick("Return JPEG quality")
+            .blurb("JPEG quality of returned frames (vidgear's jpeg_compression_quality)")
+            .minimum(MIN_RETURN_JPEG_QUALITY)
+            .maximum(MAX_RETURN_JPEG_QUALITY)
+            .default_value(DEFAULT_RETURN_JPEG_QUALITY)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecBoolean::builder("return-jpeg-fastdct")
+            .nick("Return JPEG fast DCT")
+            .blurb("Encode returned frames with the fast DCT and ask the sender to decode with it (vidgear's jpeg_compression_fastdct)")
+            .default_value(true)
+            .mutable_playing()
+            .build(),
+    ]
+}
+
 impl ObjectImpl for NetGearSrc {
     fn constructed(&self) {
         self.parent_constructed();
@@ -631,6 +780,7 @@ impl ObjectImpl for NetGearSrc {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let mut props = common_properties(Role::Receiver);
             props.extend(src_properties());
+            props.extend(return_properties());
             props
         });
         PROPERTIES.as_ref()
@@ -639,7 +789,7 @@ impl ObjectImpl for NetGearSrc {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = self.settings();
         gst::debug!(CAT, imp = self, "{} set", pspec.name());
-        if s.common.set_property(value, pspec) {
+        if s.common.set_property(value, pspec) || s.returns.set_property(value, pspec) {
             return;
         }
         match pspec.name() {
@@ -655,7 +805,11 @@ impl ObjectImpl for NetGearSrc {
             return self.stats.to_structure("netgearsrc-stats").to_value();
         }
         let s = self.settings();
-        if let Some(v) = s.common.property(pspec) {
+        if let Some(v) = s
+            .common
+            .property(pspec)
+            .or_else(|| s.returns.property(pspec))
+        {
             return v;
         }
         match pspec.name() {

@@ -7,6 +7,12 @@
     ms-recv  --ports A,B,.. --pattern N                    multi-server receiver
     mc-send  --ports A,B,.. --pattern N --frames N         multi-client sender
     mc-recv  --port P --pattern N --return JSON            multi-client receiver
+    paced-send --port P --pattern N --frames N --fps F --returned raw|smooth
+             bidirectional sender at F fps; reports every send()'s value, identified
+             against the receiver's returned frames (raw: test_frame(k), byte for byte;
+             smooth: smooth_frame(k), the best k by PSNR, for JPEG returns)
+    burst-send --port P --pattern N --bursts B --frames N --pause S
+             plain sender: B bursts of N frames, S seconds of silence between them
 
 Frames are netgear_peer.py's test frames (64x48 BGR). Receivers print READY once bound;
 every peer prints one JSON report when it ends (or when --seconds runs out).
@@ -23,10 +29,13 @@ import numpy as np
 from vidgear.gears import NetGear
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netgear_peer import frame_index, test_frame  # noqa: E402
+from netgear_peer import frame_index, psnr, smooth_frame, test_frame  # noqa: E402
 
 W, H = 64, 48
 RETURNED = test_frame(77, H, W, 3, "uint8")
+# smooth_frame(k) nearly equals smooth_frame(k + 73) (7 * 73 = -1 mod 256): only the
+# first 72 are told apart, far more than the tests return.
+SMOOTH_CANDIDATES = 72
 
 
 def make(args, receive, **modes):
@@ -158,6 +167,54 @@ def mc_recv(args):
     report({**state, "terminated": True})
 
 
+def identify(value, returned):
+    """What one send() gave back: None, plain data, or which returned frame it is."""
+    if value is None:
+        return None
+    if not isinstance(value, np.ndarray):
+        return {"data": value}
+    out = {"shape": list(value.shape), "dtype": str(value.dtype)}
+    if value.shape != (H, W, 3):
+        return out
+    if returned == "raw":
+        k = frame_index(value)
+        out.update(index=k, exact=bool(np.array_equal(value, test_frame(k, H, W, 3, "uint8"))))
+    else:
+        scores = [psnr(value, smooth_frame(k, H, W, 3)) for k in range(SMOOTH_CANDIDATES)]
+        k = int(np.argmax(scores))
+        out.update(index=k, psnr=round(scores[k], 2))
+    return out
+
+
+def paced_send(args):
+    server = make(args, False, bidirectional_mode=True)
+    period = 1.0 / args.fps
+    start = time.monotonic()
+    values = []
+    for idx in range(args.frames):
+        delay = start + idx * period - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        values.append(server.send(test_frame(idx, H, W, 3, "uint8"), message=idx))
+    server.close()
+    # Identified after the loop, so numpy's speed does not change the pace.
+    report({"returns": [identify(v, args.returned) for v in values]})
+
+
+def burst_send(args):
+    server = make(args, False)
+    sent = 0
+    for burst in range(args.bursts):
+        if burst:
+            time.sleep(args.pause)
+        for _ in range(args.frames):
+            server.send(test_frame(sent, H, W, 3, "uint8"))
+            sent += 1
+            time.sleep(0.02)
+    server.close()
+    report({"sent": sent})
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("mode")
@@ -171,8 +228,12 @@ def main():
     p.add_argument("--jpeg", action="store_true")
     p.add_argument("--interval", type=float, default=0.0)
     p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--fps", type=float, default=30.0)
+    p.add_argument("--returned", choices=["raw", "smooth"], default="raw")
+    p.add_argument("--bursts", type=int, default=3)
+    p.add_argument("--pause", type=float, default=2.0)
     args = p.parse_args()
-    modes = {"bi-send": bi_send, "bi-recv": bi_recv, "ms-send": ms_send, "ms-recv": ms_recv, "mc-send": mc_send, "mc-recv": mc_recv}
+    modes = {"bi-send": bi_send, "bi-recv": bi_recv, "ms-send": ms_send, "ms-recv": ms_recv, "mc-send": mc_send, "mc-recv": mc_recv, "paced-send": paced_send, "burst-send": burst_send}
     modes[args.mode](args)
 
 
