@@ -19,8 +19,9 @@ use std::io;
 /// with a tiny `max-frame-bytes`; above it, `max-frame-bytes` bounds a header (and its
 /// `message`). The parsers themselves take whatever size the transport let through.
 pub const MAX_HEADER_BYTES: usize = 1 << 20;
-/// Largest frame side we accept from a header (GStreamer's own limit is far above any camera).
-pub const MAX_DIMENSION: usize = 1 << 15;
+/// Largest frame side we accept from a header: what GStreamer's own video elements take
+/// (videoconvert refuses 32768), so a frame that passes here can go downstream.
+pub const MAX_DIMENSION: usize = (1 << 15) - 1;
 
 /// The string a receiver answers to a termination in pattern 1.
 pub const TERMINATION_ACK: &str = "Termination signal successfully received at Client's end!";

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! JPEG frames: vidgear's simplejpeg into `netgearsrc` (decoded inline or passed to
 //! jpegdec), `netgearsink`'s inline encoder and jpegenc into vidgear, our sink into our
 //! source in every pattern, and corrupt JPEG or JPEG bombs dropped without stopping the stream.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! A whole frame message as netgearsrc handles it: header, size checks, then the raw rows
 //! copied into GStreamer's padded layout or the JPEG decoded, with a 16 MB frame limit.
 //! The input is split at its first NUL byte into header and payload.

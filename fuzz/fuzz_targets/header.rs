@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Any first message part: a sender's header or a receiver's reply.
 #![no_main]
 use gstnetgear::protocol::{check_raw_payload, parse_header, parse_reply, Incoming, PayloadKind};

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MPL-2.0
 """A real vidgear multi-server sender for the montage tests and benchmark.
 
     netgear_montage.py --port P --pattern N --frames N --width W --height H

@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: MPL-2.0
+//! One frame that downstream cannot take must not end the receiving pipeline: it is
+//! dropped, counted and warned about, and the next frame that fits goes through.
+
+mod common;
+
+use common::*;
+use gst::prelude::*;
+use std::time::Duration;
+
+fn raw_header(dtype: &str, shape: &[usize]) -> Vec<u8> {
+    let shape: Vec<String> = shape.iter().map(|v| v.to_string()).collect();
+    format!(
+        r#"{{"terminate_flag": false, "compression": false, "message": null, "pattern": "1", "dtype": "{dtype}", "shape": [{}]}}"#,
+        shape.join(", ")
+    )
+    .into_bytes()
+}
+
+/// Sends one frame on a REQ socket and waits for its acknowledgement.
+fn send(req: &zmq::Socket, header: Vec<u8>, payload: Vec<u8>) {
+    req.send_multipart([header, payload], 0).unwrap();
+    assert!(
+        req.poll(zmq::POLLIN, 5000).unwrap() > 0,
+        "no acknowledgement"
+    );
+    req.recv_bytes(0).unwrap();
+}
+
+fn bus_texts(pipeline: &gst::Pipeline, kind: gst::MessageType) -> Vec<String> {
+    pipeline
+        .bus()
+        .unwrap()
+        .iter_filtered(&[kind])
+        .map(|m| match m.view() {
+            gst::MessageView::Warning(w) => format!("{} {:?}", w.error(), w.debug()),
+            gst::MessageView::Error(e) => format!("{} {:?}", e.error(), e.debug()),
+            _ => String::new(),
+        })
+        .collect()
+}
+
+fn receiver_and_socket(launch: &str) -> (Receiver, zmq::Socket) {
+    let port = free_port();
+    let receiver = Receiver::launch(&format!(
+        "netgearsrc name=src address=127.0.0.1 port={port} pattern=req-rep ! {launch}"
+    ));
+    receiver.play();
+    let req = zmq::Context::new().socket(zmq::REQ).unwrap();
+    req.set_linger(0).unwrap();
+    req.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    (receiver, req)
+}
+
+#[test]
+fn a_frame_downstream_refuses_is_dropped_and_the_stream_goes_on() {
+    let (receiver, req) =
+        receiver_and_socket("video/x-raw,format=BGR ! appsink name=out sync=false");
+    let bgr: Vec<u8> = (0..8 * 8 * 3).map(|v| v as u8).collect();
+    for round in 0..2 {
+        send(&req, raw_header("uint8", &[8, 8]), vec![7; 64]);
+        send(&req, raw_header("uint8", &[8, 8, 3]), bgr.clone());
+        let frame = receiver
+            .next_frame(Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("round {round}: the BGR frame after the gray one"));
+        assert_eq!(frame.packed(), bgr);
+    }
+    assert_eq!(receiver.stats().get::<u64>("dropped").unwrap(), 2);
+    let errors = bus_texts(&receiver.pipeline, gst::MessageType::Error);
+    assert!(errors.is_empty(), "{errors:?}");
+    let warnings = bus_texts(&receiver.pipeline, gst::MessageType::Warning);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("downstream does not accept") && w.contains("GRAY8")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn a_frame_wider_than_video_elements_take_is_dropped_and_the_stream_goes_on() {
+    let (receiver, req) =
+        receiver_and_socket("videoconvert ! video/x-raw,format=BGR ! appsink name=out sync=false");
+    send(&req, raw_header("uint8", &[1, 32768]), vec![1; 32768]);
+    let bgr: Vec<u8> = (0..4 * 4 * 3).map(|v| v as u8).collect();
+    send(&req, raw_header("uint8", &[4, 4, 3]), bgr.clone());
+    let frame = receiver
+        .next_frame(Duration::from_secs(5))
+        .expect("the frame after the too-wide one");
+    assert_eq!(frame.packed(), bgr);
+    assert_eq!(receiver.stats().get::<u64>("malformed").unwrap(), 1);
+    let errors = bus_texts(&receiver.pipeline, gst::MessageType::Error);
+    assert!(errors.is_empty(), "{errors:?}");
+}
