@@ -191,6 +191,8 @@ fn vidgear_returns_frames_to_the_sink() {
         );
         sender.play();
         for i in 0..5 {
+            // vidgear takes a return frame when its recv() loop runs: give it the time.
+            std::thread::sleep(Duration::from_millis(100));
             sender
                 .push_packed(&test_frame(i, W, H, 3, false), i as u64)
                 .unwrap();
@@ -351,7 +353,13 @@ fn three_vidgear_servers_into_one_source() {
         let props: Vec<(&str, &str)> = props.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let receiver = Receiver::new(&props);
         receiver.play();
-        // Paced, so all three overlap although Python starts at different speeds.
+        // Paced and started together, so all three overlap however long each Python
+        // takes to start on a loaded machine.
+        let start_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+            + 5.0;
         let mut peers: Vec<Peer> = servers
             .iter()
             .map(|p| {
@@ -362,6 +370,7 @@ fn three_vidgear_servers_into_one_source() {
                         ("pattern", pattern.into()),
                         ("frames", "20".into()),
                         ("interval", "0.1".into()),
+                        ("start-at", format!("{start_at:.3}")),
                     ],
                 ))
             })

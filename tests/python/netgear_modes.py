@@ -113,6 +113,8 @@ def ms_send(args):
     server = make(args, False, multiserver_mode=True)
     if args.pattern == 2:
         time.sleep(0.5)
+    # Several senders line up on one start time, however long each Python took to start.
+    time.sleep(max(0.0, args.start_at - time.time()))
     for idx in range(args.frames):
         server.send(test_frame(idx, H, W, 3, "uint8"))
         if args.interval:
@@ -227,6 +229,7 @@ def main():
     p.add_argument("--return-frame", action="store_true")
     p.add_argument("--jpeg", action="store_true")
     p.add_argument("--interval", type=float, default=0.0)
+    p.add_argument("--start-at", type=float, default=0.0)
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--fps", type=float, default=30.0)
     p.add_argument("--returned", choices=["raw", "smooth"], default="raw")
