@@ -288,6 +288,7 @@ impl CommonSettings {
             newest_only: role == Role::Receiver
                 && self.pattern == Pattern::PubSub
                 && !self.multi_server,
+            events: Default::default(),
         };
         Ok((config, generated))
     }

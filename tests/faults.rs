@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 fn sink_without_receiver_fails_with_the_endpoint_in_bounded_time() {
     for pattern in ["pair", "req-rep"] {
         let port = free_port();
-        let sender = Sender::raw(
+        let sender = Arc::new(Sender::raw(
             VideoFormat::Gray8,
-            16,
-            16,
+            32,
+            8,
             &[
                 ("port", &port.to_string()),
                 ("address", "127.0.0.1"),
@@ -26,12 +26,17 @@ fn sink_without_receiver_fails_with_the_endpoint_in_bounded_time() {
                 ("max-retries", "2"),
                 ("jpeg-compression", "false"),
             ],
-        );
+        ));
         sender.play();
         let started = Instant::now();
-        let _ = sender.push_packed(&test_frame(0, 16, 16, 1, false), 0);
+        // With nobody listening each frame is dropped after one timeout (so EOS is never
+        // held longer) and the timeouts count across frames: keep frames coming.
+        let running = Arc::new(AtomicBool::new(true));
+        let feeder = feed(sender.clone(), running.clone());
         let outcome = wait_end(&sender.pipeline, Duration::from_secs(5));
         let elapsed = started.elapsed();
+        running.store(false, Ordering::Relaxed);
+        let _ = feeder.join();
         let Outcome::Error(text) = outcome else {
             panic!("{pattern}: expected an error, got {outcome:?}")
         };

@@ -4,7 +4,7 @@ use crate::jpeg::{Colorspace, Decoder, EncodeParams, Encoder, Image};
 use crate::meta;
 use crate::protocol::{self, Compression, PayloadKind, PixelMap, RawLayout, Reply};
 use crate::stats::Stats;
-use crate::transport::{LinkError, Part, SenderLink, SharedBytes, Waker};
+use crate::transport::{Exchanged, LinkError, Part, SenderLink, SharedBytes, Waker};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -203,9 +203,17 @@ impl NetGearSink {
             Part::Shared(b) => (**b).as_ref().len(),
             Part::Copied(b) => b.len(),
         };
-        let reply = link
+        let reply = match link
             .exchange(&[Part::Copied(&header), payload], &self.stats)
-            .map_err(|e| self.link_failed(e))?;
+            .map_err(|e| self.link_failed(e))?
+        {
+            Exchanged::Reply(reply) => reply,
+            Exchanged::Sent => Vec::new(),
+            Exchanged::Dropped => {
+                Stats::bump(&self.stats.dropped);
+                return Ok(Vec::new());
+            }
+        };
         Stats::bump(&self.stats.frames);
         Stats::add(&self.stats.bytes, payload_len as u64);
         Ok(reply)
