@@ -175,7 +175,9 @@ impl ReceiverLink {
         // Bounded in time, so a sender faster than we can read cannot keep us here.
         let until = Instant::now() + DRAIN_BUDGET;
         while Instant::now() < until {
-            if self.channel.socket.poll(zmq::POLLIN, 0)? == 0 {
+            // With ZMQ_RCVHWM 1 ZeroMQ's I/O thread refills the queue from the kernel
+            // just after each read: a short wait tells "caught up" from "not refilled yet".
+            if self.channel.socket.poll(zmq::POLLIN, 1)? == 0 {
                 break;
             }
             let next = match recv_parts(&self.channel.socket) {
