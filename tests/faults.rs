@@ -56,7 +56,14 @@ fn sink_without_receiver_fails_with_the_endpoint_in_bounded_time() {
             "{pattern}: gave up early, {elapsed:?}"
         );
         assert_eq!(sender.stats().get::<u64>("retries").unwrap(), 3);
-        assert_eq!(sender.stats().get::<u64>("reconnects").unwrap(), 2);
+        // REQ sockets are re-created (lazy pirate); a PAIR socket keeps reconnecting by
+        // itself, because a fresh one races with the receiver's single slot.
+        let reconnects = if pattern == "pair" { 0 } else { 2 };
+        assert_eq!(
+            sender.stats().get::<u64>("reconnects").unwrap(),
+            reconnects,
+            "{pattern}"
+        );
     }
 }
 
@@ -117,6 +124,11 @@ fn receiver_restarted_on_the_same_port_gets_frames_again() {
         let second = Receiver::new(&props);
         second.play();
         let frame = second.next_frame(Duration::from_secs(8));
+        // The sink counts the new connection when it next looks (at most one reply later).
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while sender.stats().get::<u64>("connects").unwrap() < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         running.store(false, Ordering::Relaxed);
         let _ = feeder.join();
         let frame =
@@ -128,8 +140,15 @@ fn receiver_restarted_on_the_same_port_gets_frames_again() {
             stats.get::<u64>("retries").unwrap() >= 1,
             "{pattern}: {stats}"
         );
+        // PAIR reconnects on the same socket (see above); both patterns connected twice.
+        if pattern != "pair" {
+            assert!(
+                stats.get::<u64>("reconnects").unwrap() >= 1,
+                "{pattern}: {stats}"
+            );
+        }
         assert!(
-            stats.get::<u64>("reconnects").unwrap() >= 1,
+            stats.get::<u64>("connects").unwrap() >= 2,
             "{pattern}: {stats}"
         );
         sender.stop();

@@ -208,6 +208,11 @@ impl LinkConfig {
 /// Sets the options a socket's role and pattern need.
 fn set_pattern_options(socket: &zmq::Socket, config: &LinkConfig) -> zmq::Result<()> {
     match (config.role, config.pattern) {
+        (Role::Sender, Pattern::Pair) => {
+            // Queue only on a finished connection: a frame must not wait in a pipe to
+            // a receiver that is gone and then arrive twice after our resend.
+            socket.set_immediate(true)?;
+        }
         (Role::Sender, Pattern::ReqRep) => {
             socket.set_req_relaxed(true)?;
             socket.set_req_correlate(true)?;

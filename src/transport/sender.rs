@@ -197,9 +197,13 @@ impl SenderLink {
             )
             .map_err(socket_error("wait for a reply from", &all))?
         {
-            Wait::Ready => recv_parts(&channel.socket)
-                .map(|reply| Some(Exchanged::Reply(reply)))
-                .map_err(socket_error("read a reply from", &all)),
+            Wait::Ready => {
+                // The handshake's event is queued before any reply: report it first.
+                channel.drain(stats, &handler);
+                recv_parts(&channel.socket)
+                    .map(|reply| Some(Exchanged::Reply(reply)))
+                    .map_err(socket_error("read a reply from", &all))
+            }
             Wait::Interrupted => Err(LinkError::Interrupted),
             Wait::TimedOut | Wait::Lost => Ok(None),
         }
@@ -297,11 +301,25 @@ impl SenderLink {
                 let timeout = self.config.request_timeout;
                 return Err(LinkError::unanswered(cause, endpoints, attempt, timeout));
             }
-            self.reconnect(idx, stats)?;
+            self.retry_socket(idx, stats)?;
             if nobody {
                 return Ok(Exchanged::Dropped);
             }
         }
+    }
+
+    /// Before a retry. REQ: lazy pirate, a fresh socket (its state machine may be stuck).
+    /// PAIR keeps its socket, which reconnects by itself: a bound PAIR accepts one
+    /// connection and silently parks any other, so closing ours and connecting a fresh
+    /// one races with the receiver noticing the close, and the fresh one was often
+    /// parked for good: a restarted receiver then never got a frame.
+    fn retry_socket(&mut self, idx: usize, stats: &Stats) -> Result<(), LinkError> {
+        if self.config.pattern == Pattern::ReqRep {
+            return self.reconnect(idx, stats);
+        }
+        let endpoints = self.slots[idx].channel.endpoint_list();
+        gst::info!(CAT, "retrying on the same socket to {endpoints}");
+        Ok(())
     }
 
     fn report_unanswered(&self, idx: usize, attempt: u32, cause: Unanswered) {
