@@ -277,6 +277,12 @@ impl SenderLink {
             let idx = self.pick();
             if let Some(done) = self.attempt(idx, parts, stats)? {
                 self.silent = 0;
+                if std::mem::replace(&mut self.slots[idx].down, false) {
+                    let endpoint = self.slots[idx].channel.endpoint_list();
+                    self.config
+                        .events
+                        .emit(LinkEvent::ReceiverBack { endpoint });
+                }
                 return Ok(done);
             }
             let cause = self.cause(idx);
