@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MPL-2.0
 """A real vidgear PAIR/REQ-REP receiver that says when its first frame arrived.
 
     first_frame.py --port P --pattern N

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MPL-2.0
 """Pub-sub senders for the staleness test: 64x48 BGR frames as fast as possible, each
 carrying its send time (time.time()) as the header's `message`.
 
