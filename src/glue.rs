@@ -2,7 +2,7 @@
 //! GStreamer glue both elements share: poison-tolerant locks, the wake-up behind
 //! `unlock()`/`unlock_stop()`, element messages, and a rate limit for bus warnings.
 
-use crate::transport::Waker;
+use crate::transport::{EventHandler, LinkEvent, Waker};
 use gst::prelude::*;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -58,6 +58,40 @@ pub fn post_element_message(
         .build();
     // Fails only without a bus (an element outside a pipeline): nobody to tell.
     let _ = element.post_message(message);
+}
+
+/// Turns the link's events into calls of `handle` on the element (weakly held, so the link
+/// does not keep the element alive). Called on the thread using the link, no lock held.
+pub fn link_events<E: IsA<gst::Element> + Send + Sync>(
+    element: &E,
+    handle: impl Fn(&E, LinkEvent) + Send + Sync + 'static,
+) -> EventHandler {
+    let weak = element.downgrade();
+    EventHandler::new(Arc::new(move |event| {
+        if let Some(element) = weak.upgrade() {
+            handle(&element, event);
+        }
+    }))
+}
+
+/// Posts `netgear-connected` / `netgear-disconnected` (fields `endpoint`, and `peer` and
+/// `port` where known) for the events that are connection changes; logs the others.
+pub fn post_link_event(element: &gst::Element, cat: gst::DebugCategory, event: &LinkEvent) {
+    let Some(name) = event.message_name() else {
+        gst::debug!(cat, obj = element, "{event}");
+        return;
+    };
+    gst::info!(cat, obj = element, "{event}");
+    let endpoint = event.endpoint().to_owned();
+    let peer = event.peer().map(str::to_owned);
+    let fields = move |b: gst::structure::Builder| {
+        let b = b.field("endpoint", endpoint);
+        match peer {
+            Some(p) => b.field("peer", p),
+            None => b,
+        }
+    };
+    post_element_message(element, name, fields, event.port());
 }
 
 /// Lets a flood of bad network input post at most one bus warning per interval (every

@@ -30,6 +30,8 @@ pub mod workers;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register();
+    // So the transport's category shows in --gst-debug-help before any link exists.
+    std::sync::LazyLock::force(&transport::CAT);
     netgearsink::register(plugin)?;
     netgearsrc::register(plugin)?;
     netgeardemux::register(plugin)?;

@@ -75,6 +75,8 @@ pub fn link_config(
         .unwrap_or(i64::MAX),
         curve,
         clients,
+        // Set by the element, which turns events into bus messages.
+        events: Default::default(),
         // Several servers share the socket: skipping would starve all but the busiest.
         newest_only: role == Role::Receiver
             && settings.pattern == Pattern::PubSub

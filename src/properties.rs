@@ -146,6 +146,16 @@ pub fn common_properties(role: Role) -> Vec<glib::ParamSpec> {
 }
 
 fn endpoint_properties(role: Role) -> Vec<glib::ParamSpec> {
+    let (port_blurb, min_port) = match role {
+        Role::Sender => (
+            "Port number; the endpoint is protocol://address:port as vidgear builds it",
+            1,
+        ),
+        Role::Receiver => (
+            "Port number; the endpoint is protocol://address:port as vidgear builds it; 0 binds a free port (see bound-port)",
+            0,
+        ),
+    };
     let (address_blurb, ports_blurb) = match role {
         Role::Sender => (
             "Host name or IP of the receiver to connect to; with protocol=ipc, a path prefix",
@@ -165,8 +175,8 @@ fn endpoint_properties(role: Role) -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecUInt::builder("port")
             .nick("Port")
-            .blurb("Port number; the endpoint is protocol://address:port as vidgear builds it")
-            .minimum(1)
+            .blurb(port_blurb)
+            .minimum(min_port)
             .maximum(65535)
             .default_value(DEFAULT_PORT)
             .mutable_ready()

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Counters behind the read-only `stats` property. Atomics, so the property can be read
 //! while the streaming thread is blocked on the network.
 
@@ -23,6 +24,14 @@ pub struct Stats {
     pub terminations: AtomicU64,
     /// Secure mode: clients the receiver's authentication turned away.
     pub refused: AtomicU64,
+    /// Peers whose handshake succeeded (connections made, or accepted).
+    pub connects: AtomicU64,
+    /// Handshaken peers that went away.
+    pub disconnects: AtomicU64,
+    /// Handshakes that failed (wrong keys, wrong mechanism, refused by authentication).
+    pub handshake_failures: AtomicU64,
+    /// Multi-client req-rep: times a receiver stopped answering and was skipped.
+    pub receivers_down: AtomicU64,
 }
 
 impl Stats {
@@ -40,7 +49,7 @@ impl Stats {
         }
     }
 
-    fn counters(&self) -> [(&'static str, &AtomicU64); 9] {
+    fn counters(&self) -> [(&'static str, &AtomicU64); 13] {
         [
             ("frames", &self.frames),
             ("bytes", &self.bytes),
@@ -51,6 +60,10 @@ impl Stats {
             ("returns", &self.returns),
             ("terminations", &self.terminations),
             ("refused", &self.refused),
+            ("connects", &self.connects),
+            ("disconnects", &self.disconnects),
+            ("handshake-failures", &self.handshake_failures),
+            ("receivers-down", &self.receivers_down),
         ]
     }
 

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 fn sink_without_receiver_fails_with_the_endpoint_in_bounded_time() {
     for pattern in ["pair", "req-rep"] {
         let port = free_port();
-        let sender = Sender::raw(
+        let sender = Arc::new(Sender::raw(
             VideoFormat::Gray8,
-            16,
-            16,
+            32,
+            8,
             &[
                 ("port", &port.to_string()),
                 ("address", "127.0.0.1"),
@@ -27,12 +27,17 @@ fn sink_without_receiver_fails_with_the_endpoint_in_bounded_time() {
                 ("max-retries", "2"),
                 ("jpeg-compression", "false"),
             ],
-        );
+        ));
         sender.play();
         let started = Instant::now();
-        let _ = sender.push_packed(&test_frame(0, 16, 16, 1, false), 0);
+        // With nobody listening each frame is dropped after one timeout (so EOS is never
+        // held longer) and the timeouts count across frames: keep frames coming.
+        let running = Arc::new(AtomicBool::new(true));
+        let feeder = feed(sender.clone(), running.clone());
         let outcome = wait_end(&sender.pipeline, Duration::from_secs(5));
         let elapsed = started.elapsed();
+        running.store(false, Ordering::Relaxed);
+        let _ = feeder.join();
         let Outcome::Error(text) = outcome else {
             panic!("{pattern}: expected an error, got {outcome:?}")
         };
@@ -52,7 +57,14 @@ fn sink_without_receiver_fails_with_the_endpoint_in_bounded_time() {
             "{pattern}: gave up early, {elapsed:?}"
         );
         assert_eq!(sender.stats().get::<u64>("retries").unwrap(), 3);
-        assert_eq!(sender.stats().get::<u64>("reconnects").unwrap(), 2);
+        // REQ sockets are re-created (lazy pirate); a PAIR socket keeps reconnecting by
+        // itself, because a fresh one races with the receiver's single slot.
+        let reconnects = if pattern == "pair" { 0 } else { 2 };
+        assert_eq!(
+            sender.stats().get::<u64>("reconnects").unwrap(),
+            reconnects,
+            "{pattern}"
+        );
     }
 }
 
@@ -113,6 +125,11 @@ fn receiver_restarted_on_the_same_port_gets_frames_again() {
         let second = Receiver::new(&props);
         second.play();
         let frame = second.next_frame(Duration::from_secs(8));
+        // The sink counts the new connection when it next looks (at most one reply later).
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while sender.stats().get::<u64>("connects").unwrap() < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         running.store(false, Ordering::Relaxed);
         let _ = feeder.join();
         let frame =
@@ -124,8 +141,15 @@ fn receiver_restarted_on_the_same_port_gets_frames_again() {
             stats.get::<u64>("retries").unwrap() >= 1,
             "{pattern}: {stats}"
         );
+        // PAIR reconnects on the same socket (see above); both patterns connected twice.
+        if pattern != "pair" {
+            assert!(
+                stats.get::<u64>("reconnects").unwrap() >= 1,
+                "{pattern}: {stats}"
+            );
+        }
         assert!(
-            stats.get::<u64>("reconnects").unwrap() >= 1,
+            stats.get::<u64>("connects").unwrap() >= 2,
             "{pattern}: {stats}"
         );
         sender.stop();

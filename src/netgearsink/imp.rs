@@ -25,7 +25,7 @@ use crate::properties::{common_properties, string_value, CommonSettings, JsonPro
 use crate::protocol::{self, JsonText, Reply};
 use crate::ssh::Tunnel;
 use crate::stats::Stats;
-use crate::transport::{LinkError, Part, SenderLink};
+use crate::transport::{Exchanged, LinkError, LinkEvent, Part, SenderLink};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -189,10 +189,20 @@ impl NetGearSink {
             Part::Shared(b) => (**b).as_ref().len(),
             Part::Copied(b) => b.len(),
         };
-        let reply = stream
+        let exchanged = stream
             .link
             .exchange(&[Part::Copied(&header), payload], &self.stats)
             .map_err(|e| self.link_failed(e))?;
+        let reply = match exchanged {
+            Exchanged::Reply(reply) => reply,
+            Exchanged::Sent => Vec::new(),
+            // Nobody listening: this frame is given up after one timeout (warned about by
+            // the link's events); the error comes after max-retries of them in a row.
+            Exchanged::Dropped => {
+                Stats::bump(&self.stats.dropped);
+                return Ok(Vec::new());
+            }
+        };
         Stats::bump(&self.stats.frames);
         Stats::add(&self.stats.bytes, payload_len as u64);
         Ok(reply)
@@ -215,6 +225,20 @@ impl NetGearSink {
                 self.post_error_message(tunnel::failed(&stream.tunnel_host, &e));
                 Err(gst::FlowError::Error)
             }
+        }
+    }
+
+    /// A link event: connection changes go to the bus; the first unanswered attempt and a
+    /// receiver going down are warned about (the error, if any, comes later).
+    fn link_event(&self, event: LinkEvent) {
+        glue::post_link_event(self.obj().upcast_ref(), *CAT, &event);
+        let warn = match &event {
+            LinkEvent::Unanswered { attempt, .. } => *attempt == 1,
+            LinkEvent::ReceiverDown { .. } => true,
+            _ => false,
+        };
+        if warn {
+            gst::element_imp_warning!(self, gst::ResourceError::Write, ["{}", event]);
         }
     }
 
@@ -333,7 +357,7 @@ impl NetGearSink {
             gst::info!(CAT, imp = self, "SSH tunnel: {}", t.command_line());
         }
         let common = &through;
-        let (config, waker) = link_setup::prepare_start(
+        let (mut config, waker) = link_setup::prepare_start(
             common,
             Role::Sender,
             link_setup::KeyOptions {
@@ -343,6 +367,7 @@ impl NetGearSink {
             *CAT,
             self.obj().upcast_ref(),
         )?;
+        config.events = glue::link_events(&*self.obj(), |sink, event| sink.imp().link_event(event));
         let link = SenderLink::open(config, waker.clone())
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ["{}", e]))?;
         self.interrupt.arm(waker);

@@ -25,7 +25,7 @@ use crate::properties::{common_properties, string_value, CommonSettings, JsonPro
 use crate::protocol::{self, FrameHeader, Incoming, PayloadKind};
 use crate::security::Refusal;
 use crate::stats::Stats;
-use crate::transport::{LinkError, Received, ReceiverLink};
+use crate::transport::{HandshakeFailure, LinkError, LinkEvent, Received, ReceiverLink};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -33,6 +33,7 @@ use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -141,9 +142,6 @@ struct Returns {
 const DEFAULT_RETURN_JPEG_QUALITY: u32 = 90;
 const MIN_RETURN_JPEG_QUALITY: u32 = 10;
 const MAX_RETURN_JPEG_QUALITY: u32 = 100;
-/// The source never gives up by default: `netgearsrc ! autovideosink` waits for senders
-/// that come and go, as it always has (vidgear's receiver defaults to 3).
-
 /// The source's settings for returned frames.
 #[derive(Debug, Clone, Copy)]
 struct ReturnSettings {
@@ -226,6 +224,8 @@ pub struct NetGearSrc {
     returns: Mutex<Returns>,
     interrupt: Interrupt,
     warnings: WarningLimiter,
+    /// The port the link bound (read-only `bound-port`), 0 when stopped.
+    bound_port: AtomicU32,
     stats: Stats,
 }
 
@@ -271,6 +271,26 @@ impl NetGearSrc {
             );
         }
         gst::warning!(CAT, imp = self, "refused a client from {peer}: {why}");
+    }
+
+    /// A link event: connection changes go to the bus; a failed handshake that the
+    /// authenticator did not already report (wrong server key, wrong mechanism) is warned
+    /// about like a refusal.
+    fn link_event(&self, event: LinkEvent) {
+        glue::post_link_event(self.obj().upcast_ref(), *CAT, &event);
+        if let LinkEvent::HandshakeFailed { reason, peer, .. } = &event {
+            if !matches!(reason, HandshakeFailure::Auth { .. }) && self.warnings.due() {
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::NotAuthorized,
+                    [
+                        "Refused a client from {}: {}",
+                        peer.as_deref().unwrap_or("?"),
+                        reason.reason()
+                    ]
+                );
+            }
+        }
     }
 
     /// Counts a rejected message and warns on the bus, at most once per interval.
@@ -591,8 +611,9 @@ impl NetGearSrc {
             allowed_addresses: &settings.allowed_addresses,
         };
         let element = self.obj();
-        let (config, waker) =
+        let (mut config, waker) =
             link_setup::prepare_start(c, Role::Receiver, options, *CAT, element.upcast_ref())?;
+        config.events = glue::link_events(&*element, |src, event| src.imp().link_event(event));
         let element = element.downgrade();
         let on_refused = Box::new(move |peer: &str, why: &Refusal| {
             if let Some(element) = element.upgrade() {
@@ -727,6 +748,12 @@ fn src_properties() -> Vec<glib::ParamSpec> {
             .default_value(DEFAULT_TIMEOUT_MS)
             .mutable_ready()
             .build(),
+        glib::ParamSpecUInt::builder("bound-port")
+            .nick("Bound port")
+            .blurb("The port the source listens on while started (the one the system picked with port=0); 0 when stopped or for ipc")
+            .maximum(65535)
+            .read_only()
+            .build(),
         glib::ParamSpecString::builder("allowed-addresses")
             .nick("Allowed addresses")
             .blurb("Secure mode: comma-separated IPs and CIDR ranges (e.g. \"127.0.0.1,10.0.0.0/8,::1\") the authenticator lets in before checking keys; empty or \"*\": any address")
@@ -801,8 +828,10 @@ impl ObjectImpl for NetGearSrc {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        if pspec.name() == "stats" {
-            return self.stats.to_structure("netgearsrc-stats").to_value();
+        match pspec.name() {
+            "stats" => return self.stats.to_structure("netgearsrc-stats").to_value(),
+            "bound-port" => return self.bound_port.load(Ordering::Relaxed).to_value(),
+            _ => {}
         }
         let s = self.settings();
         if let Some(v) = s
@@ -893,6 +922,8 @@ impl BaseSrcImpl for NetGearSrc {
         // (mutable-playing), which `acknowledge` reads per reply.
         let settings = self.settings().clone();
         let stream = self.open_stream(&settings)?;
+        let bound = stream.link.bound_port().unwrap_or(0);
+        self.bound_port.store(u32::from(bound), Ordering::Relaxed);
         gst::info!(
             CAT,
             imp = self,
@@ -919,6 +950,7 @@ impl BaseSrcImpl for NetGearSrc {
             stream.release_output();
         }
         self.interrupt.disarm();
+        self.bound_port.store(0, Ordering::Relaxed);
         Ok(())
     }
 

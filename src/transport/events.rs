@@ -1,0 +1,274 @@
+// SPDX-License-Identifier: MPL-2.0
+//! What the transport tells its element while it works: socket events from ZeroMQ's
+//! monitor and the sender's unanswered attempts. Delivered through a callback the element
+//! sets in `LinkConfig`; it runs on the thread that uses the link, never under an element
+//! lock the link knows of.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a CURVE (or ZMTP) handshake failed, from ZeroMQ's monitor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandshakeFailure {
+    /// ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: the ZAP handler refused the key (`status` e.g. 400).
+    Auth { status: u32 },
+    /// ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL: the peer spoke another mechanism or its keys
+    /// did not decrypt (`code` is a ZMQ_PROTOCOL_ERROR_* value).
+    Protocol { code: u32 },
+    /// ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL: the connection closed during the handshake.
+    NoDetail,
+}
+
+impl HandshakeFailure {
+    /// Short, user-facing reason.
+    pub fn reason(&self) -> String {
+        match self {
+            HandshakeFailure::Auth { status } => {
+                format!("the receiver's authentication refused the client key (status {status})")
+            }
+            HandshakeFailure::Protocol { code } => protocol_error_text(*code).to_owned(),
+            HandshakeFailure::NoDetail => "the connection closed during the handshake".into(),
+        }
+    }
+}
+
+fn protocol_error_text(code: u32) -> &'static str {
+    match code {
+        zmq_sys::ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH => {
+            "security mechanism mismatch (one side uses CURVE, the other does not)"
+        }
+        zmq_sys::ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC => {
+            "CURVE keys do not match (wrong server key or wrong client secret)"
+        }
+        zmq_sys::ZMQ_PROTOCOL_ERROR_ZMTP_KEY_EXCHANGE => "CURVE key exchange failed",
+        zmq_sys::ZMQ_PROTOCOL_ERROR_ZAP_BAD_REQUEST_ID
+        | zmq_sys::ZMQ_PROTOCOL_ERROR_ZAP_BAD_VERSION
+        | zmq_sys::ZMQ_PROTOCOL_ERROR_ZAP_INVALID_STATUS_CODE
+        | zmq_sys::ZMQ_PROTOCOL_ERROR_ZAP_MALFORMED_REPLY
+        | zmq_sys::ZMQ_PROTOCOL_ERROR_ZAP_UNSPECIFIED => "the authentication handler failed",
+        _ => "ZMTP protocol error during the handshake",
+    }
+}
+
+impl fmt::Display for HandshakeFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason())
+    }
+}
+
+/// Why one attempt of the sender got no reply in time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unanswered {
+    /// No connection could be made: connection refused, nobody listening.
+    NobodyListening,
+    /// Connections were made but the handshake failed.
+    HandshakeFailed(HandshakeFailure),
+    /// The receiver's connection went away while we waited.
+    ConnectionLost,
+    /// PAIR: connected and handshaken, yet never answered; another sender probably holds
+    /// the receiver's only slot.
+    PairSlotTaken,
+    /// Connected, but no reply within the timeout.
+    NoReply,
+}
+
+impl fmt::Display for Unanswered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unanswered::NobodyListening => f.write_str("connection refused, nobody is listening"),
+            Unanswered::HandshakeFailed(why) => write!(f, "CURVE handshake failed: {why}"),
+            Unanswered::ConnectionLost => f.write_str("the receiver's connection was lost"),
+            Unanswered::PairSlotTaken => f.write_str(
+                "connected but never answered: the receiver's pair slot is probably taken by another sender",
+            ),
+            Unanswered::NoReply => f.write_str("connected, but no reply within the timeout"),
+        }
+    }
+}
+
+/// Something the element may want to post, log or count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// A ZMTP peer is ready (handshake succeeded). `endpoint` is the receiver's endpoint on
+    /// the sender, the bound endpoint on the receiver; `peer` the sender's address there.
+    Connected {
+        endpoint: String,
+        peer: Option<String>,
+    },
+    /// A peer that had connected went away.
+    Disconnected {
+        endpoint: String,
+        peer: Option<String>,
+    },
+    /// Sender: the TCP (or ipc) connection was made; the handshake follows.
+    TcpConnected { endpoint: String },
+    /// Receiver: a sender's TCP connection was accepted; the handshake follows.
+    Accepted {
+        endpoint: String,
+        peer: Option<String>,
+    },
+    /// A handshake failed (counted in `handshake-failures`). On the receiver `Auth` failures
+    /// were already reported through the ZAP handler's refusal callback.
+    HandshakeFailed {
+        endpoint: String,
+        peer: Option<String>,
+        reason: HandshakeFailure,
+    },
+    /// Sender: connecting failed (nobody listening); ZeroMQ retries after `retry_in`.
+    ConnectRetried {
+        endpoint: String,
+        retry_in: Duration,
+    },
+    /// Receiver: ZeroMQ could not bind (reported by the monitor; `bind` errors also fail).
+    BindFailed { endpoint: String, error: String },
+    /// Sender: attempt `attempt` (1-based) of at most `attempts` had no reply within
+    /// `timeout`. The first one is worth a warning.
+    Unanswered {
+        endpoints: String,
+        attempt: u32,
+        attempts: u32,
+        timeout: Duration,
+        cause: Unanswered,
+    },
+    /// Sender, multi-client req-rep: a receiver stopped answering; frames go to the others
+    /// while it is retried in the background. Sent once per outage.
+    ReceiverDown { endpoint: String, cause: Unanswered },
+    /// Sender, multi-client req-rep: a receiver that was down is connected again.
+    ReceiverBack { endpoint: String },
+    /// Sender: the socket was closed and opened again (lazy pirate).
+    Reconnected { endpoints: String },
+    /// Receiver: the socket was closed and bound again after silence.
+    Rebound { endpoints: String },
+}
+
+impl LinkEvent {
+    /// The bus message name the elements use for connection changes, if this is one.
+    pub fn message_name(&self) -> Option<&'static str> {
+        match self {
+            LinkEvent::Connected { .. } | LinkEvent::ReceiverBack { .. } => {
+                Some("netgear-connected")
+            }
+            LinkEvent::Disconnected { .. } | LinkEvent::ReceiverDown { .. } => {
+                Some("netgear-disconnected")
+            }
+            _ => None,
+        }
+    }
+
+    /// The endpoint the event is about.
+    pub fn endpoint(&self) -> &str {
+        match self {
+            LinkEvent::Connected { endpoint, .. }
+            | LinkEvent::Disconnected { endpoint, .. }
+            | LinkEvent::TcpConnected { endpoint }
+            | LinkEvent::Accepted { endpoint, .. }
+            | LinkEvent::HandshakeFailed { endpoint, .. }
+            | LinkEvent::ConnectRetried { endpoint, .. }
+            | LinkEvent::BindFailed { endpoint, .. }
+            | LinkEvent::ReceiverDown { endpoint, .. }
+            | LinkEvent::ReceiverBack { endpoint } => endpoint,
+            LinkEvent::Unanswered { endpoints, .. }
+            | LinkEvent::Reconnected { endpoints }
+            | LinkEvent::Rebound { endpoints } => endpoints,
+        }
+    }
+
+    /// The peer's address, where known (receiver side).
+    pub fn peer(&self) -> Option<&str> {
+        match self {
+            LinkEvent::Connected { peer, .. }
+            | LinkEvent::Disconnected { peer, .. }
+            | LinkEvent::Accepted { peer, .. }
+            | LinkEvent::HandshakeFailed { peer, .. } => peer.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The port of `endpoint`, where it has one.
+    pub fn port(&self) -> Option<u16> {
+        super::address::port_of(self.endpoint())
+    }
+}
+
+impl fmt::Display for LinkEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let from = |peer: &Option<String>| {
+            peer.as_ref()
+                .map(|p| format!(" (peer {p})"))
+                .unwrap_or_default()
+        };
+        match self {
+            LinkEvent::Connected { endpoint, peer } => {
+                write!(f, "connected on {endpoint}{}", from(peer))
+            }
+            LinkEvent::Disconnected { endpoint, peer } => {
+                write!(f, "disconnected on {endpoint}{}", from(peer))
+            }
+            LinkEvent::TcpConnected { endpoint } => write!(f, "TCP connection to {endpoint}"),
+            LinkEvent::Accepted { endpoint, peer } => {
+                write!(f, "accepted a connection on {endpoint}{}", from(peer))
+            }
+            LinkEvent::HandshakeFailed {
+                endpoint,
+                peer,
+                reason,
+            } => write!(f, "handshake on {endpoint}{} failed: {reason}", from(peer)),
+            LinkEvent::ConnectRetried { endpoint, retry_in } => write!(
+                f,
+                "could not connect to {endpoint}; retrying in {} ms",
+                retry_in.as_millis()
+            ),
+            LinkEvent::BindFailed { endpoint, error } => {
+                write!(f, "could not bind {endpoint}: {error}")
+            }
+            LinkEvent::Unanswered {
+                endpoints,
+                attempt,
+                attempts,
+                timeout,
+                cause,
+            } => write!(
+                f,
+                "no reply from {endpoints} within {} ms (attempt {attempt} of {attempts}): {cause}",
+                timeout.as_millis()
+            ),
+            LinkEvent::ReceiverDown { endpoint, cause } => write!(
+                f,
+                "receiver {endpoint} does not answer ({cause}); sending to the others and retrying it in the background"
+            ),
+            LinkEvent::ReceiverBack { endpoint } => write!(f, "receiver {endpoint} is back"),
+            LinkEvent::Reconnected { endpoints } => write!(f, "reconnected to {endpoints}"),
+            LinkEvent::Rebound { endpoints } => write!(f, "bound {endpoints} again"),
+        }
+    }
+}
+
+/// The element's callback for link events.
+pub type OnEvent = Arc<dyn Fn(LinkEvent) + Send + Sync>;
+
+/// Holds the optional event callback inside `LinkConfig` (which is `Debug` and `Clone`).
+#[derive(Clone, Default)]
+pub struct EventHandler(Option<OnEvent>);
+
+impl EventHandler {
+    pub fn new(callback: OnEvent) -> Self {
+        EventHandler(Some(callback))
+    }
+
+    pub(super) fn emit(&self, event: LinkEvent) {
+        if let Some(callback) = &self.0 {
+            callback(event);
+        }
+    }
+}
+
+impl fmt::Debug for EventHandler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "EventHandler(set)"
+        } else {
+            "EventHandler(none)"
+        })
+    }
+}

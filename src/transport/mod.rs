@@ -1,0 +1,338 @@
+// SPDX-License-Identifier: MPL-2.0
+//! ZeroMQ sockets for NetGear: endpoints, socket options, the sender's lazy-pirate
+//! retries, the receiver's rebind, socket events from ZeroMQ's monitor, and waits that
+//! `unlock()` can interrupt. GStreamer-free except for the `netgeartransport` debug
+//! category, so retries, reconnects, rebinds and socket events show at
+//! `GST_DEBUG=netgear*:4`.
+
+mod address;
+mod error;
+mod events;
+mod monitor;
+mod receiver;
+mod sender;
+
+pub use crate::stats::Stats;
+pub use address::{endpoint, port_of};
+pub use error::LinkError;
+pub use events::{EventHandler, HandshakeFailure, LinkEvent, OnEvent, Unanswered};
+pub use receiver::{Received, ReceiverLink};
+pub use sender::{Exchanged, SenderLink};
+
+use crate::config::{Pattern, Role};
+use crate::security::{ClientPolicy, CurveKeys};
+use error::socket_error;
+use monitor::{Monitor, Peers};
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+/// The transport's debug category (`GST_DEBUG=netgeartransport:4`).
+pub static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "netgeartransport",
+        gst::DebugColorFlags::empty(),
+        Some("NetGear ZeroMQ transport: connections, retries, reconnects, rebinds"),
+    )
+});
+
+/// A message never has more parts than this; extra parts are read and discarded.
+const MAX_PARTS: usize = 3;
+/// Pattern 2 receivers: the kernel receive buffer (ZMQ_RCVBUF). See `ReceiverLink::newest`.
+const SUB_RCVBUF: i32 = 256 * 1024;
+
+/// Frame bytes ZeroMQ sends without copying them (e.g. a mapped GStreamer buffer). Shared,
+/// so a resend after a retry costs no copy either; ZeroMQ drops its reference once sent.
+pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+/// One part of an outgoing message.
+#[derive(Clone, Copy)]
+pub enum Part<'a> {
+    /// Copied into the ZeroMQ message (small parts: headers, encoded JPEG).
+    Copied(&'a [u8]),
+    /// Lent to ZeroMQ without a copy.
+    Shared(&'a SharedBytes),
+}
+
+unsafe extern "C" fn release_shared(_data: *mut std::ffi::c_void, hint: *mut std::ffi::c_void) {
+    // SAFETY: `hint` is the box leaked by `send_part` for this message, freed once here.
+    drop(unsafe { Box::from_raw(hint.cast::<SharedBytes>()) });
+}
+
+/// Sends one part; a shared part becomes a ZeroMQ message over the same memory.
+fn send_part(socket: &mut zmq::Socket, part: Part<'_>, flags: i32) -> zmq::Result<()> {
+    let shared = match part {
+        Part::Copied(bytes) => return socket.send(bytes, flags),
+        Part::Shared(shared) => shared,
+    };
+    let keep = Box::new(shared.clone());
+    let bytes: &[u8] = (**keep).as_ref();
+    let (data, len) = (bytes.as_ptr().cast_mut().cast(), bytes.len());
+    let hint = Box::into_raw(keep);
+    let mut msg = std::mem::MaybeUninit::<zmq_sys::zmq_msg_t>::uninit();
+    // SAFETY: `data` stays valid while `hint` (a reference to its owner) lives; libzmq
+    // calls `release_shared` exactly once when it is done with the message, including
+    // when the message is closed unsent below. libzmq only reads the data.
+    unsafe {
+        if zmq_sys::zmq_msg_init_data(
+            msg.as_mut_ptr(),
+            data,
+            len,
+            Some(release_shared),
+            hint.cast(),
+        ) != 0
+        {
+            drop(Box::from_raw(hint));
+            return Err(zmq::Error::from_raw(zmq_sys::zmq_errno()));
+        }
+        if zmq_sys::zmq_msg_send(msg.as_mut_ptr(), socket.as_mut_ptr(), flags) < 0 {
+            let error = zmq::Error::from_raw(zmq_sys::zmq_errno());
+            zmq_sys::zmq_msg_close(msg.as_mut_ptr());
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
+/// Lets another thread interrupt a blocking wait: `unlock()` calls `wake()`, every wait
+/// polls this socket pair beside the ZeroMQ socket, and `reset()` (from `unlock_stop()`)
+/// re-arms it. While woken, every wait returns at once.
+#[derive(Debug)]
+pub struct Waker {
+    readable: UnixStream,
+    writable: UnixStream,
+}
+
+impl Waker {
+    pub fn new() -> io::Result<Self> {
+        let (readable, writable) = UnixStream::pair()?;
+        readable.set_nonblocking(true)?;
+        writable.set_nonblocking(true)?;
+        Ok(Waker { readable, writable })
+    }
+
+    pub fn wake(&self) {
+        // A full pipe already means "woken".
+        let _ = (&self.writable).write(&[1]);
+    }
+
+    pub fn reset(&self) {
+        let mut sink = [0u8; 64];
+        while matches!((&self.readable).read(&mut sink), Ok(n) if n > 0) {}
+    }
+}
+
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    Ready,
+    TimedOut,
+    Interrupted,
+    /// A connected peer went away (only when the caller asked to stop on that).
+    Lost,
+}
+
+/// Interruptible sleep.
+fn pause(duration: Duration, waker: &Waker) -> bool {
+    let mut item = [zmq::PollItem::from_fd(
+        waker.readable.as_raw_fd(),
+        zmq::POLLIN,
+    )];
+    let interrupted =
+        zmq::poll(&mut item, duration.as_millis() as i64).is_ok() && item[0].is_readable();
+    !interrupted
+}
+
+/// Milliseconds left until `deadline`, rounded up so a 0.5 ms remainder does not spin.
+fn poll_timeout(deadline: Option<Instant>) -> i64 {
+    match deadline {
+        None => -1,
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            left.as_micros().div_ceil(1000) as i64
+        }
+    }
+}
+
+/// Reads every part of a message that is ready, keeping at most `MAX_PARTS`.
+fn recv_parts(socket: &zmq::Socket) -> zmq::Result<Vec<zmq::Message>> {
+    let mut parts = vec![socket.recv_msg(zmq::DONTWAIT)?];
+    while socket.get_rcvmore()? {
+        let part = socket.recv_msg(zmq::DONTWAIT)?;
+        if parts.len() < MAX_PARTS {
+            parts.push(part);
+        }
+    }
+    Ok(parts)
+}
+
+/// What a link needs to know to open (and re-open) its socket.
+#[derive(Debug, Clone)]
+pub struct LinkConfig {
+    pub role: Role,
+    pub pattern: Pattern,
+    pub endpoints: Vec<String>,
+    pub request_timeout: Duration,
+    pub max_retries: u32,
+    /// A peer that sends a message part larger than this is dropped.
+    pub max_message_bytes: i64,
+    /// Secure mode: the socket's CURVE keys.
+    pub curve: Option<CurveKeys>,
+    /// Secure mode, receivers: which clients the ZAP handler lets in.
+    pub clients: Option<ClientPolicy>,
+    /// Receivers: deliver only the newest of the messages waiting (pattern 2, one sender).
+    pub newest_only: bool,
+    /// Where socket events and unanswered attempts go (none: only logged).
+    pub events: EventHandler,
+}
+
+impl LinkConfig {
+    fn socket_type(&self) -> zmq::SocketType {
+        match (self.role, self.pattern) {
+            (_, Pattern::Pair) => zmq::PAIR,
+            (Role::Sender, Pattern::ReqRep) => zmq::REQ,
+            (Role::Receiver, Pattern::ReqRep) => zmq::REP,
+            (Role::Sender, Pattern::PubSub) => zmq::PUB,
+            (Role::Receiver, Pattern::PubSub) => zmq::SUB,
+        }
+    }
+
+    /// Every endpoint, for messages.
+    pub fn endpoint_list(&self) -> String {
+        self.endpoints.join(", ")
+    }
+}
+
+/// Sets the options a socket's role and pattern need.
+fn set_pattern_options(socket: &zmq::Socket, config: &LinkConfig) -> zmq::Result<()> {
+    match (config.role, config.pattern) {
+        (Role::Sender, Pattern::Pair) => {
+            // Queue only on a finished connection: a frame must not wait in a pipe to
+            // a receiver that is gone and then arrive twice after our resend.
+            socket.set_immediate(true)?;
+        }
+        (Role::Sender, Pattern::ReqRep) => {
+            socket.set_req_relaxed(true)?;
+            socket.set_req_correlate(true)?;
+        }
+        (Role::Sender, Pattern::PubSub) => {
+            socket.set_sndhwm(1)?;
+            socket.set_rcvhwm(1)?;
+        }
+        (Role::Receiver, Pattern::PubSub) => {
+            socket.set_sndhwm(1)?;
+            socket.set_rcvhwm(1)?;
+            if config.newest_only {
+                // Bounds what the kernel holds for us: a consumer slower than the sender
+                // drains at most this much to reach the newest frame (see `newest`).
+                socket.set_rcvbuf(SUB_RCVBUF)?;
+            }
+            socket.set_subscribe(b"")?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// One ZeroMQ socket with its monitor and what the monitor said about its peers.
+struct Channel {
+    // Declared first: the socket closes before its monitor's reading end.
+    socket: zmq::Socket,
+    monitor: Monitor,
+    peers: Peers,
+    endpoints: Vec<String>,
+}
+
+impl Channel {
+    /// Creates a socket with every option its role and pattern need, monitored, not yet
+    /// bound or connected. Used for every re-created socket too, so none loses an option.
+    fn new(
+        context: &zmq::Context,
+        config: &LinkConfig,
+        endpoints: Vec<String>,
+    ) -> Result<Channel, LinkError> {
+        let all = endpoints.join(", ");
+        let err = socket_error("create a socket for", &all);
+        let mut ipv6 = false;
+        for endpoint in &endpoints {
+            ipv6 |= address::needs_ipv6(endpoint).map_err(|e| LinkError::Unresolvable {
+                endpoint: endpoint.clone(),
+                host: e.host,
+                error: e.error,
+            })?;
+        }
+        let socket = context.socket(config.socket_type()).map_err(&err)?;
+        // Closing must never block a state change; termination sets its own linger.
+        socket.set_linger(0).map_err(&err)?;
+        socket.set_ipv6(ipv6).map_err(&err)?;
+        set_pattern_options(&socket, config).map_err(&err)?;
+        // Bounds what the peer can make us allocate: frames for receivers, replies
+        // (returned frames included) for senders.
+        socket
+            .set_maxmsgsize(config.max_message_bytes)
+            .map_err(&err)?;
+        // Applied to every socket, so one re-created after a timeout keeps its keys.
+        if let Some(curve) = &config.curve {
+            curve.apply(&socket).map_err(&err)?;
+        }
+        let monitor = Monitor::attach(context, &socket).map_err(&err)?;
+        Ok(Channel {
+            socket,
+            monitor,
+            peers: Peers::default(),
+            endpoints,
+        })
+    }
+
+    fn endpoint_list(&self) -> String {
+        self.endpoints.join(", ")
+    }
+
+    /// Reads the monitor's waiting events.
+    fn drain(&mut self, stats: &Stats, events: &EventHandler) {
+        self.peers.drain(&self.monitor, stats, events);
+    }
+
+    /// Waits for `wanted` on the socket (or for the waker) until `deadline` (`None`:
+    /// forever), handling socket events meanwhile. With `stop_on_loss`, a handshaken peer
+    /// going away ends the wait (a request sent to it will never be answered).
+    fn wait(
+        &mut self,
+        wanted: zmq::PollEvents,
+        deadline: Option<Instant>,
+        waker: &Waker,
+        stop_on_loss: bool,
+        (stats, events): (&Stats, &EventHandler),
+    ) -> zmq::Result<Wait> {
+        loop {
+            let mut items = [
+                self.socket.as_poll_item(wanted),
+                zmq::PollItem::from_fd(waker.readable.as_raw_fd(), zmq::POLLIN),
+                self.monitor.as_poll_item(),
+            ];
+            match zmq::poll(&mut items, poll_timeout(deadline)) {
+                Ok(_) => {}
+                Err(zmq::Error::EINTR) => continue,
+                Err(e) => return Err(e),
+            }
+            if items[1].is_readable() {
+                return Ok(Wait::Interrupted);
+            }
+            let ready = !(items[0].get_revents() & wanted).is_empty();
+            if items[2].is_readable() {
+                self.drain(stats, events);
+            }
+            if ready {
+                return Ok(Wait::Ready);
+            }
+            if stop_on_loss && self.peers.lost {
+                return Ok(Wait::Lost);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(Wait::TimedOut);
+            }
+        }
+    }
+}

@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: MPL-2.0
+//! ZeroMQ's socket monitor (zmq_socket_monitor over inproc), read without a thread: the
+//! link polls the monitor beside its socket and turns raw events into `LinkEvent`s,
+//! keeping track of which peers are connected.
+
+use super::events::{EventHandler, HandshakeFailure, LinkEvent};
+use super::CAT;
+use crate::stats::Stats;
+use std::collections::{HashMap, VecDeque};
+use std::mem::ManuallyDrop;
+use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// One event as libzmq (v1 monitor format) sends it.
+struct RawEvent {
+    kind: u32,
+    value: u32,
+    endpoint: String,
+}
+
+/// The reading end of a socket's monitor.
+pub(super) struct Monitor {
+    socket: zmq::Socket,
+}
+
+impl Monitor {
+    /// Starts monitoring `watched`. Call before it binds or connects, so no event is lost.
+    pub(super) fn attach(context: &zmq::Context, watched: &zmq::Socket) -> zmq::Result<Monitor> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let endpoint = format!(
+            "inproc://netgear-monitor-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        watched.monitor(&endpoint, zmq_sys::ZMQ_EVENT_ALL as i32)?;
+        let socket = context.socket(zmq::PAIR)?;
+        socket.set_linger(0)?;
+        socket.connect(&endpoint)?;
+        Ok(Monitor { socket })
+    }
+
+    pub(super) fn as_poll_item(&self) -> zmq::PollItem<'_> {
+        self.socket.as_poll_item(zmq::POLLIN)
+    }
+
+    /// The next waiting event, without blocking.
+    fn next(&self) -> Option<RawEvent> {
+        loop {
+            let head = self.socket.recv_msg(zmq::DONTWAIT).ok()?;
+            let mut endpoint = String::new();
+            while self.socket.get_rcvmore().unwrap_or(false) {
+                match self.socket.recv_msg(zmq::DONTWAIT) {
+                    Ok(part) => endpoint = String::from_utf8_lossy(&part).into_owned(),
+                    Err(_) => break,
+                }
+            }
+            // 2 bytes event, 4 bytes value, native byte order; anything else is skipped.
+            let Some(bytes) = head.get(..6) else { continue };
+            let kind = u32::from(u16::from_ne_bytes([bytes[0], bytes[1]]));
+            let value = u32::from_ne_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]);
+            return Some(RawEvent {
+                kind,
+                value,
+                endpoint,
+            });
+        }
+    }
+}
+
+/// The address of the peer on a connected socket, read while the fd is fresh.
+fn peer_of(fd: u32) -> Option<String> {
+    let fd = i32::try_from(fd).ok()?;
+    // SAFETY: the fd belongs to libzmq; ManuallyDrop keeps us from closing it, and
+    // getpeername on an fd that is no longer a socket just fails.
+    let stream = ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(fd) });
+    stream.peer_addr().ok().map(|a| a.to_string())
+}
+
+/// What happened on a socket since the link last looked, and who is connected now.
+#[derive(Default)]
+pub(super) struct Peers {
+    /// Connections (fd, peer address) whose handshake has not finished yet, oldest first.
+    handshaking: VecDeque<(u32, Option<String>)>,
+    /// Handshaken connections by fd.
+    connected: HashMap<u32, Option<String>>,
+    /// Since `mark()`: a connect was refused / retried.
+    pub(super) refused: bool,
+    /// Since `mark()`: a handshake succeeded.
+    pub(super) handshaken: bool,
+    /// Since `mark()`: a handshaken peer went away.
+    pub(super) lost: bool,
+    /// Since `mark()`: the last handshake failure.
+    pub(super) failed: Option<HandshakeFailure>,
+}
+
+impl Peers {
+    /// How many handshaken peers are connected now.
+    pub(super) fn connected(&self) -> usize {
+        self.connected.len()
+    }
+
+    /// Starts a new observation window (one attempt).
+    pub(super) fn mark(&mut self) {
+        self.refused = false;
+        self.handshaken = false;
+        self.lost = false;
+        self.failed = None;
+    }
+
+    /// Reads every waiting event, updates the state, counts, logs and reports.
+    pub(super) fn drain(&mut self, monitor: &Monitor, stats: &Stats, events: &EventHandler) {
+        while let Some(raw) = monitor.next() {
+            if let Some(event) = self.apply(raw, stats) {
+                gst::info!(CAT, "{event}");
+                events.emit(event);
+            }
+        }
+    }
+
+    fn apply(&mut self, raw: RawEvent, stats: &Stats) -> Option<LinkEvent> {
+        let endpoint = raw.endpoint;
+        match raw.kind {
+            zmq_sys::ZMQ_EVENT_CONNECTED => {
+                self.handshaking.push_back((raw.value, None));
+                Some(LinkEvent::TcpConnected { endpoint })
+            }
+            zmq_sys::ZMQ_EVENT_ACCEPTED => {
+                let peer = peer_of(raw.value);
+                self.handshaking.push_back((raw.value, peer.clone()));
+                Some(LinkEvent::Accepted { endpoint, peer })
+            }
+            zmq_sys::ZMQ_EVENT_CONNECT_RETRIED => {
+                self.refused = true;
+                let retry_in = Duration::from_millis(u64::from(raw.value));
+                Some(LinkEvent::ConnectRetried { endpoint, retry_in })
+            }
+            zmq_sys::ZMQ_EVENT_CONNECT_DELAYED => {
+                gst::trace!(CAT, "connecting to {endpoint}");
+                None
+            }
+            zmq_sys::ZMQ_EVENT_HANDSHAKE_SUCCEEDED => {
+                let (fd, peer) = self.handshaking.pop_front().unwrap_or((u32::MAX, None));
+                self.connected.insert(fd, peer.clone());
+                self.handshaken = true;
+                Stats::bump(&stats.connects);
+                Some(LinkEvent::Connected { endpoint, peer })
+            }
+            zmq_sys::ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
+            | zmq_sys::ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+            | zmq_sys::ZMQ_EVENT_HANDSHAKE_FAILED_AUTH => {
+                let reason = match raw.kind {
+                    zmq_sys::ZMQ_EVENT_HANDSHAKE_FAILED_AUTH => {
+                        HandshakeFailure::Auth { status: raw.value }
+                    }
+                    zmq_sys::ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL => {
+                        HandshakeFailure::Protocol { code: raw.value }
+                    }
+                    _ => HandshakeFailure::NoDetail,
+                };
+                let peer = self.handshaking.pop_front().and_then(|(_, p)| p);
+                self.failed = Some(reason.clone());
+                Stats::bump(&stats.handshake_failures);
+                Some(LinkEvent::HandshakeFailed {
+                    endpoint,
+                    peer,
+                    reason,
+                })
+            }
+            zmq_sys::ZMQ_EVENT_DISCONNECTED => self.disconnected(raw.value, endpoint, stats),
+            zmq_sys::ZMQ_EVENT_BIND_FAILED => Some(LinkEvent::BindFailed {
+                endpoint,
+                error: zmq::Error::from_raw(raw.value as i32).to_string(),
+            }),
+            _ => {
+                gst::trace!(CAT, "socket event {:#x} on {endpoint}", raw.kind);
+                None
+            }
+        }
+    }
+
+    fn disconnected(&mut self, fd: u32, endpoint: String, stats: &Stats) -> Option<LinkEvent> {
+        self.handshaking.retain(|(f, _)| *f != fd);
+        // The sender's handshake events carry no fd: fall back to any handshaken peer.
+        let known = self.connected.remove(&fd).or_else(|| {
+            let any = *self.connected.keys().find(|f| **f == u32::MAX)?;
+            self.connected.remove(&any)
+        });
+        let peer = known?;
+        self.lost = true;
+        Stats::bump(&stats.disconnects);
+        Some(LinkEvent::Disconnected { endpoint, peer })
+    }
+}
