@@ -574,9 +574,15 @@ impl NetGearSrc {
         if stream.output.as_ref().is_none_or(|o| o.key != key) {
             let output = Output::new(key, stream.max_frame_bytes, true)?;
             gst::debug!(CAT, imp = self, "new caps {}", output.caps);
-            let applied = self.obj().set_caps(&output.caps);
+            // A refused caps event is still stored and fails the next push, which would
+            // end the stream: ask downstream first.
+            let obj = self.obj();
+            let applied = obj.src_pad().peer_query_accept_caps(&output.caps)
+                && obj.set_caps(&output.caps).is_ok();
             stream.release_output();
-            applied.map_err(|_| FrameError::Refused(output.caps.to_string()))?;
+            if !applied {
+                return Err(FrameError::Refused(output.caps.to_string()));
+            }
             stream.output = Some(output);
         }
         let output = stream.output.as_ref().ok_or(FrameError::Buffer)?;

@@ -485,8 +485,8 @@ impl Drop for Peer {
     }
 }
 
-/// Element messages posted on a pipeline's bus, recorded as they are posted (waiting for
-/// EOS pops and drops the others).
+/// Element messages (and warnings, as `gst-warning` with `text`) posted on a pipeline's
+/// bus, recorded as they are posted (waiting for EOS pops and drops the others).
 #[derive(Clone, Default)]
 pub struct Posted(Arc<Mutex<Vec<gst::Structure>>>);
 
@@ -498,14 +498,30 @@ impl Posted {
             .bus()
             .expect("bus")
             .set_sync_handler(move |_, msg| {
-                if let (gst::MessageView::Element(_), Some(s)) = (msg.view(), msg.structure()) {
-                    if let Ok(mut v) = store.lock() {
-                        v.push(s.to_owned());
-                    }
+                let recorded = match msg.view() {
+                    gst::MessageView::Element(_) => msg.structure().map(|s| s.to_owned()),
+                    // Warnings too: waiting for EOS pops and drops them.
+                    gst::MessageView::Warning(w) => Some(
+                        gst::Structure::builder("gst-warning")
+                            .field("text", format!("{} {:?}", w.error(), w.debug()))
+                            .build(),
+                    ),
+                    _ => None,
+                };
+                if let (Some(s), Ok(mut v)) = (recorded, store.lock()) {
+                    v.push(s);
                 }
                 gst::BusSyncReply::Pass
             });
         posted
+    }
+
+    /// The texts of the recorded warnings.
+    pub fn warnings(&self) -> Vec<String> {
+        self.named("gst-warning")
+            .iter()
+            .filter_map(|s| s.get::<String>("text").ok())
+            .collect()
     }
 
     /// The recorded messages of one name.
