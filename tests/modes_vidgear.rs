@@ -348,7 +348,8 @@ fn three_vidgear_servers_into_one_source() {
             ("address", "127.0.0.1".into()),
         ];
         if pattern == "2" {
-            props.push(("timeout", "3000".into()));
+            // Counted from the start too: longer than the senders take to start.
+            props.push(("timeout", "8000".into()));
         }
         let props: Vec<(&str, &str)> = props.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let receiver = Receiver::new(&props);
