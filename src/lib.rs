@@ -24,6 +24,7 @@ pub mod protocol;
 pub mod security;
 mod stats;
 pub mod transport;
+mod uri;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register();

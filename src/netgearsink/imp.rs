@@ -328,6 +328,7 @@ impl ObjectSubclass for NetGearSink {
     const NAME: &'static str = "GstNetGearSink";
     type Type = super::NetGearSink;
     type ParentType = gst_base::BaseSink;
+    type Interfaces = (gst::URIHandler,);
 }
 
 fn sink_properties() -> Vec<glib::ParamSpec> {
@@ -382,12 +383,16 @@ impl ObjectImpl for NetGearSink {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let mut props = common_properties(Role::Sender);
             props.extend(sink_properties());
+            props.push(crate::uri::uri_property());
             props
         });
         PROPERTIES.as_ref()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        if pspec.name() == "uri" {
+            return self.set_uri_property(value);
+        }
         let mut s = self.settings();
         gst::debug!(CAT, imp = self, "{} set", pspec.name());
         if s.common.set_property(value, pspec) {
@@ -410,6 +415,9 @@ impl ObjectImpl for NetGearSink {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if pspec.name() == "uri" {
+            return crate::uri::element_uri(self.obj().upcast_ref()).to_value();
+        }
         if pspec.name() == "stats" {
             return self.stats.to_structure("netgearsink-stats").to_value();
         }
@@ -542,5 +550,33 @@ impl BaseSinkImpl for NetGearSink {
     fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
         self.interrupt.unlock_stop();
         Ok(())
+    }
+}
+
+/// `netgear://` URIs (see `crate::uri`): playbin and uridecodebin find the element by them.
+impl URIHandlerImpl for NetGearSink {
+    const URI_TYPE: gst::URIType = gst::URIType::Sink;
+
+    fn protocols() -> &'static [&'static str] {
+        crate::uri::PROTOCOLS
+    }
+
+    fn uri(&self) -> Option<String> {
+        Some(crate::uri::element_uri(self.obj().upcast_ref()))
+    }
+
+    fn set_uri(&self, uri: &str) -> Result<(), glib::Error> {
+        gst::debug!(CAT, imp = self, "setting URI {uri}");
+        crate::uri::apply(self.obj().upcast_ref(), Role::Sender, uri)
+    }
+}
+
+impl NetGearSink {
+    /// The `uri` property: a refused URI changes nothing and is logged (setters cannot fail).
+    fn set_uri_property(&self, value: &glib::Value) {
+        let uri = crate::properties::string_value(value);
+        if let Err(e) = self.set_uri(&uri) {
+            gst::error!(CAT, imp = self, "{}", e);
+        }
     }
 }

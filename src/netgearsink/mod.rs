@@ -7,14 +7,14 @@ use gst::prelude::*;
 mod imp;
 
 glib::wrapper! {
-    pub struct NetGearSink(ObjectSubclass<imp::NetGearSink>) @extends gst_base::BaseSink, gst::Element, gst::Object;
+    pub struct NetGearSink(ObjectSubclass<imp::NetGearSink>) @extends gst_base::BaseSink, gst::Element, gst::Object, @implements gst::URIHandler;
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     gst::Element::register(
         Some(plugin),
         "netgearsink",
-        gst::Rank::NONE,
+        gst::Rank::PRIMARY,
         NetGearSink::static_type(),
     )
 }

@@ -593,6 +593,7 @@ impl ObjectSubclass for NetGearSrc {
     const NAME: &'static str = "GstNetGearSrc";
     type Type = super::NetGearSrc;
     type ParentType = gst_base::PushSrc;
+    type Interfaces = (gst::URIHandler,);
 }
 
 fn src_properties() -> Vec<glib::ParamSpec> {
@@ -625,12 +626,16 @@ impl ObjectImpl for NetGearSrc {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let mut props = common_properties(Role::Receiver);
             props.extend(src_properties());
+            props.push(crate::uri::uri_property());
             props
         });
         PROPERTIES.as_ref()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        if pspec.name() == "uri" {
+            return self.set_uri_property(value);
+        }
         let mut s = self.settings();
         gst::debug!(CAT, imp = self, "{} set", pspec.name());
         if s.common.set_property(value, pspec) {
@@ -644,6 +649,9 @@ impl ObjectImpl for NetGearSrc {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if pspec.name() == "uri" {
+            return crate::uri::element_uri(self.obj().upcast_ref()).to_value();
+        }
         if pspec.name() == "stats" {
             return self.stats.to_structure("netgearsrc-stats").to_value();
         }
@@ -799,6 +807,34 @@ impl PushSrcImpl for NetGearSrc {
                 Step::Again => continue,
                 Step::Eos => return Err(gst::FlowError::Eos),
             }
+        }
+    }
+}
+
+/// `netgear://` URIs (see `crate::uri`): playbin and uridecodebin find the element by them.
+impl URIHandlerImpl for NetGearSrc {
+    const URI_TYPE: gst::URIType = gst::URIType::Src;
+
+    fn protocols() -> &'static [&'static str] {
+        crate::uri::PROTOCOLS
+    }
+
+    fn uri(&self) -> Option<String> {
+        Some(crate::uri::element_uri(self.obj().upcast_ref()))
+    }
+
+    fn set_uri(&self, uri: &str) -> Result<(), glib::Error> {
+        gst::debug!(CAT, imp = self, "setting URI {uri}");
+        crate::uri::apply(self.obj().upcast_ref(), Role::Receiver, uri)
+    }
+}
+
+impl NetGearSrc {
+    /// The `uri` property: a refused URI changes nothing and is logged (setters cannot fail).
+    fn set_uri_property(&self, value: &glib::Value) {
+        let uri = crate::properties::string_value(value);
+        if let Err(e) = self.set_uri(&uri) {
+            gst::error!(CAT, imp = self, "{}", e);
         }
     }
 }
