@@ -93,17 +93,49 @@ pub struct JpegSettings {
     pub quality: u32,
     pub fast_dct: bool,
     pub fast_upsample: bool,
-    /// The colorspace announced to the receiver; empty: the one encoded from (BGR for
-    /// image/jpeg input).
+    /// The colorspace announced to the receiver; empty: BGR for colour frames, GRAY for
+    /// gray ones.
     pub colorspace: String,
 }
 
+/// The `jpeg-colorspace` values a vidgear receiver can decode our JPEGs to: simplejpeg's
+/// `decode_jpeg` names (vidgear 0.3.6, simplejpeg 1.9) without CMYK, which only decodes
+/// CMYK JPEGs (neither our encoder nor `jpegenc` makes them) and otherwise raises in
+/// vidgear's receive thread.
+pub const RECEIVER_COLORSPACES: &[&str] = &[
+    "BGR", "RGB", "BGRX", "RGBX", "XBGR", "XRGB", "BGRA", "RGBA", "ABGR", "ARGB", "GRAY",
+];
+
+/// A `jpeg-colorspace` the receiver cannot decode to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "jpeg-colorspace=\"{0}\" is not a colorspace vidgear decodes to: use one of {list}, \
+     or leave it empty for BGR (GRAY for gray input)",
+    list = RECEIVER_COLORSPACES.join(", ")
+)]
+pub struct ColorspaceError(pub String);
+
 impl JpegSettings {
+    /// Refuses a `jpeg-colorspace` that would make vidgear's decoder raise.
+    pub fn check_colorspace(&self) -> Result<(), ColorspaceError> {
+        let known = self.colorspace.is_empty()
+            || RECEIVER_COLORSPACES
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(&self.colorspace));
+        match known {
+            true => Ok(()),
+            false => Err(ColorspaceError(self.colorspace.clone())),
+        }
+    }
+
+    /// The header's compression fields. The receiver decodes into the colorspace named
+    /// here whatever layout the JPEG was encoded from (JPEG keeps no layout and no alpha),
+    /// so colour frames are announced as BGR, what vidgear users (OpenCV) expect.
     fn compression(&self, encoded_from: Option<Colorspace>) -> Compression {
         let colorspace = match (self.colorspace.is_empty(), encoded_from) {
             (false, _) => self.colorspace.to_ascii_uppercase(),
-            (true, Some(cs)) => cs.name().to_owned(),
-            (true, None) => "BGR".to_owned(),
+            (true, Some(cs)) if cs.is_gray() => "GRAY".to_owned(),
+            (true, _) => "BGR".to_owned(),
         };
         Compression {
             dct: self.fast_dct,
@@ -266,4 +298,51 @@ pub fn pack_frame(
     let mut out = Vec::new();
     pack(data, plane_stride(&frame)?, &raw, &mut out)?;
     Ok((PayloadKind::Raw(raw.layout), out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(colorspace: &str) -> JpegSettings {
+        JpegSettings {
+            quality: 90,
+            fast_dct: true,
+            fast_upsample: false,
+            colorspace: colorspace.into(),
+        }
+    }
+
+    #[test]
+    fn colour_is_announced_as_bgr_and_gray_as_gray() {
+        let announced = |from: &str| {
+            let cs = Colorspace::from_name(from).unwrap();
+            settings("").compression(Some(cs)).colorspace
+        };
+        for from in ["XBGR", "RGBX", "RGB", "BGRX", "XRGB", "RGBA", "ARGB", "BGR"] {
+            assert_eq!(announced(from), "BGR", "{from}");
+        }
+        assert_eq!(announced("GRAY"), "GRAY");
+        assert_eq!(settings("").compression(None).colorspace, "BGR");
+        let rgb = Colorspace::from_name("XBGR");
+        assert_eq!(settings("rgb").compression(rgb).colorspace, "RGB");
+    }
+
+    #[test]
+    fn colorspace_is_checked_against_what_vidgear_decodes() {
+        for ok in ["", "BGR", "rgb", "GRAY", "ABGR"] {
+            assert_eq!(settings(ok).check_colorspace(), Ok(()), "{ok}");
+        }
+        for name in RECEIVER_COLORSPACES {
+            assert!(Colorspace::from_name(name).is_some(), "{name}");
+        }
+        let err = settings("YUV").check_colorspace().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "jpeg-colorspace=\"YUV\" is not a colorspace vidgear decodes to: use one of \
+             BGR, RGB, BGRX, RGBX, XBGR, XRGB, BGRA, RGBA, ABGR, ARGB, GRAY, or leave it \
+             empty for BGR (GRAY for gray input)"
+        );
+        assert!(settings("CMYK").check_colorspace().is_err());
+    }
 }

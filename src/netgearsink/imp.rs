@@ -361,7 +361,7 @@ fn sink_properties() -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecString::builder("jpeg-colorspace")
             .nick("JPEG colorspace")
-            .blurb("Colorspace the receiver decodes JPEG to (BGR, RGB, GRAY, BGRA, …); empty: from the caps, BGR for image/jpeg input")
+            .blurb("Colorspace the receiver decodes JPEG to: BGR, RGB, BGRX, RGBX, XBGR, XRGB, BGRA, RGBA, ABGR, ARGB or GRAY; empty: BGR for colour input, GRAY for gray")
             .mutable_ready()
             .build(),
         glib::ParamSpecString::builder("message")
@@ -473,6 +473,7 @@ impl BaseSinkImpl for NetGearSink {
         // The settings as they are now hold for the whole stream, except the properties
         // flagged mutable-playing, which `frame_settings` reads per frame.
         let settings = self.settings().clone();
+        self.check_jpeg_colorspace(&settings.jpeg)?;
         let stream = self.open_stream(&settings)?;
         let endpoints = stream.link.config().endpoint_list();
         gst::info!(CAT, imp = self, "sending to {endpoints}");
@@ -578,5 +579,13 @@ impl NetGearSink {
         if let Err(e) = self.set_uri(&uri) {
             gst::error!(CAT, imp = self, "{}", e);
         }
+    }
+}
+
+impl NetGearSink {
+    /// An unknown `jpeg-colorspace` would crash vidgear's receive thread: refuse it at start.
+    fn check_jpeg_colorspace(&self, jpeg: &JpegSettings) -> Result<(), gst::ErrorMessage> {
+        jpeg.check_colorspace()
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))
     }
 }
