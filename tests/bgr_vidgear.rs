@@ -4,69 +4,21 @@
 //! BGR arrays; `jpeg-colorspace` overrides it and is checked against what vidgear decodes.
 
 mod common;
+#[path = "support/script_peer.rs"]
+mod script_peer;
 
 use common::*;
 use gst::prelude::*;
+use script_peer::ScriptPeer;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-/// tests/python/netgear_pixels.py: a vidgear receiver reporting shapes and channel means.
-struct PixelPeer {
-    child: Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl PixelPeer {
-    fn start(port: u16) -> PixelPeer {
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/netgear_pixels.py");
-        let mut child = Command::new(python())
-            .arg(script)
-            .args(["--port", &port.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn vidgear receiver");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let peer = PixelPeer { child, lines };
-        let ready = peer.lines.recv_timeout(Duration::from_secs(20));
-        assert_eq!(ready.as_deref(), Ok("READY"), "receiver not ready");
-        peer
-    }
-
-    fn report(mut self) -> Value {
-        let line = self
-            .lines
-            .recv_timeout(Duration::from_secs(25))
-            .expect("receiver report");
-        let _ = self.child.wait();
-        serde_json::from_str(&line).expect("JSON report")
-    }
-}
-
-impl Drop for PixelPeer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Sends five frames of `pattern` in `format` through `netgearsink extra` to vidgear.
 fn send_to_vidgear(pattern: &str, format: &str, extra: &str) -> Value {
     init();
     let port = free_port();
-    let peer = PixelPeer::start(port);
+    let peer = ScriptPeer::start("netgear_pixels.py", &["--port".into(), port.to_string()]);
+    peer.wait_ready();
     let description = format!(
         "videotestsrc pattern={pattern} num-buffers=5 ! \
          video/x-raw,format={format},width=64,height=48,framerate=30/1 ! \

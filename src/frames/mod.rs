@@ -6,6 +6,7 @@
 //! source's `return` pad.
 
 mod buffer_to_wire;
+pub mod rate;
 mod wire_to_buffer;
 
 pub use buffer_to_wire::{pack_frame, FrameWriter, Input, JpegSettings, Payload};

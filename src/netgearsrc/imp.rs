@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
 
+use super::timing::{Timed, Timing};
 /**
  * SECTION:element-netgearsrc
  * @see_also: netgearsink, netgeardemux
@@ -17,6 +18,7 @@
  * ]|
  */
 use crate::config::{Pattern, Role, SecureMode};
+use crate::frames::rate::{frame_duration, RateMode};
 use crate::frames::{pack_frame, FrameError, FrameReader, Output};
 use crate::glue::{self, Interrupt, WarningLimiter};
 use crate::link_setup;
@@ -45,6 +47,8 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 
 /// 0: never end on silence.
 const DEFAULT_TIMEOUT_MS: u32 = 0;
+/// 0/1: measure the rate from arrival times (see `frames::rate`).
+const DEFAULT_FRAMERATE: gst::Fraction = gst::Fraction::from_integer(0);
 /// The custom downstream event that tells `netgeardemux` one server of several ended
 /// (field `port`), and the custom query by which it asks for them.
 pub const SERVER_EOS_EVENT: &str = "netgear-server-eos";
@@ -54,6 +58,7 @@ struct Settings {
     common: CommonSettings,
     return_data: JsonProperty,
     timeout_ms: u32,
+    framerate: gst::Fraction,
 }
 
 impl Default for Settings {
@@ -62,6 +67,7 @@ impl Default for Settings {
             common: CommonSettings::new(Role::Receiver),
             return_data: JsonProperty::default(),
             timeout_ms: DEFAULT_TIMEOUT_MS,
+            framerate: DEFAULT_FRAMERATE,
         }
     }
 }
@@ -148,6 +154,9 @@ pub struct NetGearSrc {
     interrupt: Interrupt,
     warnings: WarningLimiter,
     stats: Stats,
+    /// Frame rate and held frames; its own lock, taken only by the streaming thread and
+    /// the latency query.
+    timing: Mutex<Option<Timing>>,
 }
 
 impl NetGearSrc {
@@ -436,7 +445,7 @@ impl NetGearSrc {
         if stream.output.as_ref().is_none_or(|o| o.key != key) {
             let output = Output::new(key, stream.max_frame_bytes, true)?;
             gst::debug!(CAT, imp = self, "new caps {}", output.caps);
-            let applied = self.obj().set_caps(&output.caps);
+            let applied = self.set_output_caps(&output.caps);
             stream.release_output();
             applied.map_err(|_| FrameError::Refused(output.caps.to_string()))?;
             stream.output = Some(output);
@@ -609,6 +618,14 @@ fn src_properties() -> Vec<glib::ParamSpec> {
             .default_value(DEFAULT_TIMEOUT_MS)
             .mutable_ready()
             .build(),
+        gst::ParamSpecFraction::builder("framerate")
+            .nick("Frame rate")
+            .blurb("Frame rate announced in the caps, buffers get its duration. 0/1: measured from the first frames' arrival (held up to 10 frames or 0.5 s) and snapped to a common rate; -1/1: variable (caps say 0/1, no durations)")
+            .minimum(gst::Fraction::new(-1, 1))
+            .maximum(gst::Fraction::new(i32::MAX, 1))
+            .default_value(DEFAULT_FRAMERATE)
+            .mutable_ready()
+            .build(),
     ]
 }
 
@@ -644,6 +661,7 @@ impl ObjectImpl for NetGearSrc {
         match pspec.name() {
             "return-data" => s.return_data.set(value),
             "timeout" => s.timeout_ms = value.get().unwrap_or(DEFAULT_TIMEOUT_MS),
+            "framerate" => s.framerate = value.get().unwrap_or(DEFAULT_FRAMERATE),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
@@ -662,6 +680,7 @@ impl ObjectImpl for NetGearSrc {
         match pspec.name() {
             "return-data" => s.return_data.to_value(),
             "timeout" => s.timeout_ms.to_value(),
+            "framerate" => s.framerate.to_value(),
             _ => glib::Value::from_type(pspec.value_type()),
         }
     }
@@ -748,6 +767,7 @@ impl BaseSrcImpl for NetGearSrc {
         );
         self.stats.reset();
         self.warnings.reset();
+        *self.timing() = Some(Timing::new(RateMode::from_property(settings.framerate)));
         *self.state() = State::Started(Started {
             stream: Some(stream),
             renegotiate: false,
@@ -786,6 +806,13 @@ impl BaseSrcImpl for NetGearSrc {
         self.interrupt.unlock_stop();
         Ok(())
     }
+
+    fn query(&self, query: &mut gst::QueryRef) -> bool {
+        if let gst::QueryViewMut::Latency(q) = query.view_mut() {
+            return self.answer_latency(q);
+        }
+        BaseSrcImplExt::parent_query(self, query)
+    }
 }
 
 impl PushSrcImpl for NetGearSrc {
@@ -793,6 +820,9 @@ impl PushSrcImpl for NetGearSrc {
         &self,
         _buffer: Option<&mut gst::BufferRef>,
     ) -> Result<CreateSuccess, gst::FlowError> {
+        if let Some(kept) = self.take_kept_frame()? {
+            return Ok(kept);
+        }
         loop {
             let (mut stream, renegotiate) = self.take_stream().ok_or(gst::FlowError::Flushing)?;
             if renegotiate {
@@ -803,9 +833,12 @@ impl PushSrcImpl for NetGearSrc {
             let step = self.receive(&mut stream);
             self.put_stream(stream);
             match step? {
-                Step::Push(buffer) => return Ok(CreateSuccess::NewBuffer(buffer)),
+                Step::Push(buffer) => match self.timed(buffer)? {
+                    Some(ready) => return Ok(ready),
+                    None => continue,
+                },
                 Step::Again => continue,
-                Step::Eos => return Err(gst::FlowError::Eos),
+                Step::Eos => return self.held_before_eos(),
             }
         }
     }
@@ -836,5 +869,126 @@ impl NetGearSrc {
         if let Err(e) = self.set_uri(&uri) {
             gst::error!(CAT, imp = self, "{}", e);
         }
+    }
+}
+
+/// Frame rate, durations and latency (see `frames::rate` and `timing`).
+impl NetGearSrc {
+    fn timing(&self) -> MutexGuard<'_, Option<Timing>> {
+        glue::lock(&self.timing)
+    }
+
+    /// Sets the caps a frame needs, with the frame rate; while the rate is measured they
+    /// wait for it (the held frames are pushed after them).
+    fn set_output_caps(&self, caps: &gst::Caps) -> Result<(), glib::BoolError> {
+        let caps = match self.timing().as_mut() {
+            Some(timing) => timing.caps_for(caps),
+            None => Some(caps.clone()),
+        };
+        match caps {
+            Some(caps) => self.obj().set_caps(&caps),
+            None => Ok(()),
+        }
+    }
+
+    /// The running time now, at which a frame arrived.
+    fn arrival_time(&self) -> Option<gst::ClockTime> {
+        let obj = self.obj();
+        let now = obj.clock()?.time();
+        Some(now.saturating_sub(obj.base_time()?))
+    }
+
+    /// A frame stamped with its arrival and duration: pushed now, or held while measuring.
+    fn timed(&self, buffer: gst::Buffer) -> Result<Option<CreateSuccess>, gst::FlowError> {
+        let arrival = self.arrival_time();
+        let timed = match self.timing().as_mut() {
+            Some(timing) => {
+                let was_measuring = timing.is_measuring();
+                let timed = timing.frame(buffer, arrival);
+                if was_measuring && !timing.is_measuring() {
+                    self.rate_decided(timing.rate());
+                }
+                timed
+            }
+            None => Timed::Push(None, vec![buffer]),
+        };
+        self.ready(timed)
+    }
+
+    fn rate_decided(&self, rate: Option<gst::Fraction>) {
+        match rate {
+            Some(r) => gst::info!(
+                CAT,
+                imp = self,
+                "measured frame rate: {}/{}",
+                r.numer(),
+                r.denom()
+            ),
+            None => gst::info!(
+                CAT,
+                imp = self,
+                "frame rate unknown: announcing a variable rate"
+            ),
+        }
+        // The minimum latency is one frame interval now.
+        let _ = self
+            .obj()
+            .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+    }
+
+    /// Sets the caps, if any, and returns the buffers as one create() result.
+    fn ready(&self, timed: Timed) -> Result<Option<CreateSuccess>, gst::FlowError> {
+        let Timed::Push(caps, mut buffers) = timed else {
+            return Ok(None);
+        };
+        if let Some(caps) = caps {
+            gst::debug!(CAT, imp = self, "caps with the frame rate: {caps}");
+            if self.obj().set_caps(&caps).is_err() {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ["Downstream does not accept {}", caps]
+                );
+                return Err(gst::FlowError::NotNegotiated);
+            }
+        }
+        Ok(match buffers.len() {
+            0 => None,
+            1 => buffers.pop().map(CreateSuccess::NewBuffer),
+            _ => Some(CreateSuccess::NewBufferList(gst::BufferList::from_iter(
+                buffers,
+            ))),
+        })
+    }
+
+    /// A frame kept behind the held ones because it needs other caps.
+    fn take_kept_frame(&self) -> Result<Option<CreateSuccess>, gst::FlowError> {
+        let kept = self.timing().as_mut().and_then(|t| t.take_next());
+        match kept {
+            Some((caps, buffer)) => self.ready(Timed::Push(caps, vec![buffer])),
+            None => Ok(None),
+        }
+    }
+
+    /// End of stream: frames still held while measuring go out first.
+    fn held_before_eos(&self) -> Result<CreateSuccess, gst::FlowError> {
+        let timed = self.timing().as_mut().map(|t| t.decide());
+        match timed.map(|t| self.ready(t)).transpose()?.flatten() {
+            Some(held) => Ok(held),
+            None => Err(gst::FlowError::Eos),
+        }
+    }
+
+    /// Live, with at least one frame interval of latency once the rate is known.
+    fn answer_latency(&self, query: &mut gst::query::Latency) -> bool {
+        let interval = self
+            .timing()
+            .as_ref()
+            .and_then(|t| t.rate())
+            .and_then(frame_duration);
+        let min = interval.unwrap_or(gst::ClockTime::ZERO);
+        gst::debug!(CAT, imp = self, "latency: min {min}, max {interval:?}");
+        query.set(true, min, interval);
+        true
     }
 }

@@ -5,6 +5,7 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+mod timing;
 
 glib::wrapper! {
     pub struct NetGearSrc(ObjectSubclass<imp::NetGearSrc>) @extends gst_base::PushSrc, gst_base::BaseSrc, gst::Element, gst::Object, @implements gst::URIHandler;
