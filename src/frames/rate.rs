@@ -127,15 +127,26 @@ impl RateMeter {
         self.arrivals.len() >= MEASURE_FRAMES || now.saturating_sub(*first) >= window
     }
 
-    /// The measured rate, snapped; `None` with fewer than two frames or no time between.
+    /// The measured rate, snapped: the mean of the intervals near the median one, so a
+    /// late first frame and the burst that catches up after it do not skew it. `None`
+    /// with fewer than two frames or no time between them.
     pub fn rate(&self) -> Option<gst::Fraction> {
-        let (first, last) = (self.arrivals.first()?, self.arrivals.last()?);
-        let span = last.saturating_sub(*first).nseconds();
-        let intervals = self.arrivals.len().checked_sub(1)?;
-        if intervals == 0 || span == 0 {
+        let mut intervals: Vec<u64> = self
+            .arrivals
+            .windows(2)
+            .map(|w| w[1].saturating_sub(w[0]).nseconds())
+            .collect();
+        intervals.sort_unstable();
+        let median = *intervals.get(intervals.len() / 2)?;
+        let typical: Vec<u64> = intervals
+            .into_iter()
+            .filter(|i| *i >= median / 2 && *i <= median.saturating_mul(2))
+            .collect();
+        let mean = typical.iter().sum::<u64>() as f64 / typical.len().max(1) as f64;
+        if mean <= 0.0 {
             return None;
         }
-        snap(intervals as f64 * 1e9 / span as f64)
+        snap(1e9 / mean)
     }
 }
 
@@ -200,6 +211,12 @@ mod tests {
         }
         assert!(meter.is_done(ClockTime::from_mseconds(1300)));
         assert_eq!(meter.rate(), f(30, 1));
+        // A late first frame, then a burst catching up, then 25 fps.
+        let mut late = RateMeter::default();
+        for ms in [0, 200, 201, 202, 203, 240, 280, 320, 360, 400] {
+            late.observe(ClockTime::from_mseconds(ms));
+        }
+        assert_eq!(late.rate(), f(25, 1));
         let mut slow = RateMeter::default();
         slow.observe(ClockTime::from_seconds(1));
         assert_eq!(slow.rate(), None);

@@ -961,9 +961,16 @@ impl NetGearSrc {
         })
     }
 
-    /// A frame kept behind the held ones because it needs other caps.
+    /// A frame kept behind the held ones because it needs other caps, or the EOS that
+    /// came while frames were held.
     fn take_kept_frame(&self) -> Result<Option<CreateSuccess>, gst::FlowError> {
-        let kept = self.timing().as_mut().and_then(|t| t.take_next());
+        let kept = match self.timing().as_mut() {
+            None => return Ok(None),
+            Some(t) => match t.take_eos() {
+                true => return Err(gst::FlowError::Eos),
+                false => t.take_next(),
+            },
+        };
         match kept {
             Some((caps, buffer)) => self.ready(Timed::Push(caps, vec![buffer])),
             None => Ok(None),
@@ -972,7 +979,7 @@ impl NetGearSrc {
 
     /// End of stream: frames still held while measuring go out first.
     fn held_before_eos(&self) -> Result<CreateSuccess, gst::FlowError> {
-        let timed = self.timing().as_mut().map(|t| t.decide());
+        let timed = self.timing().as_mut().map(|t| t.end());
         match timed.map(|t| self.ready(t)).transpose()?.flatten() {
             Some(held) => Ok(held),
             None => Err(gst::FlowError::Eos),

@@ -33,6 +33,8 @@ pub struct Timing {
     /// A frame needs other caps than the held ones: it goes after them, with these.
     next_caps: Option<gst::Caps>,
     next: Option<gst::Buffer>,
+    /// The stream ended while frames were held: EOS after them.
+    eos_after_held: bool,
 }
 
 impl Timing {
@@ -50,6 +52,7 @@ impl Timing {
             pending_caps: None,
             next_caps: None,
             next: None,
+            eos_after_held: false,
         }
     }
 
@@ -119,6 +122,20 @@ impl Timing {
             caps,
             held.into_iter().map(|b| self.with_duration(b)).collect(),
         )
+    }
+
+    /// The stream ended: the held frames (if any) go out, EOS comes next.
+    pub fn end(&mut self) -> Timed {
+        let timed = self.decide();
+        if matches!(&timed, Timed::Push(_, held) if !held.is_empty()) {
+            self.eos_after_held = true;
+        }
+        timed
+    }
+
+    /// Whether EOS is due now, after the held frames went out.
+    pub fn take_eos(&mut self) -> bool {
+        std::mem::take(&mut self.eos_after_held)
     }
 
     /// A frame kept back behind the held ones, with its caps.
