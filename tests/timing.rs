@@ -248,3 +248,27 @@ fn a_fixed_framerate_sets_the_latency_before_any_frame() {
     let frame = gst::ClockTime::from_mseconds(100);
     assert_eq!(query.result(), (true, frame, Some(frame)));
 }
+
+/// A lone frame is not held past the measurement window: it goes out with a variable rate.
+#[test]
+fn a_lone_frame_goes_out_after_the_measurement_window() {
+    init();
+    let port = free_port().to_string();
+    let receiver = Receiver::new(&[("address", "127.0.0.1"), ("port", &port)]);
+    let seen = Seen::watch(&receiver.src);
+    receiver.play();
+    let sender = Sender::raw(
+        gst_video::VideoFormat::Bgr,
+        8,
+        4,
+        &[("port", &port), ("jpeg-compression", "false")],
+    );
+    sender.play();
+    sender
+        .push_packed(&test_frame(0, 8, 4, 3, false), 0)
+        .expect("push");
+    let frame = receiver.next_frame(Duration::from_secs(3));
+    assert!(frame.is_some(), "the frame was held");
+    assert_eq!(seen.framerates(), vec![gst::Fraction::new(0, 1)]);
+    assert_eq!(seen.durations(), vec![None]);
+}

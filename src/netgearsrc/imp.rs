@@ -233,6 +233,7 @@ impl NetGearSrc {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        let deadline = self.hold_deadline(deadline);
         let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         match stream.link.recv(wait, &self.stats) {
             Err(e) => Err(self.link_failed(e, gst::ResourceError::Read)),
@@ -837,7 +838,10 @@ impl PushSrcImpl for NetGearSrc {
                     Some(ready) => return Ok(ready),
                     None => continue,
                 },
-                Step::Again => continue,
+                Step::Again => match self.held_after_window()? {
+                    Some(ready) => return Ok(ready),
+                    None => continue,
+                },
                 Step::Eos => return self.held_before_eos(),
             }
         }
@@ -973,6 +977,31 @@ impl NetGearSrc {
         };
         match kept {
             Some((caps, buffer)) => self.ready(Timed::Push(caps, vec![buffer])),
+            None => Ok(None),
+        }
+    }
+
+    /// The network wait ends by the end of the measurement window, if frames are held.
+    fn hold_deadline(&self, deadline: Option<Instant>) -> Option<Instant> {
+        let hold = self.timing().as_ref().and_then(|t| t.hold_deadline());
+        match (deadline, hold) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The measurement window ended with no new frame: the held frames go out.
+    fn held_after_window(&self) -> Result<Option<CreateSuccess>, gst::FlowError> {
+        let timed = self.timing().as_mut().and_then(|t| t.window_over());
+        let (was_measuring, rate) = (
+            timed.is_some(),
+            self.timing().as_ref().and_then(|t| t.rate()),
+        );
+        if was_measuring {
+            self.rate_decided(rate);
+        }
+        match timed {
+            Some(t) => self.ready(t),
             None => Ok(None),
         }
     }

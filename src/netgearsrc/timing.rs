@@ -2,7 +2,8 @@
 //! `netgearsrc`'s timing state: the `framerate` mode, the frames held while their rate is
 //! measured, the caps they wait for, and the rate announced (see `frames::rate`).
 
-use crate::frames::rate::{frame_duration, RateMeter, RateMode};
+use crate::frames::rate::{frame_duration, RateMeter, RateMode, MEASURE_WINDOW};
+use std::time::Instant;
 
 /// Caps with `rate` as their framerate.
 pub fn caps_with_rate(caps: &gst::Caps, rate: gst::Fraction) -> gst::Caps {
@@ -35,6 +36,9 @@ pub struct Timing {
     next: Option<gst::Buffer>,
     /// The stream ended while frames were held: EOS after them.
     eos_after_held: bool,
+    /// When the first frame was held: the measurement ends `MEASURE_WINDOW` later even if
+    /// no other frame comes.
+    held_since: Option<Instant>,
 }
 
 impl Timing {
@@ -53,6 +57,7 @@ impl Timing {
             next_caps: None,
             next: None,
             eos_after_held: false,
+            held_since: None,
         }
     }
 
@@ -103,10 +108,25 @@ impl Timing {
             self.meter.observe(t);
         }
         self.held.push(buffer);
+        self.held_since.get_or_insert_with(Instant::now);
         match arrival.is_none_or(|t| self.meter.is_done(t)) {
             true => self.decide(),
             false => Timed::Held,
         }
+    }
+
+    /// When the measurement must end though no frame arrives (frames are held).
+    pub fn hold_deadline(&self) -> Option<Instant> {
+        match self.decided || self.held.is_empty() {
+            true => None,
+            false => self.held_since.map(|t| t + MEASURE_WINDOW),
+        }
+    }
+
+    /// Ends the measurement if its window is over: the held frames, or nothing.
+    pub fn window_over(&mut self) -> Option<Timed> {
+        let over = self.hold_deadline().is_some_and(|t| Instant::now() >= t);
+        over.then(|| self.decide())
     }
 
     /// Ends the measurement: the held frames with their caps (also at EOS).
