@@ -26,6 +26,7 @@ pub mod security;
 pub mod ssh;
 mod stats;
 pub mod transport;
+mod uri;
 pub mod workers;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

@@ -93,17 +93,49 @@ pub struct JpegSettings {
     pub quality: u32,
     pub fast_dct: bool,
     pub fast_upsample: bool,
-    /// The colorspace announced to the receiver; empty: the one encoded from (BGR for
-    /// image/jpeg input).
+    /// The colorspace announced to the receiver; empty: BGR for colour frames, GRAY for
+    /// gray ones.
     pub colorspace: String,
 }
 
+/// The `jpeg-colorspace` values a vidgear receiver can decode our JPEGs to: simplejpeg's
+/// `decode_jpeg` names (vidgear 0.3.6, simplejpeg 1.9) without CMYK, which only decodes
+/// CMYK JPEGs (neither our encoder nor `jpegenc` makes them) and otherwise raises in
+/// vidgear's receive thread.
+pub const RECEIVER_COLORSPACES: &[&str] = &[
+    "BGR", "RGB", "BGRX", "RGBX", "XBGR", "XRGB", "BGRA", "RGBA", "ABGR", "ARGB", "GRAY",
+];
+
+/// A `jpeg-colorspace` the receiver cannot decode to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "jpeg-colorspace=\"{0}\" is not a colorspace vidgear decodes to: use one of {list}, \
+     or leave it empty for BGR (GRAY for gray input)",
+    list = RECEIVER_COLORSPACES.join(", ")
+)]
+pub struct ColorspaceError(pub String);
+
 impl JpegSettings {
+    /// Refuses a `jpeg-colorspace` that would make vidgear's decoder raise.
+    pub fn check_colorspace(&self) -> Result<(), ColorspaceError> {
+        let known = self.colorspace.is_empty()
+            || RECEIVER_COLORSPACES
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(&self.colorspace));
+        match known {
+            true => Ok(()),
+            false => Err(ColorspaceError(self.colorspace.clone())),
+        }
+    }
+
+    /// The header's compression fields. The receiver decodes into the colorspace named
+    /// here whatever layout the JPEG was encoded from (JPEG keeps no layout and no alpha),
+    /// so colour frames are announced as BGR, what vidgear users (OpenCV) expect.
     fn compression(&self, encoded_from: Option<Colorspace>) -> Compression {
         let colorspace = match (self.colorspace.is_empty(), encoded_from) {
             (false, _) => self.colorspace.to_ascii_uppercase(),
-            (true, Some(cs)) => cs.name().to_owned(),
-            (true, None) => "BGR".to_owned(),
+            (true, Some(cs)) if cs.is_gray() => "GRAY".to_owned(),
+            (true, _) => "BGR".to_owned(),
         };
         Compression {
             dct: self.fast_dct,

@@ -6,6 +6,7 @@
 //! source's `return` pad.
 
 mod buffer_to_wire;
+pub mod rate;
 mod returned;
 mod wire_to_buffer;
 

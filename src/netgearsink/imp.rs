@@ -393,6 +393,7 @@ impl ObjectSubclass for NetGearSink {
     const NAME: &'static str = "GstNetGearSink";
     type Type = super::NetGearSink;
     type ParentType = gst_base::BaseSink;
+    type Interfaces = (gst::URIHandler,);
 }
 
 fn sink_properties() -> Vec<glib::ParamSpec> {
@@ -425,7 +426,7 @@ fn sink_properties() -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecString::builder("jpeg-colorspace")
             .nick("JPEG colorspace")
-            .blurb("Colorspace the receiver decodes JPEG to (BGR, RGB, GRAY, BGRA, …); empty: from the caps, BGR for image/jpeg input")
+            .blurb("Colorspace the receiver decodes JPEG to: BGR, RGB, BGRX, RGBX, XBGR, XRGB, BGRA, RGBA, ABGR, ARGB or GRAY; empty: BGR for colour input, GRAY for gray")
             .mutable_ready()
             .build(),
         glib::ParamSpecString::builder("message")
@@ -448,12 +449,16 @@ impl ObjectImpl for NetGearSink {
             let mut props = common_properties(Role::Sender);
             props.extend(sink_properties());
             props.extend(TunnelSettings::properties());
+            props.push(crate::uri::uri_property());
             props
         });
         PROPERTIES.as_ref()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        if pspec.name() == "uri" {
+            return self.set_uri_property(value);
+        }
         let mut s = self.settings();
         gst::debug!(CAT, imp = self, "{} set", pspec.name());
         if s.common.set_property(value, pspec) || s.tunnel.set_property(value, pspec) {
@@ -476,6 +481,9 @@ impl ObjectImpl for NetGearSink {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if pspec.name() == "uri" {
+            return crate::uri::element_uri(self.obj().upcast_ref()).to_value();
+        }
         if pspec.name() == "stats" {
             return self.stats.to_structure("netgearsink-stats").to_value();
         }
@@ -535,6 +543,7 @@ impl BaseSinkImpl for NetGearSink {
         // The settings as they are now hold for the whole stream, except the properties
         // flagged mutable-playing, which `frame_settings` reads per frame.
         let settings = self.settings().clone();
+        self.check_jpeg_colorspace(&settings.jpeg)?;
         let stream = self.open_stream(&settings)?;
         let endpoints = stream.link.config().endpoint_list();
         gst::info!(CAT, imp = self, "sending to {endpoints}");
@@ -612,5 +621,41 @@ impl BaseSinkImpl for NetGearSink {
     fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
         self.interrupt.unlock_stop();
         Ok(())
+    }
+}
+
+/// `netgear://` URIs (see `crate::uri`): playbin and uridecodebin find the element by them.
+impl URIHandlerImpl for NetGearSink {
+    const URI_TYPE: gst::URIType = gst::URIType::Sink;
+
+    fn protocols() -> &'static [&'static str] {
+        crate::uri::PROTOCOLS
+    }
+
+    fn uri(&self) -> Option<String> {
+        Some(crate::uri::element_uri(self.obj().upcast_ref()))
+    }
+
+    fn set_uri(&self, uri: &str) -> Result<(), glib::Error> {
+        gst::debug!(CAT, imp = self, "setting URI {uri}");
+        crate::uri::apply(self.obj().upcast_ref(), Role::Sender, uri)
+    }
+}
+
+impl NetGearSink {
+    /// The `uri` property: a refused URI changes nothing and is logged (setters cannot fail).
+    fn set_uri_property(&self, value: &glib::Value) {
+        let uri = crate::properties::string_value(value);
+        if let Err(e) = self.set_uri(&uri) {
+            gst::error!(CAT, imp = self, "{}", e);
+        }
+    }
+}
+
+impl NetGearSink {
+    /// An unknown `jpeg-colorspace` would crash vidgear's receive thread: refuse it at start.
+    fn check_jpeg_colorspace(&self, jpeg: &JpegSettings) -> Result<(), gst::ErrorMessage> {
+        jpeg.check_colorspace()
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))
     }
 }

@@ -8,14 +8,14 @@ mod imp;
 mod tunnel;
 
 glib::wrapper! {
-    pub struct NetGearSink(ObjectSubclass<imp::NetGearSink>) @extends gst_base::BaseSink, gst::Element, gst::Object;
+    pub struct NetGearSink(ObjectSubclass<imp::NetGearSink>) @extends gst_base::BaseSink, gst::Element, gst::Object, @implements gst::URIHandler;
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     gst::Element::register(
         Some(plugin),
         "netgearsink",
-        gst::Rank::NONE,
+        gst::Rank::PRIMARY,
         NetGearSink::static_type(),
     )
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
 
+use super::timing::{Timed, Timing};
 /**
  * SECTION:element-netgearsrc
  * @see_also: netgearsink, netgeardemux
@@ -17,6 +18,7 @@
  * ]|
  */
 use crate::config::{Pattern, Role};
+use crate::frames::rate::{frame_duration, RateMode};
 use crate::frames::{FrameError, FrameReader, Output, ReturnEncoder, ReturnJpeg, ReturnedFrame};
 use crate::glue::{self, Interrupt, WarningLimiter};
 use crate::link_setup;
@@ -47,6 +49,8 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 
 /// 0: never end on silence.
 const DEFAULT_TIMEOUT_MS: u32 = 0;
+/// 0/1: measure the rate from arrival times (see `frames::rate`).
+const DEFAULT_FRAMERATE: gst::Fraction = gst::Fraction::from_integer(0);
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -55,6 +59,7 @@ struct Settings {
     timeout_ms: u32,
     allowed_addresses: String,
     returns: ReturnSettings,
+    framerate: gst::Fraction,
 }
 
 impl Default for Settings {
@@ -65,6 +70,7 @@ impl Default for Settings {
             timeout_ms: DEFAULT_TIMEOUT_MS,
             allowed_addresses: String::new(),
             returns: ReturnSettings::default(),
+            framerate: DEFAULT_FRAMERATE,
         }
     }
 }
@@ -227,6 +233,9 @@ pub struct NetGearSrc {
     /// The port the link bound (read-only `bound-port`), 0 when stopped.
     bound_port: AtomicU32,
     stats: Stats,
+    /// Frame rate and held frames; its own lock, taken only by the streaming thread and
+    /// the latency query.
+    timing: Mutex<Option<Timing>>,
 }
 
 impl NetGearSrc {
@@ -323,6 +332,7 @@ impl NetGearSrc {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        let deadline = self.hold_deadline(deadline);
         let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         match stream.link.recv(wait, &self.stats) {
             Err(e) => Err(self.link_failed(e, gst::ResourceError::Read)),
@@ -574,11 +584,7 @@ impl NetGearSrc {
         if stream.output.as_ref().is_none_or(|o| o.key != key) {
             let output = Output::new(key, stream.max_frame_bytes, true)?;
             gst::debug!(CAT, imp = self, "new caps {}", output.caps);
-            // A refused caps event is still stored and fails the next push, which would
-            // end the stream: ask downstream first.
-            let obj = self.obj();
-            let applied = obj.src_pad().peer_query_accept_caps(&output.caps)
-                && obj.set_caps(&output.caps).is_ok();
+            let applied = self.set_output_caps(&output.caps).is_ok();
             stream.release_output();
             if !applied {
                 return Err(FrameError::Refused(output.caps.to_string()));
@@ -739,6 +745,7 @@ impl ObjectSubclass for NetGearSrc {
     const NAME: &'static str = "GstNetGearSrc";
     type Type = super::NetGearSrc;
     type ParentType = gst_base::PushSrc;
+    type Interfaces = (gst::URIHandler,);
 }
 
 fn src_properties() -> Vec<glib::ParamSpec> {
@@ -752,6 +759,14 @@ fn src_properties() -> Vec<glib::ParamSpec> {
             .nick("Timeout")
             .blurb("End the stream (EOS) when no frame arrives for this many milliseconds; 0 waits forever. Useful with pattern=pub-sub, whose termination message can be lost")
             .default_value(DEFAULT_TIMEOUT_MS)
+            .mutable_ready()
+            .build(),
+        gst::ParamSpecFraction::builder("framerate")
+            .nick("Frame rate")
+            .blurb("Frame rate announced in the caps, buffers get its duration. 0/1: measured from the first frames' arrival (held up to 10 frames or 0.5 s) and snapped to a common rate; -1/1: variable (caps say 0/1, no durations)")
+            .minimum(gst::Fraction::new(-1, 1))
+            .maximum(gst::Fraction::new(i32::MAX, 1))
+            .default_value(DEFAULT_FRAMERATE)
             .mutable_ready()
             .build(),
         glib::ParamSpecUInt::builder("bound-port")
@@ -768,7 +783,6 @@ fn src_properties() -> Vec<glib::ParamSpec> {
     ]
 }
 
-/// The shared settings with the source's own `max-retries` default.
 /// How frames from the `return` pad go back (vidgear's receiver with `return_data=frame`).
 fn return_properties() -> Vec<glib::ParamSpec> {
     vec![
@@ -814,12 +828,16 @@ impl ObjectImpl for NetGearSrc {
             let mut props = common_properties(Role::Receiver);
             props.extend(src_properties());
             props.extend(return_properties());
+            props.push(crate::uri::uri_property());
             props
         });
         PROPERTIES.as_ref()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        if pspec.name() == "uri" {
+            return self.set_uri_property(value);
+        }
         let mut s = self.settings();
         gst::debug!(CAT, imp = self, "{} set", pspec.name());
         if s.common.set_property(value, pspec) || s.returns.set_property(value, pspec) {
@@ -829,12 +847,14 @@ impl ObjectImpl for NetGearSrc {
             "return-data" => s.return_data.set(value),
             "timeout" => s.timeout_ms = value.get().unwrap_or(DEFAULT_TIMEOUT_MS),
             "allowed-addresses" => s.allowed_addresses = string_value(value),
+            "framerate" => s.framerate = value.get().unwrap_or(DEFAULT_FRAMERATE),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         match pspec.name() {
+            "uri" => return crate::uri::element_uri(self.obj().upcast_ref()).to_value(),
             "stats" => return self.stats.to_structure("netgearsrc-stats").to_value(),
             "bound-port" => return self.bound_port.load(Ordering::Relaxed).to_value(),
             _ => {}
@@ -851,6 +871,7 @@ impl ObjectImpl for NetGearSrc {
             "return-data" => s.return_data.to_value(),
             "timeout" => s.timeout_ms.to_value(),
             "allowed-addresses" => s.allowed_addresses.to_value(),
+            "framerate" => s.framerate.to_value(),
             _ => glib::Value::from_type(pspec.value_type()),
         }
     }
@@ -939,6 +960,7 @@ impl BaseSrcImpl for NetGearSrc {
         );
         self.stats.reset();
         self.warnings.reset();
+        *self.timing() = Some(Timing::new(RateMode::from_property(settings.framerate)));
         *self.state() = State::Started(Started {
             stream: Some(stream),
             renegotiate: false,
@@ -978,6 +1000,13 @@ impl BaseSrcImpl for NetGearSrc {
         self.interrupt.unlock_stop();
         Ok(())
     }
+
+    fn query(&self, query: &mut gst::QueryRef) -> bool {
+        if let gst::QueryViewMut::Latency(q) = query.view_mut() {
+            return self.answer_latency(q);
+        }
+        BaseSrcImplExt::parent_query(self, query)
+    }
 }
 
 impl PushSrcImpl for NetGearSrc {
@@ -985,6 +1014,9 @@ impl PushSrcImpl for NetGearSrc {
         &self,
         _buffer: Option<&mut gst::BufferRef>,
     ) -> Result<CreateSuccess, gst::FlowError> {
+        if let Some(kept) = self.take_kept_frame()? {
+            return Ok(kept);
+        }
         loop {
             let (mut stream, renegotiate) = self.take_stream().ok_or(gst::FlowError::Flushing)?;
             if renegotiate {
@@ -995,10 +1027,202 @@ impl PushSrcImpl for NetGearSrc {
             let step = self.receive(&mut stream);
             self.put_stream(stream);
             match step? {
-                Step::Push(buffer) => return Ok(CreateSuccess::NewBuffer(buffer)),
-                Step::Again => continue,
-                Step::Eos => return Err(gst::FlowError::Eos),
+                Step::Push(buffer) => match self.timed(buffer)? {
+                    Some(ready) => return Ok(ready),
+                    None => continue,
+                },
+                Step::Again => match self.held_after_window()? {
+                    Some(ready) => return Ok(ready),
+                    None => continue,
+                },
+                Step::Eos => return self.held_before_eos(),
             }
         }
+    }
+}
+
+/// `netgear://` URIs (see `crate::uri`): playbin and uridecodebin find the element by them.
+impl URIHandlerImpl for NetGearSrc {
+    const URI_TYPE: gst::URIType = gst::URIType::Src;
+
+    fn protocols() -> &'static [&'static str] {
+        crate::uri::PROTOCOLS
+    }
+
+    fn uri(&self) -> Option<String> {
+        Some(crate::uri::element_uri(self.obj().upcast_ref()))
+    }
+
+    fn set_uri(&self, uri: &str) -> Result<(), glib::Error> {
+        gst::debug!(CAT, imp = self, "setting URI {uri}");
+        crate::uri::apply(self.obj().upcast_ref(), Role::Receiver, uri)
+    }
+}
+
+impl NetGearSrc {
+    /// The `uri` property: a refused URI changes nothing and is logged (setters cannot fail).
+    fn set_uri_property(&self, value: &glib::Value) {
+        let uri = crate::properties::string_value(value);
+        if let Err(e) = self.set_uri(&uri) {
+            gst::error!(CAT, imp = self, "{}", e);
+        }
+    }
+}
+
+/// Frame rate, durations and latency (see `frames::rate` and `timing`).
+impl NetGearSrc {
+    fn timing(&self) -> MutexGuard<'_, Option<Timing>> {
+        glue::lock(&self.timing)
+    }
+
+    /// Sets the caps a frame needs, with the frame rate; while the rate is measured they
+    /// wait for it (the held frames are pushed after them).
+    fn set_output_caps(&self, caps: &gst::Caps) -> Result<(), glib::BoolError> {
+        let caps = match self.timing().as_mut() {
+            Some(timing) => timing.caps_for(caps),
+            None => Some(caps.clone()),
+        };
+        // A refused caps event is still stored and fails the next push, which would end
+        // the stream: ask downstream first.
+        match caps {
+            Some(caps) if !self.obj().src_pad().peer_query_accept_caps(&caps) => {
+                Err(glib::bool_error!("downstream does not accept {caps}"))
+            }
+            Some(caps) => self.obj().set_caps(&caps),
+            None => Ok(()),
+        }
+    }
+
+    /// The running time now, at which a frame arrived.
+    fn arrival_time(&self) -> Option<gst::ClockTime> {
+        let obj = self.obj();
+        let now = obj.clock()?.time();
+        Some(now.saturating_sub(obj.base_time()?))
+    }
+
+    /// A frame stamped with its arrival and duration: pushed now, or held while measuring.
+    fn timed(&self, buffer: gst::Buffer) -> Result<Option<CreateSuccess>, gst::FlowError> {
+        let arrival = self.arrival_time();
+        let timed = match self.timing().as_mut() {
+            Some(timing) => {
+                let was_measuring = timing.is_measuring();
+                let timed = timing.frame(buffer, arrival);
+                if was_measuring && !timing.is_measuring() {
+                    self.rate_decided(timing.rate());
+                }
+                timed
+            }
+            None => Timed::Push(None, vec![buffer]),
+        };
+        self.ready(timed)
+    }
+
+    fn rate_decided(&self, rate: Option<gst::Fraction>) {
+        match rate {
+            Some(r) => gst::info!(
+                CAT,
+                imp = self,
+                "measured frame rate: {}/{}",
+                r.numer(),
+                r.denom()
+            ),
+            None => gst::info!(
+                CAT,
+                imp = self,
+                "frame rate unknown: announcing a variable rate"
+            ),
+        }
+        // The minimum latency is one frame interval now.
+        let _ = self
+            .obj()
+            .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+    }
+
+    /// Sets the caps, if any, and returns the buffers as one create() result.
+    fn ready(&self, timed: Timed) -> Result<Option<CreateSuccess>, gst::FlowError> {
+        let Timed::Push(caps, mut buffers) = timed else {
+            return Ok(None);
+        };
+        if let Some(caps) = caps {
+            gst::debug!(CAT, imp = self, "caps with the frame rate: {caps}");
+            if self.obj().set_caps(&caps).is_err() {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ["Downstream does not accept {}", caps]
+                );
+                return Err(gst::FlowError::NotNegotiated);
+            }
+        }
+        Ok(match buffers.len() {
+            0 => None,
+            1 => buffers.pop().map(CreateSuccess::NewBuffer),
+            _ => Some(CreateSuccess::NewBufferList(gst::BufferList::from_iter(
+                buffers,
+            ))),
+        })
+    }
+
+    /// A frame kept behind the held ones because it needs other caps, or the EOS that
+    /// came while frames were held.
+    fn take_kept_frame(&self) -> Result<Option<CreateSuccess>, gst::FlowError> {
+        let kept = match self.timing().as_mut() {
+            None => return Ok(None),
+            Some(t) => match t.take_eos() {
+                true => return Err(gst::FlowError::Eos),
+                false => t.take_next(),
+            },
+        };
+        match kept {
+            Some((caps, buffer)) => self.ready(Timed::Push(caps, vec![buffer])),
+            None => Ok(None),
+        }
+    }
+
+    /// The network wait ends by the end of the measurement window, if frames are held.
+    fn hold_deadline(&self, deadline: Option<Instant>) -> Option<Instant> {
+        let hold = self.timing().as_ref().and_then(|t| t.hold_deadline());
+        match (deadline, hold) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The measurement window ended with no new frame: the held frames go out.
+    fn held_after_window(&self) -> Result<Option<CreateSuccess>, gst::FlowError> {
+        let timed = self.timing().as_mut().and_then(|t| t.window_over());
+        let (was_measuring, rate) = (
+            timed.is_some(),
+            self.timing().as_ref().and_then(|t| t.rate()),
+        );
+        if was_measuring {
+            self.rate_decided(rate);
+        }
+        match timed {
+            Some(t) => self.ready(t),
+            None => Ok(None),
+        }
+    }
+
+    /// End of stream: frames still held while measuring go out first.
+    fn held_before_eos(&self) -> Result<CreateSuccess, gst::FlowError> {
+        let timed = self.timing().as_mut().map(|t| t.end());
+        match timed.map(|t| self.ready(t)).transpose()?.flatten() {
+            Some(held) => Ok(held),
+            None => Err(gst::FlowError::Eos),
+        }
+    }
+
+    /// Live, with at least one frame interval of latency once the rate is known.
+    fn answer_latency(&self, query: &mut gst::query::Latency) -> bool {
+        let interval = self
+            .timing()
+            .as_ref()
+            .and_then(|t| t.rate())
+            .and_then(frame_duration);
+        let min = interval.unwrap_or(gst::ClockTime::ZERO);
+        gst::debug!(CAT, imp = self, "latency: min {min}, max {interval:?}");
+        query.set(true, min, interval);
+        true
     }
 }

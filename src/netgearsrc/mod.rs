@@ -5,16 +5,17 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+mod timing;
 
 glib::wrapper! {
-    pub struct NetGearSrc(ObjectSubclass<imp::NetGearSrc>) @extends gst_base::PushSrc, gst_base::BaseSrc, gst::Element, gst::Object;
+    pub struct NetGearSrc(ObjectSubclass<imp::NetGearSrc>) @extends gst_base::PushSrc, gst_base::BaseSrc, gst::Element, gst::Object, @implements gst::URIHandler;
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     gst::Element::register(
         Some(plugin),
         "netgearsrc",
-        gst::Rank::NONE,
+        gst::Rank::PRIMARY,
         NetGearSrc::static_type(),
     )
 }

@@ -1,0 +1,312 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The `netgear://` URI handler: `playbin` and `uridecodebin` play a real vidgear sender by
+//! URI, a sink made from a URI sends to a real vidgear receiver, the `uri` property reads
+//! back what the element will use, and bad URIs are refused naming the bad part.
+
+mod common;
+
+use common::*;
+use gst::prelude::*;
+use gst_video::VideoFormat;
+use std::time::Duration;
+
+const W: usize = 64;
+const H: usize = 48;
+const FRAMES: usize = 12;
+
+/// A vidgear sender of `FRAMES` 64x48 BGR frames to `port` (smooth ones with JPEG).
+fn vidgear_sender(port: u16, jpeg: bool) -> Peer {
+    let mut extra = vec![
+        ("frames", FRAMES.to_string()),
+        ("width", W.to_string()),
+        ("height", H.to_string()),
+        ("address", "127.0.0.1".to_string()),
+    ];
+    if jpeg {
+        extra.push(("jpeg", String::new()));
+        extra.push(("smooth", String::new()));
+    }
+    Peer::start(&peer_args("send", port, 0, &extra))
+}
+
+/// An appsink that takes BGR, so `playbin` converts nothing for raw BGR frames.
+fn bgr_appsink() -> gst_app::AppSink {
+    let caps = gst_video::VideoCapsBuilder::new()
+        .format(VideoFormat::Bgr)
+        .build();
+    gst_app::AppSink::builder().caps(&caps).sync(false).build()
+}
+
+/// Pulls frames until EOS (the sender's termination) or 10 s of nothing.
+fn pull_all(appsink: &gst_app::AppSink) -> (Vec<Frame>, bool) {
+    let mut frames = Vec::new();
+    while let Some(sample) = appsink.try_pull_sample(gst::ClockTime::from_seconds(10)) {
+        let buffer = sample.buffer().expect("buffer");
+        frames.push(Frame {
+            caps: sample.caps().expect("caps").to_owned(),
+            data: buffer.map_readable().expect("map").to_vec(),
+            pts: buffer.pts(),
+            meta: None,
+        });
+    }
+    (frames, appsink.is_eos())
+}
+
+/// Every frame of a vidgear sender arrived in order: exact bytes raw, PSNR with JPEG.
+fn assert_frames(frames: &[Frame], eos: bool, jpeg: bool) {
+    assert_eq!(frames.len(), FRAMES, "frames received");
+    assert!(eos, "the sender's termination ended the stream");
+    for (idx, frame) in frames.iter().enumerate() {
+        assert_eq!(frame.format(), VideoFormat::Bgr);
+        let packed = frame.packed();
+        if jpeg {
+            let p = psnr(&packed, &smooth_frame(idx, W, H, 3));
+            assert!(p > 30.0, "frame {idx}: PSNR {p:.1} dB");
+        } else {
+            assert_eq!(packed, test_frame(idx, W, H, 3, false), "frame {idx}");
+        }
+    }
+}
+
+fn playbin_plays_vidgear(jpeg: bool) {
+    init();
+    let port = free_port();
+    let playbin = gst::ElementFactory::make("playbin")
+        .property("uri", format!("netgear://127.0.0.1:{port}"))
+        .build()
+        .expect("playbin");
+    let appsink = bgr_appsink();
+    playbin.set_property("video-sink", &appsink);
+    playbin.set_property_from_str("flags", "video");
+    let pipeline = playbin.downcast::<gst::Pipeline>().expect("a pipeline");
+    pipeline.set_state(gst::State::Playing).expect("playing");
+    let mut peer = vidgear_sender(port, jpeg);
+    let (frames, eos) = pull_all(&appsink);
+    let _ = peer.report(Duration::from_secs(20));
+    let source = pipeline
+        .property::<Option<gst::Element>>("source")
+        .expect("playbin made a source");
+    assert_eq!(
+        source.factory().expect("factory").name(),
+        "netgearsrc",
+        "playbin picked netgearsrc for netgear://"
+    );
+    pipeline.set_state(gst::State::Null).expect("null");
+    assert_frames(&frames, eos, jpeg);
+}
+
+#[test]
+fn playbin_plays_a_vidgear_jpeg_sender() {
+    playbin_plays_vidgear(true);
+}
+
+#[test]
+fn playbin_plays_a_vidgear_raw_sender() {
+    playbin_plays_vidgear(false);
+}
+
+#[test]
+fn uridecodebin_decodes_a_vidgear_sender() {
+    init();
+    let port = free_port();
+    let description = format!(
+        "uridecodebin uri=netgear://127.0.0.1:{port} ! videoconvert ! \
+         video/x-raw,format=BGR ! appsink name=out sync=false"
+    );
+    let pipeline = gst::parse::launch(&description)
+        .expect("pipeline")
+        .downcast::<gst::Pipeline>()
+        .expect("a pipeline");
+    let appsink = pipeline
+        .by_name("out")
+        .expect("appsink")
+        .downcast::<gst_app::AppSink>()
+        .expect("an appsink");
+    pipeline.set_state(gst::State::Playing).expect("playing");
+    let mut peer = vidgear_sender(port, true);
+    let (frames, eos) = pull_all(&appsink);
+    let _ = peer.report(Duration::from_secs(20));
+    pipeline.set_state(gst::State::Null).expect("null");
+    assert_frames(&frames, eos, true);
+}
+
+/// A sink made from `netgear://127.0.0.1:P?pattern=req-rep&jpeg-compression=false`
+/// sends to a vidgear receiver in pattern 1, every frame byte for byte.
+#[test]
+fn sink_from_uri_sends_to_vidgear_req_rep() {
+    init();
+    let port = free_port();
+    let mut peer = Peer::start(&peer_args("recv", port, 1, &[]));
+    peer.wait_ready(Duration::from_secs(20));
+    let uri = format!("netgear://127.0.0.1:{port}?pattern=req-rep&jpeg-compression=false");
+    let sink = gst::Element::make_from_uri(gst::URIType::Sink, &uri, None).expect("a sink");
+    assert_eq!(sink.factory().expect("factory").name(), "netgearsink");
+    assert_eq!(
+        sink.property_value("pattern").serialize().unwrap(),
+        "req-rep"
+    );
+    let info = video_info(VideoFormat::Bgr, W as u32, H as u32);
+    let caps = info.to_caps().expect("caps");
+    let appsrc = gst_app::AppSrc::builder()
+        .caps(&caps)
+        .format(gst::Format::Time)
+        .build();
+    let pipeline = gst::Pipeline::new();
+    pipeline
+        .add_many([appsrc.upcast_ref(), &sink])
+        .expect("add");
+    appsrc.link(&sink).expect("link");
+    sink.set_property("sync", false);
+    pipeline.set_state(gst::State::Playing).expect("playing");
+    for idx in 0..FRAMES {
+        let data = to_gst_layout(&test_frame(idx, W, H, 3, false), &info);
+        let mut buffer = gst::Buffer::from_mut_slice(data);
+        buffer
+            .get_mut()
+            .expect("writable")
+            .set_pts(gst::ClockTime::from_mseconds(idx as u64 * 33));
+        appsrc.push_buffer(buffer).expect("push");
+    }
+    appsrc.end_of_stream().expect("eos");
+    assert!(matches!(
+        wait_end(&pipeline, Duration::from_secs(20)),
+        Outcome::Eos
+    ));
+    pipeline.set_state(gst::State::Null).expect("null");
+    let report = peer.report(Duration::from_secs(20));
+    let received: Vec<u64> = report["received"]
+        .as_array()
+        .expect("received")
+        .iter()
+        .filter_map(|v| v.as_u64())
+        .collect();
+    assert_eq!(received, (0..FRAMES as u64).collect::<Vec<_>>());
+    assert_eq!(report["bad"], serde_json::json!([]));
+    assert_eq!(report["terminated"], true);
+}
+
+fn uri_of(element: &gst::Element) -> String {
+    element
+        .dynamic_cast_ref::<gst::URIHandler>()
+        .expect("a URI handler")
+        .uri()
+        .expect("a URI")
+        .to_string()
+}
+
+#[test]
+fn uri_sets_properties_and_reads_back_what_is_used() {
+    init();
+    let src = gst::ElementFactory::make("netgearsrc").build().unwrap();
+    assert_eq!(uri_of(&src), "netgear://*:5555");
+    let handler = src.dynamic_cast_ref::<gst::URIHandler>().unwrap();
+    handler
+        .set_uri("netgear://[::1]:6000?pattern=1&max-retries=5&return-data=%7B%22ok%22:true%7D")
+        .expect("a good URI");
+    assert_eq!(src.property::<String>("address"), "::1");
+    assert_eq!(src.property::<u32>("port"), 6000);
+    assert_eq!(src.property::<u32>("max-retries"), 5);
+    assert_eq!(src.property::<String>("return-data"), "{\"ok\":true}");
+    assert_eq!(
+        src.property::<String>("uri"),
+        "netgear://[::1]:6000?pattern=req-rep&max-retries=5&return-data=%7B%22ok%22:true%7D"
+    );
+    // Properties set any other way show up too.
+    src.set_property_from_str("secure-mode", "stonehouse");
+    src.set_property("cert-dir", "/keys dir");
+    assert!(uri_of(&src).ends_with("&secure-mode=stonehouse&cert-dir=/keys%20dir&max-retries=5&return-data=%7B%22ok%22:true%7D"),
+        "{}", uri_of(&src));
+
+    let sink = gst::ElementFactory::make("netgearsink").build().unwrap();
+    sink.set_property(
+        "uri",
+        "netgear+ipc:///tmp/feed:5577?jpeg-compression=false&jpeg-colorspace=RGB",
+    );
+    assert_eq!(sink.property::<String>("address"), "/tmp/feed");
+    assert_eq!(sink.property_value("protocol").serialize().unwrap(), "ipc");
+    assert!(!sink.property::<bool>("jpeg-compression"));
+    assert_eq!(
+        uri_of(&sink),
+        "netgear+ipc:///tmp/feed:5577?jpeg-compression=false&jpeg-colorspace=RGB"
+    );
+    // An empty host is the element's default address; properties the URI does not name
+    // keep their values.
+    sink.set_property("uri", "netgear://:7000");
+    assert_eq!(sink.property::<String>("address"), "localhost");
+    assert_eq!(
+        uri_of(&sink),
+        "netgear://localhost:7000?jpeg-compression=false&jpeg-colorspace=RGB"
+    );
+}
+
+#[test]
+fn bad_uris_are_refused_naming_the_bad_part() {
+    init();
+    let src = gst::ElementFactory::make("netgearsrc").build().unwrap();
+    let handler = src.dynamic_cast_ref::<gst::URIHandler>().unwrap();
+    let refused = |uri: &str| handler.set_uri(uri).expect_err(uri).to_string();
+    let cases = [
+        (
+            "netgear:host:5555",
+            "must start with netgear:// or netgear+ipc://",
+        ),
+        (
+            "netgear://host:99999",
+            "the port '99999' is not a number from 1 to 65535",
+        ),
+        ("netgear://::1:5555", "IPv6 address goes in brackets"),
+        (
+            "netgear://host:5555?pattern=7",
+            "'7' is not a valid value for pattern",
+        ),
+        (
+            "netgear://host:5555?max-retries=many",
+            "'many' is not a valid value for max-retries",
+        ),
+        (
+            "netgear://host:5555?request-timeout=1",
+            "'1' is not a valid value for request-timeout",
+        ),
+        (
+            "netgear://host:5555?jpeg-quality=50",
+            "netgearsrc has no settable property 'jpeg-quality'",
+        ),
+        (
+            "netgear://host:5555?stats=x",
+            "netgearsrc has no settable property 'stats'",
+        ),
+        (
+            "netgear://host:5555?port=6000",
+            "the query key 'port' is set by the URI itself",
+        ),
+        (
+            "netgear://host:5555/feed",
+            "the path '/feed' is not allowed",
+        ),
+        (
+            "netgear://host:5555?cert-dir=%G0",
+            "'%G0' has a bad percent-escape",
+        ),
+    ];
+    for (uri, why) in cases {
+        let message = refused(uri);
+        assert!(message.contains(why), "{uri}: {message}");
+        assert!(
+            message.contains(uri),
+            "{uri}: the message names the URI: {message}"
+        );
+    }
+    // A refused URI changed nothing, not even the parts before the bad one.
+    assert_eq!(uri_of(&src), "netgear://*:5555");
+    let sink = gst::ElementFactory::make("netgearsink").build().unwrap();
+    let message = sink
+        .dynamic_cast_ref::<gst::URIHandler>()
+        .unwrap()
+        .set_uri("netgear://h:1?return-data=x")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("netgearsink has no settable property 'return-data'"),
+        "{message}"
+    );
+}
