@@ -17,7 +17,7 @@ each process, sampled until it exits. Latency: each sender stamps CLOCK_MONOTONI
 receiver after the frame is out (ours: fakesink's sink pad; vidgear: after recv()); frame i
 sent is frame i received (pattern 0 loses nothing), so nothing is added to the messages.
 
-  FRAMES (default 400, quick 60)  REPEAT (best of, default 2, quick 1)
+  FRAMES (default 400, quick 60)  REPEAT (best of, default 3, quick 1)
   SIZES  (default "1080p 720p", quick "1080p")   QUICK=1 or `scripts/bench --quick`
 """
 
@@ -42,7 +42,7 @@ SIDE = os.path.join(ROOT, "benches", "vidgear_bench.py")
 OUT = os.path.join(ROOT, "bench-out")
 QUICK = os.environ.get("QUICK") == "1" or "--quick" in sys.argv
 FRAMES = int(os.environ.get("FRAMES", "60" if QUICK else "400"))
-REPEAT = int(os.environ.get("REPEAT", "1" if QUICK else "2"))
+REPEAT = int(os.environ.get("REPEAT", "1" if QUICK else "3"))
 SIZES = os.environ.get("SIZES", "1080p" if QUICK else "1080p 720p").split()
 DIMS = {"480p": (640, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 LATENCY_FRAMES = 90 if QUICK else 300
@@ -382,6 +382,37 @@ def print_case(key, row):
           f"{fmt(fps.get('ideal'))} {fmt(fps.get('plugin, no decode'))}  "
           f"{fmt(ratio(fps.get('plugin'), fps.get('vidgear')), 6, 2)} {fmt(ratio(fps.get('plugin'), fps.get('ceiling')), 6, 2)}  "
           f"{cpu('plugin'):>13} {cpu('vidgear'):>13}", flush=True)
+    if key.endswith("p2"):
+        got = ", ".join(f"{side} {v['frames']}" for side, v in row.items())
+        print(f"{'':26} pub-sub frames received of {3 * FRAMES} sent: {got}", flush=True)
+
+
+def markdown(results):
+    """The tables as Markdown, for the README (bench-out/table.md)."""
+    lines = [f"{results['date']}, {results['machine']['cpu']}; GStreamer {results['machine']['gstreamer'].split()[-1]}, "
+             f"libzmq {results['machine']['libzmq (plugin)']}, libjpeg-turbo {results['machine']['libjpeg-turbo (plugin)']}; "
+             f"vidgear {results['machine']['vidgear']}, simplejpeg {results['machine']['simplejpeg']}; "
+             f"{results['frames']} frames per run, best of {results['best_of']}.", "",
+             "| case | plugin | vidgear | plugin/vidgear | bare ZeroMQ | plugin/ZeroMQ | ideal source (appsrc) | "
+             "CPU ms/frame send/recv: plugin | vidgear | peak RSS MiB send/recv: plugin | vidgear |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for key, row in results["cases"].items():
+        g = lambda side, f="fps": row.get(side, {}).get(f)
+        cell = lambda v: "" if v is None else (f"{v:.0f}" if isinstance(v, float) and v >= 10 else str(v))
+        both = lambda side, a, b: f"{g(side, a)} / {g(side, b)}" if side in row else ""
+        name = key + (f" (no decode: {g('plugin, no decode'):.0f})" if "plugin, no decode" in row else "")
+        lines.append(f"| {name} | {cell(g('plugin'))} | {cell(g('vidgear'))} | {cell(ratio(g('plugin'), g('vidgear')))} | "
+                     f"{cell(g('ceiling'))} | {cell(ratio(g('plugin'), g('ceiling')))} | {cell(g('ideal'))} | "
+                     f"{both('plugin', 'send_cpu_ms', 'recv_cpu_ms')} | {both('vidgear', 'send_cpu_ms', 'recv_cpu_ms')} | "
+                     f"{both('plugin', 'send_rss_mib', 'recv_rss_mib')} | {both('vidgear', 'send_rss_mib', 'recv_rss_mib')} |")
+    lines += ["", "| latency, 720p BGR 30 fps | plugin p50 / p99 ms | vidgear p50 / p99 ms |", "|---|---|---|"]
+    for codec, sides in results.get("latency_720p30", {}).items():
+        pv = lambda side: f"{sides[side]['p50_ms']:.2f} / {sides[side]['p99_ms']:.2f}"
+        lines.append(f"| {codec} | {pv('plugin')} | {pv('vidgear')} |")
+    lines += ["", "| target (issue 11) | value | met |", "|---|---|---|"]
+    for t in results.get("targets", []):
+        lines.append(f"| {t['target']} | {t['value']} | {'n/a' if t['met'] is None else ('yes' if t['met'] else 'no')} |")
+    return "\n".join(lines) + "\n"
 
 
 def chart(results, path):
@@ -469,6 +500,9 @@ def main():
     print(f"\n{results['seconds']} s")
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
+    with open(os.path.join(OUT, "table.md"), "w") as f:
+        f.write(markdown(results))
+    print(f"tables: {os.path.join(OUT, 'table.md')}")
     chart(results, os.path.join(OUT, "bench.png"))
 
 

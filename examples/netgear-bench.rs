@@ -388,8 +388,6 @@ fn main() {
         Some("run") => run(&args),
         Some("send") => send(&args),
         Some("multiserver") => multiserver(&args),
-        _ => eprintln!(
-            "usage: netgear-bench run|send|codec|multiserver [options]"
-        ),
+        _ => eprintln!("usage: netgear-bench run|send|codec|multiserver [options]"),
     }
 }
