@@ -167,9 +167,9 @@ def our_sender(port, pattern, jpeg, source, w, h, n, frame_file):
     return ["gst-launch-1.0", "-q", *f"{gst_source(source, w, h, n, frame_file)} ! {sink}".split()]
 
 
-def ideal_sender(port, pattern, jpeg, w, h, n):
+def ideal_sender(port, pattern, jpeg, w, h, n, frame_file):
     return [BENCH, "send", "--port", str(port), "--pattern", str(pattern), "--frames", str(n),
-            "--width", str(w), "--height", str(h)] + (["--jpeg"] if jpeg else [])
+            "--width", str(w), "--height", str(h), "--file", frame_file] + (["--jpeg"] if jpeg else [])
 
 
 def our_receiver(port, pattern, n, decode, times=None):
@@ -209,7 +209,7 @@ def case_sides(kind, w, h, n, frame_file):
             "plugin": ours(0, True, "file", True),
             "plugin, no decode": ours(0, True, "file", False),
             "vidgear": vid(0, True, "file"),
-            "ideal": (lambda p: our_receiver(p, 0, n, True), lambda p: ideal_sender(p, 0, True, w, h, n)),
+            "ideal": (lambda p: our_receiver(p, 0, n, True), lambda p: ideal_sender(p, 0, True, w, h, n, frame_file)),
         }
     if kind == "JPEG sender-only":
         return {
@@ -225,7 +225,7 @@ def case_sides(kind, w, h, n, frame_file):
                                                          "--file", frame_file)),
     }
     if kind == "raw pooled p0":
-        sides["ideal"] = (lambda p: our_receiver(p, 0, n, False), lambda p: ideal_sender(p, 0, False, w, h, n))
+        sides["ideal"] = (lambda p: our_receiver(p, 0, n, False), lambda p: ideal_sender(p, 0, False, w, h, n, frame_file))
     return sides
 
 

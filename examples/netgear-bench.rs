@@ -8,6 +8,7 @@
 //!       count and the rate from the first to the last buffer. --times writes one
 //!       CLOCK_MONOTONIC microsecond stamp per buffer (for one-way latency).
 //!   netgear-bench send --port P --pattern N --frames N --width W --height H [--jpeg]
+//!                      [--file F]
 //!       the "ideal source": appsrc pushing pre-made BGR buffers ! netgearsink
 //!   netgear-bench codec --width W --height H --frames N [--file F]
 //!       libjpeg-turbo encode-only and decode-only rates (quality 90, 4:2:2, fast DCT)
@@ -273,7 +274,13 @@ fn send(args: &Args) {
          jpeg-compression={jpeg} sync=false"
     ));
     let appsrc = appsrc(&pipeline, &info);
-    let buffers = buffers(&info, 8);
+    // The very frame the other senders read from the file, when given.
+    let buffers = match args.text("--file") {
+        Some(path) => vec![gst::Buffer::from_mut_slice(
+            std::fs::read(path).expect("frame file"),
+        )],
+        None => buffers(&info, 8),
+    };
     pipeline.set_state(gst::State::Playing).expect("playing");
     for i in 0..n as usize {
         let mut b = buffers[i % buffers.len()].copy();
