@@ -4,6 +4,7 @@
                      [--jpeg] [--source pooled|file --file F] [--fps F] [--times OUT]
     vidgear_bench.py vidgear-recv --port P --pattern N --frames N [--times OUT]
     vidgear_bench.py zmq-send     --port P --pattern 0|2 --frames N --width W --height H
+                     [--source pooled|file --file F] [--fps F] [--times OUT]
     vidgear_bench.py zmq-recv     --port P --pattern 0|2 --frames N [--times OUT]
     vidgear_bench.py codec --file F --width W --height H --frames N
 
@@ -113,12 +114,18 @@ def zmq_send(a):
     header = zmq_header(a)
     if a.pattern == 2:
         time.sleep(0.5)
-    for _ in range(a.frames):
+    stamps = []
+    start = time.perf_counter()
+    for i in range(a.frames):
+        pace(start, i, a.fps)
+        frame = next_frame()
+        stamps.append(now_us())
         s.send(header, zmq.SNDMORE)
-        s.send(next_frame(), copy=False)
+        s.send(frame, copy=False)
         if a.pattern == 0:
             s.recv()
     s.send(json.dumps({"terminate_flag": True}).encode())
+    write_times(a.times, stamps)
     print(json.dumps({"sent": a.frames}), flush=True)
     ctx.destroy(linger=1000)
 
