@@ -351,6 +351,7 @@ def machine():
         "simplejpeg": simplejpeg.__version__,
         "pyzmq (libzmq)": f"{zmq.__version__} ({zmq.zmq_version()})",
         "python": platform.python_version(),
+        "load average at start": " ".join(f"{x:.1f}" for x in os.getloadavg()),
     }
 
 
@@ -509,7 +510,9 @@ def main():
         state = "n/a" if t["met"] is None else ("met" if t["met"] else "NOT met")
         print(f"  {t['target']:52} {t['value']!s:>8}  {state}")
     results["seconds"] = round(time.monotonic() - started)
-    print(f"\n{results['seconds']} s")
+    results["load average at end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\n{results['seconds']} s; load average at the end {results['load average at end']}"
+          " (other work on the machine makes every rate noisy)")
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     with open(os.path.join(OUT, "table.md"), "w") as f:
