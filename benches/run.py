@@ -1,30 +1,53 @@
-"""Runs every side of the benchmark on loopback and prints one table (scripts/bench).
+"""The benchmark of the path users run (scripts/bench). Every side is its own process.
 
-For 480p, 720p and 1080p BGR, raw and JPEG, patterns 0 and 2: netgearsink → netgearsrc
-(two processes), vidgear's NetGear (two processes), bare pyzmq moving the same bytes (the
-ceiling), and GStreamer's tcpserversink → tcpclientsrc for raw. Pattern 0 rates are
-acknowledged frames per second at the sender; pattern 2 rates are frames per second that
-reached the receiver. Then one-way latency at 720p 30 fps, resident memory over 20 000
-frames, 128 servers into one source, and libjpeg-turbo's own rates. Writes
-bench-out/results.json and bench-out/bench.png.
+Ours: the sender is `gst-launch-1.0 … ! netgearsink` (the plugin from target/release), the
+receiver `netgearsrc ! …` launched by examples/netgear-bench `run` (gst::parse::launch plus
+one pad probe on the fakesink). vidgear: NetGear in two Python processes. Ceiling: bare
+pyzmq moving the same header + frame + acknowledgement. Rates are taken AT THE RECEIVER,
+from its first to its last frame. Per-frame source cost is the same on both sides:
+
+  pooled  videotestsrc pattern=black (pooled buffers)  <->  vidgear re-sending one array
+  file    multifilesrc loop=true ! rawvideoparse        <->  np.fromfile of the same file
+          (a new buffer read per frame)                      for every frame
+
+CPU ms/frame per side: user+system time of that process from the moment the receiver saw
+its first frame (/proc/PID/stat) to its exit (wait4), over the frames. Peak RSS: VmHWM of
+each process, sampled until it exits. Latency: each sender stamps CLOCK_MONOTONIC per frame just before the send
+(ours: a pad probe on netgearsink's sink pad, fed by `identity sync=true` at 30 fps), each
+receiver after the frame is out (ours: fakesink's sink pad; vidgear: after recv()); frame i
+sent is frame i received (pattern 0 loses nothing), so nothing is added to the messages.
+
+  FRAMES (default 400, quick 60)  REPEAT (best of, default 3, quick 1)
+  SIZES  (default "1080p 720p", quick "1080p")   QUICK=1 or `scripts/bench --quick`
 """
 
 import json
 import os
 import platform
+import re
+import select
 import socket
 import subprocess
 import sys
+import threading
 import time
+
+import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "target", "release", "examples", "netgear-bench")
-SOAK = os.path.join(ROOT, "target", "release", "examples", "netgear-soak")
+PLUGIN = os.path.join(ROOT, "target", "release", "libgstnetgear.so")
 PY = sys.executable
-VIDGEAR = os.path.join(ROOT, "benches", "vidgear_bench.py")
+SIDE = os.path.join(ROOT, "benches", "vidgear_bench.py")
 OUT = os.path.join(ROOT, "bench-out")
-FRAMES = int(os.environ.get("FRAMES", "300"))
-SIZES = {"480p": (640, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
+QUICK = os.environ.get("QUICK") == "1" or "--quick" in sys.argv
+FRAMES = int(os.environ.get("FRAMES", "60" if QUICK else "400"))
+REPEAT = int(os.environ.get("REPEAT", "1" if QUICK else "3"))
+SIZES = os.environ.get("SIZES", "1080p" if QUICK else "1080p 720p").split()
+DIMS = {"480p": (640, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
+LATENCY_FRAMES = 90 if QUICK else 300
+ENV = dict(os.environ, GST_PLUGIN_PATH=os.path.join(ROOT, "target", "release"))
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 def free_port():
@@ -35,63 +58,374 @@ def free_port():
     return port
 
 
-def last_json(proc):
-    out, _ = proc.communicate(timeout=300)
-    lines = [l for l in out.decode().splitlines() if l.startswith("{")]
-    if not lines:
-        raise RuntimeError(f"no result from {proc.args}")
-    return json.loads(lines[-1])
+def cpu_now(pid):
+    """User + system seconds of a running (or not yet reaped) process, all its threads."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
-def pair(first_cmd, second_cmd, pattern, receiver_first=True):
-    """Starts one side, waits for its READY, runs the other; combines both reports."""
-    first = subprocess.Popen(first_cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    line = first.stdout.readline().decode().strip()
-    assert line == "READY", f"{first_cmd}: {line}"
-    second = subprocess.Popen(second_cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    a, b = last_json(first), last_json(second)
-    received, sent = (a, b) if receiver_first else (b, a)
-    frames = received["frames"]
-    cpu = (received.get("cpu_s") or 0) + (sent.get("cpu_s") or 0)
+def read_line(proc, word, timeout):
+    """Reads stdout lines until `word` (True) or end/timeout (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        line = proc.stdout.readline()
+        if not line:
+            return False
+        if line.decode().strip() == word:
+            return True
+    return False
+
+
+def peak_rss_kib(pid):
+    """VmHWM: the process's own high-water mark since its exec (wait4's ru_maxrss would
+    include the forking parent's size)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def watch_rss(pid, peak):
+    # No proc.poll() here: it could reap the child before wait4 does. A zombie has no VmHWM.
+    while (now := peak_rss_kib(pid)) > 0:
+        peak[0] = max(peak[0], now)
+        time.sleep(0.05)
+
+
+def watch_rss_of(proc):
+    """Samples VmHWM every 50 ms until the process exits; returns the cell it updates."""
+    peak = [peak_rss_kib(proc.pid)]
+    threading.Thread(target=watch_rss, args=(proc.pid, peak), daemon=True).start()
+    return peak
+
+
+def reap(proc, kill_after, peak):
+    """Waits for a child with wait4: its last JSON line and CPU seconds; kills it if stuck."""
+    timer = threading.Timer(kill_after, proc.kill)
+    timer.start()
+    out = proc.stdout.read().decode()
+    _, status, usage = os.wait4(proc.pid, 0)
+    timer.cancel()
+    proc.returncode = status
+    lines = [l for l in out.splitlines() if l.startswith("{")]
+    return (json.loads(lines[-1]) if lines else {}), usage.ru_utime + usage.ru_stime, peak[0]
+
+
+def spawn(cmd, log):
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, env=ENV)
+
+
+def pair(receiver, sender, sent):
+    """Receiver first (it binds), then the sender; rate at the receiver, CPU and RSS both."""
+    with open(os.path.join(OUT, "logs.txt"), "ab") as log:
+        log.write(f"\n== {' '.join(receiver)}\n== {' '.join(sender)}\n".encode())
+        log.flush()
+        rx = spawn(receiver, log)
+        if not read_line(rx, "READY", 30):
+            rx.kill()
+            raise RuntimeError(f"receiver not ready: {receiver}")
+        tx = spawn(sender, log)
+        first = read_line(rx, "FIRST", 60)
+        at_first = {"rx": cpu_now(rx.pid), "tx": cpu_now(tx.pid)}
+        peaks = watch_rss_of(rx), watch_rss_of(tx)
+        result, rx_cpu, rx_rss = reap(rx, 180, peaks[0])
+        _, tx_cpu, tx_rss = reap(tx, 30, peaks[1])
+    frames = result.get("frames", 0) if first else 0
+    per = lambda cpu, n: round(1000 * cpu / n, 2) if n > 0 else None
     return {
-        "fps": sent["fps"] if pattern == 0 and sent.get("fps") else received["fps"],
+        "fps": result.get("fps", 0.0) if first else 0.0,
         "frames": frames,
-        "cpu_ms_per_frame": round(1000 * cpu / frames, 2) if frames else None,
-        "latency_p50_ms": received.get("latency_p50_ms"),
-        "latency_p99_ms": received.get("latency_p99_ms"),
+        "send_cpu_ms": per(tx_cpu - at_first["tx"], sent - 1),
+        "recv_cpu_ms": per(rx_cpu - at_first["rx"], frames - 1),
+        "send_rss_mib": round(tx_rss / 1024, 1),
+        "recv_rss_mib": round(rx_rss / 1024, 1),
     }
 
 
-def common(pattern, w, h, frames=FRAMES):
-    return ["--port", str(free_port()), "--pattern", str(pattern), "--frames", str(frames), "--width", str(w), "--height", str(h)]
+# ---- the sides -------------------------------------------------------------------------
+
+def gst_source(source, w, h, n, frame_file, fps="30/1"):
+    if source == "pooled":
+        return f"videotestsrc pattern=black num-buffers={n} ! video/x-raw,format=BGR,width={w},height={h},framerate={fps}"
+    return (f"multifilesrc location={frame_file} loop=true num-buffers={n} "
+            f"! rawvideoparse width={w} height={h} format=bgr framerate={fps}")
 
 
-def ours(w, h, jpeg, pattern, extra=(), frames=FRAMES):
-    args = common(pattern, w, h, frames)
-    recv = [BENCH, "recv", *args] + (["--decode"] if jpeg else [])
-    send = [BENCH, "send", *args, *extra] + (["--jpeg"] if jpeg else [])
-    return pair(recv, send, pattern)
+def our_sender(port, pattern, jpeg, source, w, h, n, frame_file):
+    sink = f"netgearsink address=127.0.0.1 port={port} pattern={pattern} jpeg-compression={str(jpeg).lower()} sync=false"
+    return ["gst-launch-1.0", "-q", *f"{gst_source(source, w, h, n, frame_file)} ! {sink}".split()]
 
 
-def vidgear(w, h, jpeg, pattern, extra=(), frames=FRAMES):
-    args = common(pattern, w, h, frames)
-    recv = [PY, VIDGEAR, "vidgear-recv", *args, *[e for e in extra if e == "--latency"]]
-    send = [PY, VIDGEAR, "vidgear-send", *args, *extra] + (["--jpeg"] if jpeg else [])
-    return pair(recv, send, pattern)
+def ideal_sender(port, pattern, jpeg, w, h, n, frame_file):
+    return [BENCH, "send", "--port", str(port), "--pattern", str(pattern), "--frames", str(n),
+            "--width", str(w), "--height", str(h), "--file", frame_file] + (["--jpeg"] if jpeg else [])
 
 
-def bare_zmq(w, h, pattern):
-    args = common(pattern, w, h)
-    return pair([PY, VIDGEAR, "zmq-recv", *args], [PY, VIDGEAR, "zmq-send", *args], pattern)
+def our_receiver(port, pattern, n, decode, times=None):
+    # videoconvert takes only raw video: JPEG is decoded in netgearsrc, as in a user's
+    # `netgearsrc ! videoconvert ! autovideosink`. Without it JPEG passes through.
+    middle = "! videoconvert " if decode else ""
+    timeout = 2000 if pattern == 2 else 5000
+    desc = f"netgearsrc address=127.0.0.1 port={port} pattern={pattern} timeout={timeout} {middle}! fakesink name=out sync=false"
+    return [BENCH, "run", "--pipeline", desc, "--frames", str(n)] + (["--times", times] if times else [])
 
 
-def gst_tcp(w, h):
-    args = common(0, w, h)
-    return pair([BENCH, "tcp-send", *args], [BENCH, "tcp-recv", *args], 2, receiver_first=False)
+def py_side(mode, port, pattern, w, h, n, *extra):
+    return [PY, SIDE, mode, "--port", str(port), "--pattern", str(pattern), "--frames", str(n),
+            "--width", str(w), "--height", str(h), *extra]
 
+
+def vid_sender(port, pattern, jpeg, source, w, h, n, frame_file):
+    return py_side("vidgear-send", port, pattern, w, h, n, "--source", source, "--file", frame_file,
+                   *(["--jpeg"] if jpeg else []))
+
+
+# ---- the cases -------------------------------------------------------------------------
+
+def case_sides(kind, w, h, n, frame_file):
+    """{side: (receiver(port), sender(port))} for one case."""
+    def ours(pattern, jpeg, source, decode):
+        return (lambda p: our_receiver(p, pattern, n, decode),
+                lambda p: our_sender(p, pattern, jpeg, source, w, h, n, frame_file))
+
+    def vid(pattern, jpeg, source):
+        return (lambda p: py_side("vidgear-recv", p, pattern, w, h, n),
+                lambda p: vid_sender(p, pattern, jpeg, source, w, h, n, frame_file))
+
+    zmq_rx = lambda pattern: (lambda p: py_side("zmq-recv", p, pattern, w, h, n))
+    if kind == "JPEG e2e":
+        return {
+            "plugin": ours(0, True, "file", True),
+            "plugin, no decode": ours(0, True, "file", False),
+            "vidgear": vid(0, True, "file"),
+            "ideal": (lambda p: our_receiver(p, 0, n, True), lambda p: ideal_sender(p, 0, True, w, h, n, frame_file)),
+        }
+    if kind == "JPEG sender-only":
+        return {
+            "plugin": (zmq_rx(0), lambda p: our_sender(p, 0, True, "file", w, h, n, frame_file)),
+            "vidgear": (zmq_rx(0), lambda p: vid_sender(p, 0, True, "file", w, h, n, frame_file)),
+        }
+    pattern = 2 if kind.endswith("p2") else 0
+    source = "file" if "file" in kind else "pooled"
+    sides = {
+        "plugin": ours(pattern, False, source, False),
+        "vidgear": vid(pattern, False, source),
+        "ceiling": (zmq_rx(pattern), lambda p: py_side("zmq-send", p, pattern, w, h, n, "--source", source,
+                                                         "--file", frame_file)),
+    }
+    if kind == "raw pooled p0":
+        sides["ideal"] = (lambda p: our_receiver(p, 0, n, False), lambda p: ideal_sender(p, 0, False, w, h, n, frame_file))
+    return sides
+
+
+KINDS = ["JPEG e2e", "JPEG sender-only", "raw pooled p0", "raw file p0", "raw pooled p2"]
+COLUMNS = ["plugin", "vidgear", "ceiling", "ideal", "plugin, no decode"]
+
+
+def frame_file(w, h):
+    """One 1080p/720p BGR frame of gradients plus noise (~realistic JPEG work), on disk."""
+    path = os.path.join(OUT, f"frame_{w}x{h}.bgr")
+    if not os.path.exists(path):
+        rng = np.random.default_rng(7)
+        y, x, c = np.arange(h).reshape(h, 1, 1), np.arange(w).reshape(1, w, 1), np.arange(3).reshape(1, 1, 3)
+        t = (x * 2 + y + c * 40) % 512
+        tri = np.where(t < 256, t, 511 - t)
+        (tri * 15 // 16 + rng.integers(0, 16, size=(h, w, 3))).astype(np.uint8).tofile(path)
+    return path
+
+
+def key_of(kind, w, h):
+    return f"{next(k for k, v in DIMS.items() if v == (w, h))} {kind}"
+
+
+def measure_case(kind, w, h, path):
+    """Best of REPEAT per side (the sides alternate, so load hits them alike). Pub-sub
+    senders send 3x the frames: most are dropped at the publisher (HWM 1) by design."""
+    best = {}
+    n = 3 * FRAMES if kind.endswith("p2") else FRAMES
+    sides = case_sides(kind, w, h, n, path)
+    for _ in range(REPEAT):
+        for name, (rx, tx) in sides.items():
+            port = free_port()
+            try:
+                r = pair(rx(port), tx(port), n)
+            except (RuntimeError, OSError, ValueError) as e:
+                print(f"  ({key_of(kind, w, h)} {name}: {e})", flush=True)
+                continue
+            if name not in best or r["fps"] > best[name]["fps"]:
+                best[name] = r
+    return best
+
+
+# ---- latency, codec, scale ---------------------------------------------------------------
+
+def latency(side, jpeg, path, n):
+    w, h = DIMS["720p"]
+    port = free_port()
+    tx_times, rx_times = os.path.join(OUT, "tx.times"), os.path.join(OUT, "rx.times")
+    if side == "plugin":
+        sink = (f"identity sync=true ! netgearsink name=out address=127.0.0.1 port={port} "
+                f"jpeg-compression={str(jpeg).lower()} sync=false")
+        tx = [BENCH, "run", "--pipeline", f"{gst_source('file', w, h, n, path)} ! {sink}", "--times", tx_times]
+        rx = our_receiver(port, 0, n, True, rx_times)
+    elif side == "vidgear":
+        tx = vid_sender(port, 0, jpeg, "file", w, h, n, path) + ["--fps", "30", "--times", tx_times]
+        rx = py_side("vidgear-recv", port, 0, w, h, n, "--times", rx_times)
+    else:  # bare ZeroMQ, raw only: the transport's own latency
+        tx = py_side("zmq-send", port, 0, w, h, n, "--source", "file", "--file", path, "--fps", "30", "--times", tx_times)
+        rx = py_side("zmq-recv", port, 0, w, h, n, "--times", rx_times)
+    r = pair(rx, tx, n)
+    sent, got = (np.loadtxt(f, dtype=np.int64, ndmin=1) for f in (tx_times, rx_times))
+    k = min(len(sent), len(got))
+    ms = (got[:k] - sent[:k]) / 1000.0
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3),
+            "frames": int(k), "sent": int(len(sent)), "send_cpu_ms": r["send_cpu_ms"], "recv_cpu_ms": r["recv_cpu_ms"]}
+
+
+def codec_rates(path):
+    w, h = DIMS["1080p"]
+    n = "30" if QUICK else "100"
+    ours = subprocess.check_output([BENCH, "codec", "--width", str(w), "--height", str(h), "--frames", n, "--file", path])
+    theirs = subprocess.check_output(py_side("codec", 0, 0, w, h, int(n), "--file", path))
+    return {"plugin": json.loads(ours.decode().splitlines()[-1]), "simplejpeg": json.loads(theirs.decode().splitlines()[-1])}
+
+
+def multiserver():
+    servers, frames = ("16", "10") if QUICK else ("128", "50")
+    out = subprocess.check_output([BENCH, "multiserver", "--servers", servers, "--frames", frames])
+    return json.loads(out.decode().splitlines()[-1])
+
+
+# ---- the machine ---------------------------------------------------------------------------
+
+def command(cmd):
+    try:
+        return subprocess.check_output(cmd, stderr=subprocess.DEVNULL, env=ENV).decode().strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def turbojpeg_version():
+    """The libjpeg-turbo the plugin runs: the Debian package it links, or the version
+    string compiled into the plugin when it is linked statically."""
+    linked = [l for l in command(["ldd", PLUGIN]).splitlines() if "turbojpeg" in l or "libjpeg" in l]
+    if linked:
+        lib = linked[0].split("=>")[-1].split()[0]
+        owner = command(["dpkg", "-S", os.path.realpath(lib)]).split(":")[0]
+        version = command(["dpkg-query", "-W", "-f=${Version}", owner]) if owner else ""
+        return f"{version or '?'} (shared, {os.path.basename(lib)})"
+    with open(PLUGIN, "rb") as f:
+        found = re.search(rb"libjpeg-turbo version ([0-9.]+)", f.read())
+    return f"{found.group(1).decode()} (static)" if found else "static (version string not found)"
+
+
+def machine():
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    import simplejpeg
+    import vidgear.version
+    import zmq
+
+    return {
+        "cpu": f"{model}, {os.cpu_count()} cores",
+        "system": f"{platform.system()} {platform.release()} {platform.machine()}",
+        "gstreamer": next((l for l in command(["gst-launch-1.0", "--version"]).splitlines() if l.startswith("GStreamer")), "?"),
+        "libzmq (plugin)": command(["pkg-config", "--modversion", "libzmq"]) or "?",
+        "libjpeg-turbo (plugin)": turbojpeg_version(),
+        "vidgear": vidgear.version.__version__,
+        "simplejpeg": simplejpeg.__version__,
+        "pyzmq (libzmq)": f"{zmq.__version__} ({zmq.zmq_version()})",
+        "python": platform.python_version(),
+        "load average at start": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+    }
+
+
+# ---- report ----------------------------------------------------------------------------------
 
 def ratio(a, b):
-    return a / b if a and b else float("nan")
+    return round(a / b, 2) if a and b else None
+
+
+def targets(results):
+    c = results["cases"]
+    get = lambda key, side, field="fps": c.get(key, {}).get(side, {}).get(field)
+    lat = results.get("latency_720p30", {})
+    send_cpu = (get("1080p JPEG e2e", "plugin", "send_cpu_ms"), get("1080p JPEG e2e", "vidgear", "send_cpu_ms"))
+    rows = [
+        ("JPEG 1080p sender only >= 1.8x vidgear", ratio(get("1080p JPEG sender-only", "plugin"), get("1080p JPEG sender-only", "vidgear")), 1.8, ">="),
+        ("JPEG 1080p end to end >= 1.4x vidgear", ratio(get("1080p JPEG e2e", "plugin"), get("1080p JPEG e2e", "vidgear")), 1.4, ">="),
+        ("raw 1080p pooled >= 1.3x vidgear", ratio(get("1080p raw pooled p0", "plugin"), get("1080p raw pooled p0", "vidgear")), 1.3, ">="),
+        ("raw 1080p pooled >= 90 % of bare ZeroMQ", ratio(get("1080p raw pooled p0", "plugin"), get("1080p raw pooled p0", "ceiling")), 0.9, ">="),
+        ("raw 1080p file >= 1.3x vidgear", ratio(get("1080p raw file p0", "plugin"), get("1080p raw file p0", "vidgear")), 1.3, ">="),
+        ("sender CPU per JPEG frame (1080p) <= 0.7x vidgear", ratio(*send_cpu), 0.7, "<="),
+        ("720p raw p50 latency at 30 fps < 1 ms", lat.get("raw", {}).get("plugin", {}).get("p50_ms"), 1.0, "<"),
+        ("720p JPEG p50 latency at 30 fps < 10 ms", lat.get("jpeg", {}).get("plugin", {}).get("p50_ms"), 10.0, "<"),
+    ]
+    out = []
+    for name, value, goal, op in rows:
+        met = None if value is None else {">=": value >= goal, "<=": value <= goal, "<": value < goal}[op]
+        out.append({"target": name, "value": value, "met": met})
+    return out
+
+
+def fmt(v, width=8, digits=1):
+    return f"{v:{width}.{digits}f}" if isinstance(v, (int, float)) else f"{'-':>{width}}"
+
+
+def print_case(key, row):
+    fps = {k: v["fps"] for k, v in row.items()}
+    cpu = lambda side: (f"{row[side]['send_cpu_ms']}/{row[side]['recv_cpu_ms']}" if side in row else "-")
+    print(f"{key:26} {fmt(fps.get('plugin'))} {fmt(fps.get('vidgear'))} {fmt(fps.get('ceiling'))} "
+          f"{fmt(fps.get('ideal'))} {fmt(fps.get('plugin, no decode'))}  "
+          f"{fmt(ratio(fps.get('plugin'), fps.get('vidgear')), 6, 2)} {fmt(ratio(fps.get('plugin'), fps.get('ceiling')), 6, 2)}  "
+          f"{cpu('plugin'):>13} {cpu('vidgear'):>13}", flush=True)
+    if key.endswith("p2"):
+        got = ", ".join(f"{side} {v['frames']}" for side, v in row.items())
+        print(f"{'':26} pub-sub frames received of {3 * FRAMES} sent: {got}", flush=True)
+
+
+def markdown(results):
+    """The tables as Markdown, for the README (bench-out/table.md)."""
+    lines = [f"{results['date']}, {results['machine']['cpu']}; GStreamer {results['machine']['gstreamer'].split()[-1]}, "
+             f"libzmq {results['machine']['libzmq (plugin)']}, libjpeg-turbo {results['machine']['libjpeg-turbo (plugin)']}; "
+             f"vidgear {results['machine']['vidgear']}, simplejpeg {results['machine']['simplejpeg']}; "
+             f"{results['frames']} frames per run, best of {results['best_of']}.", "",
+             "| case | plugin | vidgear | plugin/vidgear | bare ZeroMQ | plugin/ZeroMQ | ideal source (appsrc) | "
+             "CPU ms/frame send/recv: plugin | vidgear | peak RSS MiB send/recv: plugin | vidgear |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for key, row in results["cases"].items():
+        g = lambda side, f="fps": row.get(side, {}).get(f)
+        cell = lambda v: "" if v is None else (f"{v:.0f}" if isinstance(v, float) and v >= 10 else str(v))
+        both = lambda side, a, b: f"{g(side, a)} / {g(side, b)}" if side in row else ""
+        name = key + (f" (no decode: {g('plugin, no decode'):.0f})" if "plugin, no decode" in row else "")
+        lines.append(f"| {name} | {cell(g('plugin'))} | {cell(g('vidgear'))} | {cell(ratio(g('plugin'), g('vidgear')))} | "
+                     f"{cell(g('ceiling'))} | {cell(ratio(g('plugin'), g('ceiling')))} | {cell(g('ideal'))} | "
+                     f"{both('plugin', 'send_cpu_ms', 'recv_cpu_ms')} | {both('vidgear', 'send_cpu_ms', 'recv_cpu_ms')} | "
+                     f"{both('plugin', 'send_rss_mib', 'recv_rss_mib')} | {both('vidgear', 'send_rss_mib', 'recv_rss_mib')} |")
+    lines += ["", "| latency, 720p BGR 30 fps | plugin p50 / p99 ms | vidgear p50 / p99 ms | bare ZeroMQ p50 / p99 ms |",
+              "|---|---|---|---|"]
+    for codec, sides in results.get("latency_720p30", {}).items():
+        pv = lambda side: f"{sides[side]['p50_ms']:.2f} / {sides[side]['p99_ms']:.2f}" if side in sides else ""
+        lines.append(f"| {codec} | {pv('plugin')} | {pv('vidgear')} | {pv('ceiling')} |")
+    lines += ["", "| target (issue 11) | value | met |", "|---|---|---|"]
+    for t in results.get("targets", []):
+        lines.append(f"| {t['target']} | {t['value']} | {'n/a' if t['met'] is None else ('yes' if t['met'] else 'no')} |")
+    return "\n".join(lines) + "\n"
 
 
 def chart(results, path):
@@ -103,24 +437,22 @@ def chart(results, path):
     except ImportError:
         print("(matplotlib is missing: no chart)")
         return
-    groups = [(size, codec, pattern) for size in SIZES for codec in ("raw", "jpeg") for pattern in (0, 2)]
-    paths = ["plugin", "vidgear", "ceiling", "gst-tcp"]
-    colors = {"plugin": "#2b7bba", "vidgear": "#e08214", "ceiling": "#999999", "gst-tcp": "#66a61e"}
+    keys = list(results["cases"])
+    colors = {"plugin": "#2b7bba", "vidgear": "#e08214", "ceiling": "#999999", "ideal": "#9ecae1",
+              "plugin, no decode": "#08519c"}
+    labels = {"ideal": "plugin, ideal source (appsrc)", "ceiling": "bare ZeroMQ (ceiling)"}
     fig, ax = plt.subplots(figsize=(13, 5))
-    width = 0.2
-    for i, p in enumerate(paths):
-        xs, ys = [], []
-        for g, (size, codec, pattern) in enumerate(groups):
-            r = results["throughput"].get(f"{size}/{codec}/p{pattern}", {}).get(p)
-            if r:
-                xs.append(g + (i - 1.5) * width)
-                ys.append(r["fps"])
-        ax.bar(xs, ys, width, label=p, color=colors[p])
-    ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels([f"{s}\n{c} p{p}" for s, c, p in groups], fontsize=8)
-    ax.set_ylabel("frames per second")
-    ax.set_title(f"NetGear on loopback, {results['machine']} ({results['date']})")
-    ax.legend()
+    width = 0.16
+    for i, col in enumerate(COLUMNS):
+        xs = [g + (i - 2) * width for g, k in enumerate(keys) if col in results["cases"][k]]
+        ys = [results["cases"][k][col]["fps"] for k in keys if col in results["cases"][k]]
+        if xs:
+            ax.bar(xs, ys, width, label=labels.get(col, col), color=colors[col])
+    ax.set_xticks(range(len(keys)))
+    ax.set_xticklabels([k.replace(" ", "\n", 1) for k in keys], fontsize=7)
+    ax.set_ylabel("frames per second at the receiver")
+    ax.set_title(f"NetGear on loopback, BGR, {results['machine']['cpu']} ({results['date']})", fontsize=9)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     print(f"chart: {path}")
@@ -128,55 +460,64 @@ def chart(results, path):
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    machine = f"{os.cpu_count()} cores {platform.machine()}, {platform.system()} {platform.release()}"
-    results = {"date": time.strftime("%Y-%m-%d"), "machine": machine, "frames": FRAMES, "throughput": {}}
-    print(f"# {results['date']}, {machine}, {FRAMES} frames per run, loopback", flush=True)
-    print(f"{'case':22} {'plugin':>8} {'vidgear':>8} {'ceiling':>8} {'gst-tcp':>8}  {'plug/vid':>8} {'plug/ceil':>9}  {'cpu ms/frame plugin, vidgear':>28}")
-    for size, (w, h) in SIZES.items():
-        for jpeg in (False, True):
-            for pattern in (0, 2):
-                key = f"{size}/{'jpeg' if jpeg else 'raw'}/p{pattern}"
-                row = {"plugin": ours(w, h, jpeg, pattern), "vidgear": vidgear(w, h, jpeg, pattern)}
-                if not jpeg:
-                    row["ceiling"] = bare_zmq(w, h, pattern)
-                    if pattern == 0:
-                        row["gst-tcp"] = gst_tcp(w, h)
-                results["throughput"][key] = row
-                fps = {k: v["fps"] for k, v in row.items()}
-                cell = lambda k: f"{fps[k]:8.1f}" if k in fps else f"{'-':>8}"
-                print(
-                    f"{key:22} {cell('plugin')} {cell('vidgear')} {cell('ceiling')} {cell('gst-tcp')}  "
-                    f"{ratio(fps['plugin'], fps['vidgear']):8.2f} {ratio(fps['plugin'], fps.get('ceiling')):9.2f}  "
-                    f"{row['plugin']['cpu_ms_per_frame']!s:>13}, {row['vidgear']['cpu_ms_per_frame']!s:>12}",
-                    flush=True,
-                )
-    codec = json.loads(subprocess.check_output([BENCH, "codec", "--width", "1920", "--height", "1080"]).decode().splitlines()[-1])
-    results["codec_1080p"] = codec
-    print(f"\nlibjpeg-turbo 1080p, one core: encode {codec['encode_fps']:.1f}/s, decode {codec['decode_fps']:.1f}/s "
-          f"(JPEG frame {codec['jpeg_bytes']} bytes)")
-    jpeg_1080 = results["throughput"]["1080p/jpeg/p0"]["plugin"]["fps"]
-    print(f"JPEG 1080p plugin / encode-only rate: {jpeg_1080 / codec['encode_fps']:.2f}")
+    open(os.path.join(OUT, "logs.txt"), "w").close()
+    started = time.monotonic()
+    results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
+               "frames": FRAMES, "best_of": REPEAT, "cases": {}}
+    print(f"# {results['date']}, {FRAMES} frames per run, best of {REPEAT}, loopback")
+    for k, v in results["machine"].items():
+        print(f"#   {k}: {v}")
+    print("# fps at the receiver, first to last frame; CPU ms/frame = sender/receiver process;"
+          " ideal = appsrc pushing pre-made buffers (not a user's path)")
+    print(f"{'case':26} {'plugin':>8} {'vidgear':>8} {'ceiling':>8} {'ideal':>8} {'nodecode':>8}  "
+          f"{'p/vid':>6} {'p/ceil':>6}  {'CPU plugin':>13} {'CPU vidgear':>13}", flush=True)
+    for size in SIZES:
+        w, h = DIMS[size]
+        path = frame_file(w, h)
+        for kind in KINDS:
+            key = f"{size} {kind}"
+            results["cases"][key] = measure_case(kind, w, h, path)
+            print_case(key, results["cases"][key])
 
-    lat = {
-        "plugin": ours(1280, 720, False, 0, ["--latency", "--fps", "30"], frames=300),
-        "vidgear": vidgear(1280, 720, False, 0, ["--latency", "--fps", "30"], frames=300),
+    path = frame_file(*DIMS["720p"])
+    results["latency_720p30"] = {
+        codec: {side: latency(side, codec == "jpeg", path, LATENCY_FRAMES) for side in sides}
+        for codec, sides in (("raw", ("plugin", "vidgear", "ceiling")), ("jpeg", ("plugin", "vidgear")))
     }
-    results["latency_720p30_raw"] = lat
-    for k, v in lat.items():
-        print(f"latency 720p raw 30 fps, {k:8}: p50 {v['latency_p50_ms']:.2f} ms, p99 {v['latency_p99_ms']:.2f} ms")
+    print(f"\none-way latency, 720p BGR at 30 fps, {LATENCY_FRAMES} frames, file source, pattern 0 (send stamp before"
+          " the sink/send(), receive stamp after the frame is out):")
+    for codec, sides in results["latency_720p30"].items():
+        for side, v in sides.items():
+            print(f"  {codec:4} {side:8}: p50 {v['p50_ms']:.2f} ms, p99 {v['p99_ms']:.2f} ms ({v['frames']} frames)")
 
-    soak = json.loads(subprocess.check_output([SOAK, "--frames", "20000", "--width", "640", "--height", "480"]).decode().splitlines()[-1])
-    results["memory_20000_frames"] = soak
-    print(f"memory over 20000 JPEG frames 640x480 (pattern 1): resident {soak['rss_start_kib']} KiB after warm-up, "
-          f"max {soak['rss_max_kib']} KiB, end {soak['rss_end_kib']} KiB; descriptors {soak['fds_start']} → {soak['fds_end']}")
+    rss = {k: (v["plugin"]["send_rss_mib"], v["plugin"]["recv_rss_mib"], v["vidgear"]["send_rss_mib"],
+               v["vidgear"]["recv_rss_mib"]) for k, v in results["cases"].items() if "vidgear" in v}
+    print("\npeak RSS MiB (sender/receiver): " + "; ".join(f"{k}: plugin {a}/{b}, vidgear {c}/{d}" for k, (a, b, c, d) in rss.items()))
 
-    ms = json.loads(subprocess.check_output([BENCH, "multiserver", "--servers", "128", "--frames", "50"]).decode().splitlines()[-1])
-    results["multiserver_128"] = ms
-    print(f"multi-server: {ms['servers']} netgearsinks → one netgearsrc (pattern 1, 320x240 raw, one process): "
+    results["codec_1080p"] = codec_rates(frame_file(*DIMS["1080p"]))
+    c = results["codec_1080p"]
+    print(f"\nJPEG codec, 1080p frame, one core: plugin's libjpeg-turbo encode {c['plugin']['encode_fps']}/s, decode "
+          f"{c['plugin']['decode_fps']}/s; simplejpeg encode {c['simplejpeg']['encode_fps']}/s, decode "
+          f"{c['simplejpeg']['decode_fps']}/s ({c['plugin']['jpeg_bytes']} / {c['simplejpeg']['jpeg_bytes']} bytes)")
+
+    ms = results["multiserver"] = multiserver()
+    print(f"multi-server: {ms['servers']} netgearsinks -> one netgearsrc (pattern 1, 320x240 raw, one process): "
           f"{ms['frames']}/{ms['expected']} frames, {ms['fps']:.0f} frames/s, {ms['cpu_percent']:.0f} % CPU")
 
+    results["targets"] = targets(results)
+    print("\ntargets (issue 11):")
+    for t in results["targets"]:
+        state = "n/a" if t["met"] is None else ("met" if t["met"] else "NOT met")
+        print(f"  {t['target']:52} {t['value']!s:>8}  {state}")
+    results["seconds"] = round(time.monotonic() - started)
+    results["load average at end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\n{results['seconds']} s; load average at the end {results['load average at end']}"
+          " (other work on the machine makes every rate noisy)")
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
+    with open(os.path.join(OUT, "table.md"), "w") as f:
+        f.write(markdown(results))
+    print(f"tables: {os.path.join(OUT, 'table.md')}")
     chart(results, os.path.join(OUT, "bench.png"))
 
 

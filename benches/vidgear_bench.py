@@ -1,10 +1,21 @@
-"""vidgear and bare-pyzmq sides of scripts/bench. Each mode prints one JSON line.
+"""vidgear and bare-pyzmq sides of scripts/bench, each run as its own process.
 
-    vidgear_bench.py vidgear-send|vidgear-recv --port P --pattern N --frames N [--jpeg]
-                     [--latency --fps F]
-    vidgear_bench.py zmq-send|zmq-recv --port P --pattern 0|2 --frames N
-        bare pyzmq moving the same header + frame (+ acknowledgement in pattern 0):
-        the transport's ceiling
+    vidgear_bench.py vidgear-send --port P --pattern N --frames N --width W --height H
+                     [--jpeg] [--source pooled|file --file F] [--fps F] [--times OUT]
+    vidgear_bench.py vidgear-recv --port P --pattern N --frames N [--times OUT]
+    vidgear_bench.py zmq-send     --port P --pattern 0|2 --frames N --width W --height H
+                     [--source pooled|file --file F] [--fps F] [--times OUT]
+    vidgear_bench.py zmq-recv     --port P --pattern 0|2 --frames N [--times OUT]
+    vidgear_bench.py codec --file F --width W --height H --frames N
+
+zmq-send/zmq-recv move the same header + frame (+ acknowledgement in pattern 0) with bare
+pyzmq: the transport's ceiling for raw frames. zmq-recv is also the receiver of the JPEG
+sender-only runs: it acknowledges and never decodes, as a receiver on another machine.
+
+Receivers print READY once bound, FIRST when the first frame arrives (the parent samples
+every side's CPU time then), and one JSON line at the end: frames, frames per second from
+the first to the last frame. --times writes one CLOCK_MONOTONIC microsecond stamp per frame
+(before send() / after recv()), for one-way latency without touching the message.
 """
 
 import argparse
@@ -14,81 +25,81 @@ import time
 import numpy as np
 
 
-def frames(width, height, count):
-    """Gradients plus noise, the same recipe as examples/netgear-bench.rs."""
-    rng = np.random.default_rng(7)
-    y = np.arange(height).reshape(height, 1, 1)
-    x = np.arange(width).reshape(1, width, 1)
-    c = np.arange(3).reshape(1, 1, 3)
-    out = []
-    for idx in range(count):
-        t = (x * 2 + idx * 7 + y + c * 40) % 512
-        tri = np.where(t < 256, t, 511 - t)
-        noise = rng.integers(0, 16, size=(height, width, 3))
-        out.append((tri * 15 // 16 + noise).astype(np.uint8))
-    return out
-
-
 def rate(times):
     """Frames per second between the first and the last of a series of instants."""
     return round((len(times) - 1) / (times[-1] - times[0]), 1) if len(times) > 1 else 0.0
 
 
-def percentile(values, p):
-    if not values:
-        return 0.0
-    values = sorted(values)
-    return round(values[round((len(values) - 1) * p)], 3)
+def now_us():
+    return time.monotonic_ns() // 1000
+
+
+def write_times(path, stamps):
+    if path:
+        with open(path, "w") as f:
+            f.write("\n".join(map(str, stamps)))
+
+
+def frame_source(a):
+    """A callable giving the next frame: one array re-sent (pooled), or the file read anew."""
+    if a.source == "file":
+        shape = (a.height, a.width, 3)
+        return lambda: np.fromfile(a.file, dtype=np.uint8).reshape(shape)
+    black = np.zeros((a.height, a.width, 3), dtype=np.uint8)
+    return lambda: black
+
+
+def pace(start, i, fps):
+    if fps:
+        time.sleep(max(0.0, start + i / fps - time.perf_counter()))
 
 
 def vidgear_send(a):
     from vidgear.gears import NetGear
 
-    # vidgear hands messages to recv() only in bidirectional mode.
-    opts = {"jpeg_compression": a.jpeg}
-    if a.latency:
-        opts["bidirectional_mode"] = True  # vidgear rejects the key itself with pattern 2
-    server = NetGear(address="127.0.0.1", port=str(a.port), pattern=a.pattern, logging=False, **opts)
-    fs = frames(a.width, a.height, 8)
+    server = NetGear(address="127.0.0.1", port=str(a.port), pattern=a.pattern, logging=False,
+                     jpeg_compression=a.jpeg)
+    next_frame = frame_source(a)
     if a.pattern == 2:
-        time.sleep(0.5)
-    cpu = time.process_time()
-    times = []
+        time.sleep(0.5)  # let the subscriber connect
+    stamps = []
     start = time.perf_counter()
     for i in range(a.frames):
-        if a.fps:
-            time.sleep(max(0.0, start + i / a.fps - time.perf_counter()))
-        times.append(time.perf_counter())
-        server.send(fs[i % len(fs)], message=time.time_ns() if a.latency else None)
-    cpu = time.process_time() - cpu
+        pace(start, i, a.fps)
+        frame = next_frame()
+        stamps.append(now_us())
+        server.send(frame)
     server.close()
-    print(json.dumps({"sent": a.frames, "fps": rate(times), "cpu_s": round(cpu, 2)}), flush=True)
+    write_times(a.times, stamps)
+    print(json.dumps({"sent": a.frames}), flush=True)
 
 
 def vidgear_recv(a):
     from vidgear.gears import NetGear
 
-    opts = {"bidirectional_mode": True} if a.latency else {}
-    if a.pattern == 2:
-        # Its sender's termination is usually lost in pattern 2: stop after 3 s of silence.
-        opts["subscriber_timeout"] = 3
-    client = NetGear(address="127.0.0.1", port=str(a.port), pattern=a.pattern, receive_mode=True, logging=False, **opts)
+    # Its sender's termination is usually lost in pattern 2: stop after 3 s of silence.
+    opts = {"subscriber_timeout": 3} if a.pattern == 2 else {}
+    client = NetGear(address="127.0.0.1", port=str(a.port), pattern=a.pattern, receive_mode=True,
+                     logging=False, **opts)
     print("READY", flush=True)
-    times, latencies = [], []
-    cpu = time.process_time()
+    times, stamps = [], []
     while len(times) < a.frames:
-        data = client.recv()
-        if data is None:
+        frame = client.recv()
+        if frame is None:
             break
-        if isinstance(data, tuple):
-            message, data = data
-            if message:
-                latencies.append((time.time_ns() - int(message)) / 1e6)
+        stamps.append(now_us())
         times.append(time.perf_counter())
-    cpu = time.process_time() - cpu
+        if len(times) == 1:
+            print("FIRST", flush=True)
     client.close()
-    print(json.dumps({"frames": len(times), "fps": rate(times), "cpu_s": round(cpu, 2),
-                      "latency_p50_ms": percentile(latencies, 0.5), "latency_p99_ms": percentile(latencies, 0.99)}), flush=True)
+    write_times(a.times, stamps)
+    print(json.dumps({"frames": len(times), "fps": rate(times)}), flush=True)
+
+
+def zmq_header(a):
+    return json.dumps({"terminate_flag": False, "compression": False, "message": None,
+                       "pattern": str(a.pattern), "dtype": "uint8",
+                       "shape": [a.height, a.width, 3]}).encode()
 
 
 def zmq_send(a):
@@ -99,23 +110,23 @@ def zmq_send(a):
     if a.pattern == 2:
         s.setsockopt(zmq.SNDHWM, 1)
     s.connect(f"tcp://127.0.0.1:{a.port}")
-    fs = frames(a.width, a.height, 8)
-    header = json.dumps({"terminate_flag": False, "compression": False, "message": None, "pattern": str(a.pattern),
-                         "dtype": "uint8", "shape": [a.height, a.width, 3]}).encode()
+    next_frame = frame_source(a)
+    header = zmq_header(a)
     if a.pattern == 2:
         time.sleep(0.5)
-    cpu = time.process_time()
-    times = []
+    stamps = []
+    start = time.perf_counter()
     for i in range(a.frames):
-        times.append(time.perf_counter())
+        pace(start, i, a.fps)
+        frame = next_frame()
+        stamps.append(now_us())
         s.send(header, zmq.SNDMORE)
-        s.send(fs[i % len(fs)], copy=False)
+        s.send(frame, copy=False)
         if a.pattern == 0:
             s.recv()
-    cpu = time.process_time() - cpu
-    if a.pattern == 2:
-        time.sleep(1)
-    print(json.dumps({"sent": a.frames, "fps": rate(times), "cpu_s": round(cpu, 2)}), flush=True)
+    s.send(json.dumps({"terminate_flag": True}).encode())
+    write_times(a.times, stamps)
+    print(json.dumps({"sent": a.frames}), flush=True)
     ctx.destroy(linger=1000)
 
 
@@ -129,34 +140,56 @@ def zmq_recv(a):
         s.setsockopt(zmq.SUBSCRIBE, b"")
     s.bind(f"tcp://127.0.0.1:{a.port}")
     print("READY", flush=True)
-    times = []
-    cpu = time.process_time()
+    times, stamps = [], []
     while len(times) < a.frames:
         if not s.poll(3000):
             break
         parts = s.recv_multipart(copy=False)
+        if len(parts) < 2:
+            break  # the termination message
         if a.pattern == 0:
             s.send(b"Data received on device: BENCH000 !")
-        np.frombuffer(parts[1].buffer, dtype=np.uint8)
+        stamps.append(now_us())
         times.append(time.perf_counter())
-    cpu = time.process_time() - cpu
-    print(json.dumps({"frames": len(times), "fps": rate(times), "cpu_s": round(cpu, 2)}), flush=True)
+        if len(times) == 1:
+            print("FIRST", flush=True)
+    write_times(a.times, stamps)
+    print(json.dumps({"frames": len(times), "fps": rate(times)}), flush=True)
     ctx.destroy(linger=0)
+
+
+def codec(a):
+    """simplejpeg (vidgear's codec) on one core: encode and decode rates with vidgear's settings."""
+    import simplejpeg
+
+    frame = np.fromfile(a.file, dtype=np.uint8).reshape(a.height, a.width, 3)
+    start = time.perf_counter()
+    for _ in range(a.frames):
+        jpeg = simplejpeg.encode_jpeg(frame, quality=90, colorspace="BGR", colorsubsampling="422", fastdct=True)
+    encode = a.frames / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for _ in range(a.frames):
+        simplejpeg.decode_jpeg(jpeg, colorspace="BGR", fastdct=True, fastupsample=False)
+    decode = a.frames / (time.perf_counter() - start)
+    print(json.dumps({"encode_fps": round(encode, 1), "decode_fps": round(decode, 1), "jpeg_bytes": len(jpeg)}))
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("mode")
-    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--port", type=int, default=0)
     p.add_argument("--pattern", type=int, default=0)
     p.add_argument("--frames", type=int, default=300)
     p.add_argument("--width", type=int, default=1920)
     p.add_argument("--height", type=int, default=1080)
     p.add_argument("--jpeg", action="store_true")
-    p.add_argument("--latency", action="store_true")
+    p.add_argument("--source", choices=["pooled", "file"], default="pooled")
+    p.add_argument("--file")
     p.add_argument("--fps", type=float, default=0)
+    p.add_argument("--times")
     a = p.parse_args()
-    {"vidgear-send": vidgear_send, "vidgear-recv": vidgear_recv, "zmq-send": zmq_send, "zmq-recv": zmq_recv}[a.mode](a)
+    {"vidgear-send": vidgear_send, "vidgear-recv": vidgear_recv, "zmq-send": zmq_send,
+     "zmq-recv": zmq_recv, "codec": codec}[a.mode](a)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,17 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Benchmark driver for scripts/bench (not a test). Each mode prints one JSON line.
 //!
-//!   netgear-bench codec --width W --height H --frames N
-//!       libjpeg-turbo encode-only and decode-only rates (quality 90, 4:2:2, fast DCT)
-//!   netgear-bench recv --port P --pattern N --frames N [--decode]
-//!       netgearsrc ! fakesink; frames/s between the first and the last frame, CPU, and
-//!       one-way latency percentiles when the sender stamps its frames
+//!   netgear-bench run --pipeline DESC [--probe NAME] [--frames N] [--times OUT]
+//!       gst::parse::launch(DESC) as a user's gst-launch-1.0 would; records when each
+//!       buffer reaches the sink pad of the element NAME (default `out`), prints READY once
+//!       PLAYING, FIRST at the first buffer, and at the end (N buffers, EOS or error) the
+//!       count and the rate from the first to the last buffer. --times writes one
+//!       CLOCK_MONOTONIC microsecond stamp per buffer (for one-way latency).
 //!   netgear-bench send --port P --pattern N --frames N --width W --height H [--jpeg]
-//!                      [--latency] [--fps F]
-//!       appsrc (pre-made BGR frames) ! netgearsink; --latency stamps each frame's
-//!       NetGearMeta message with its wall-clock send time (same machine, same clock)
-//!   netgear-bench tcp-send|tcp-recv --port P --frames N --width W --height H
-//!       GStreamer's own tcpserversink → tcpclientsrc ! rawvideoparse, for raw comparison
+//!                      [--file F]
+//!       the "ideal source": appsrc pushing pre-made BGR buffers ! netgearsink
+//!   netgear-bench codec --width W --height H --frames N [--file F]
+//!       libjpeg-turbo encode-only and decode-only rates (quality 90, 4:2:2, fast DCT)
 //!   netgear-bench multiserver --servers 128 --frames 50 [--width 320 --height 240]
 //!       that many multi-server sinks into one netgearsrc, in this process
 use gst::prelude::*;
@@ -29,6 +30,11 @@ impl Args {
             .and_then(|i| self.0.get(i + 1))
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
+    }
+
+    fn text(&self, name: &str) -> Option<&str> {
+        let i = self.0.iter().position(|a| a == name)?;
+        self.0.get(i + 1).map(String::as_str)
     }
 
     fn flag(&self, name: &str) -> bool {
@@ -83,29 +89,12 @@ fn buffers(info: &gst_video::VideoInfo, count: usize) -> Vec<gst::Buffer> {
         .collect()
 }
 
-/// Frames per second between the first and the last of a series of instants.
-fn rate(t: &[Instant]) -> f64 {
+/// Frames per second between the first and the last of a series of microsecond stamps.
+fn rate(t: &[i64]) -> f64 {
     match (t.first(), t.last()) {
-        (Some(a), Some(b)) if t.len() > 1 => {
-            (t.len() - 1) as f64 / b.duration_since(*a).as_secs_f64()
-        }
+        (Some(a), Some(b)) if t.len() > 1 && b > a => (t.len() - 1) as f64 * 1e6 / (b - a) as f64,
         _ => 0.0,
     }
-}
-
-/// Wall-clock nanoseconds, the same in both processes.
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 /// User + system CPU seconds of this process.
@@ -143,38 +132,33 @@ fn appsrc(pipeline: &gst::Pipeline, info: &gst_video::VideoInfo) -> gst_app::App
     appsrc
 }
 
-/// When buffers arrived, shared with a pad probe.
-type Arrivals = Arc<Mutex<Vec<Instant>>>;
-/// One-way latencies in milliseconds, shared with a pad probe.
-type Latencies = Arc<Mutex<Vec<f64>>>;
+/// CLOCK_MONOTONIC stamps (µs) of the buffers that reached a pad, shared with its probe.
+type Stamps = Arc<Mutex<Vec<i64>>>;
 
-/// Records when each buffer reaches a pad, and the latency its NetGearMeta stamp says.
-fn record(pad: &gst::Pad) -> (Arrivals, Latencies) {
-    let times: Arc<Mutex<Vec<Instant>>> = Arc::default();
-    let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
-    let (seen, measured) = (times.clone(), latencies.clone());
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+/// Stamps each buffer reaching `pad` (g_get_monotonic_time: CLOCK_MONOTONIC, the clock
+/// Python's time.monotonic_ns() reads, so stamps from two processes compare) and prints
+/// FIRST at the first one, when the parent samples every side's CPU time.
+fn record(pad: &gst::Pad) -> Stamps {
+    let stamps: Stamps = Arc::default();
+    let seen = stamps.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        let now = gst::glib::monotonic_time();
         if let Ok(mut t) = seen.lock() {
-            t.push(Instant::now());
-        }
-        let sent = info
-            .buffer()
-            .and_then(|b| gstnetgear::meta::read(b))
-            .and_then(|m| m.message)
-            .and_then(|m| m.parse::<u64>().ok());
-        if let (Some(sent), Ok(mut l)) = (sent, measured.lock()) {
-            l.push(now_ns().saturating_sub(sent) as f64 / 1e6);
+            t.push(now);
+            if t.len() == 1 {
+                println!("FIRST");
+            }
         }
         gst::PadProbeReturn::Ok
     });
-    (times, latencies)
+    stamps
 }
 
-/// Waits until `count` buffers were recorded, the stream ended, or two minutes passed.
-fn wait_for(pipeline: &gst::Pipeline, times: &Mutex<Vec<Instant>>, count: u64) {
+/// Waits until `count` buffers were stamped, the stream ended, or two minutes passed.
+fn wait_for(pipeline: &gst::Pipeline, stamps: &Mutex<Vec<i64>>, count: u64) {
     let bus = pipeline.bus().expect("bus");
     let deadline = Instant::now() + Duration::from_secs(120);
-    while times
+    while stamps
         .lock()
         .map(|t| (t.len() as u64) < count)
         .unwrap_or(false)
@@ -183,17 +167,49 @@ fn wait_for(pipeline: &gst::Pipeline, times: &Mutex<Vec<Instant>>, count: u64) {
         let ended = [gst::MessageType::Eos, gst::MessageType::Error];
         if let Some(msg) = bus.timed_pop_filtered(gst::ClockTime::from_mseconds(50), &ended) {
             if let gst::MessageView::Error(e) = msg.view() {
-                eprintln!("receiver error: {} {:?}", e.error(), e.debug());
+                eprintln!("error: {} {:?}", e.error(), e.debug());
             }
             break;
         }
     }
 }
 
+fn write_stamps(path: Option<&str>, stamps: &[i64]) {
+    if let Some(path) = path {
+        let text: Vec<String> = stamps.iter().map(i64::to_string).collect();
+        std::fs::write(path, text.join("\n")).expect("times file");
+    }
+}
+
+/// A gst-launch-style pipeline, stamped at one element's sink pad.
+fn run(args: &Args) {
+    let description = args.text("--pipeline").expect("--pipeline");
+    let probe = args.text("--probe").unwrap_or("out");
+    let n = args.value("--frames", u64::MAX);
+    let pipeline = launch(description);
+    let pad = pipeline
+        .by_name(probe)
+        .expect("probed element")
+        .static_pad("sink")
+        .expect("sink pad");
+    let stamps = record(&pad);
+    pipeline.set_state(gst::State::Playing).expect("playing");
+    println!("READY");
+    wait_for(&pipeline, &stamps, n);
+    let _ = pipeline.set_state(gst::State::Null);
+    let t = stamps.lock().expect("stamps");
+    write_stamps(args.text("--times"), &t);
+    println!("{{\"frames\": {}, \"fps\": {:.1}}}", t.len(), rate(&t));
+}
+
 fn codec(args: &Args) {
     let (w, h) = args.size();
     let (w, h, n) = (w as usize, h as usize, args.value("--frames", 200) as usize);
-    let inputs = frames(w, h, 4);
+    // The very frame the pipelines send, when given; else generated ones.
+    let inputs = match args.text("--file") {
+        Some(path) => vec![std::fs::read(path).expect("frame file")],
+        None => frames(w, h, 4),
+    };
     let colorspace = Colorspace::from_name("BGR").expect("BGR");
     let mut encoder = Encoder::new().expect("encoder");
     let mut decoder = Decoder::new().expect("decoder");
@@ -240,45 +256,7 @@ fn codec(args: &Args) {
     println!("{{\"encode_fps\": {encode_fps:.1}, \"decode_fps\": {decode_fps:.1}, \"jpeg_bytes\": {bytes}}}");
 }
 
-fn recv(args: &Args) {
-    let (port, pattern, n) = (
-        args.value("--port", 5555),
-        args.value("--pattern", 0),
-        args.value("--frames", 300),
-    );
-    // video/x-raw makes the source decode JPEG itself, as vidgear's receiver does.
-    let caps = if args.flag("--decode") {
-        "! video/x-raw "
-    } else {
-        ""
-    };
-    let pipeline = launch(&format!(
-        "netgearsrc address=127.0.0.1 port={port} pattern={pattern} timeout=5000 {caps}! fakesink name=out sync=false"
-    ));
-    let pad = pipeline
-        .by_name("out")
-        .expect("fakesink")
-        .static_pad("sink")
-        .expect("pad");
-    let (times, latencies) = record(&pad);
-    pipeline.set_state(gst::State::Playing).expect("playing");
-    println!("READY");
-    let cpu_start = cpu_seconds();
-    wait_for(&pipeline, &times, n);
-    let cpu = cpu_seconds() - cpu_start;
-    let _ = pipeline.set_state(gst::State::Null);
-    let t = times.lock().expect("times");
-    let mut l = latencies.lock().expect("latencies").clone();
-    l.sort_by(f64::total_cmp);
-    println!(
-        "{{\"frames\": {}, \"fps\": {:.1}, \"cpu_s\": {cpu:.2}, \"latency_p50_ms\": {:.3}, \"latency_p99_ms\": {:.3}}}",
-        t.len(),
-        rate(&t),
-        percentile(&l, 0.5),
-        percentile(&l, 0.99)
-    );
-}
-
+/// The ideal source: pre-made buffers from an appsrc, no per-frame source cost.
 fn send(args: &Args) {
     let (port, pattern, n) = (
         args.value("--port", 5555),
@@ -286,11 +264,7 @@ fn send(args: &Args) {
         args.value("--frames", 300),
     );
     let (w, h) = args.size();
-    let (jpeg, latency) = (args.flag("--jpeg"), args.flag("--latency"));
-    let interval = match args.value("--fps", 0) {
-        0 => None,
-        fps => Some(Duration::from_secs_f64(1.0 / fps as f64)),
-    };
+    let jpeg = args.flag("--jpeg");
     let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Bgr, w, h)
         .fps(gst::Fraction::new(0, 1))
         .build()
@@ -300,73 +274,14 @@ fn send(args: &Args) {
          jpeg-compression={jpeg} sync=false"
     ));
     let appsrc = appsrc(&pipeline, &info);
-    let buffers = buffers(&info, 8);
-    // Render is serialized: the gap between two buffers reaching the sink is one frame's
-    // send (and, in patterns 0/1, its acknowledgement). Same measure as the Python side.
-    let pad = pipeline
-        .by_name("out")
-        .expect("netgearsink")
-        .static_pad("sink")
-        .expect("pad");
-    let (times, _) = record(&pad);
+    // The very frame the other senders read from the file, when given.
+    let buffers = match args.text("--file") {
+        Some(path) => vec![gst::Buffer::from_mut_slice(
+            std::fs::read(path).expect("frame file"),
+        )],
+        None => buffers(&info, 8),
+    };
     pipeline.set_state(gst::State::Playing).expect("playing");
-    if pattern == 2 {
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    let cpu_start = cpu_seconds();
-    let start = Instant::now();
-    for i in 0..n as usize {
-        if let Some(every) = interval {
-            std::thread::sleep(
-                (start + every * i as u32).saturating_duration_since(Instant::now()),
-            );
-        }
-        let mut b = buffers[i % buffers.len()].copy();
-        let b_mut = b.get_mut().expect("writable");
-        b_mut.set_pts(gst::ClockTime::from_mseconds(i as u64));
-        if latency {
-            let stamp = gstnetgear::meta::NetGearInfo {
-                message: Some(now_ns().to_string()),
-                port: None,
-            };
-            gstnetgear::meta::attach(b_mut, &stamp);
-        }
-        if appsrc.push_buffer(b).is_err() {
-            break;
-        }
-    }
-    let _ = appsrc.end_of_stream();
-    let bus = pipeline.bus().expect("bus");
-    let _ = bus.timed_pop_filtered(
-        gst::ClockTime::from_seconds(120),
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    );
-    let cpu = cpu_seconds() - cpu_start;
-    let _ = pipeline.set_state(gst::State::Null);
-    let fps = rate(&times.lock().expect("times"));
-    println!("{{\"sent\": {n}, \"fps\": {fps:.1}, \"cpu_s\": {cpu:.2}}}");
-}
-
-/// GStreamer's tcpserversink with the same pre-made frames (waits for its client first).
-fn tcp_send(args: &Args) {
-    let (port, n) = (args.value("--port", 5555), args.value("--frames", 300));
-    let (w, h) = args.size();
-    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Bgr, w, h)
-        .build()
-        .expect("info");
-    let pipeline = launch(&format!(
-        "appsrc name=in format=time ! tcpserversink name=out host=127.0.0.1 port={port} sync=false"
-    ));
-    let appsrc = appsrc(&pipeline, &info);
-    pipeline.set_state(gst::State::Playing).expect("playing");
-    println!("READY");
-    let sink = pipeline.by_name("out").expect("tcpserversink");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while sink.property::<u32>("num-handles") == 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let buffers = buffers(&info, 8);
-    let cpu_start = cpu_seconds();
     for i in 0..n as usize {
         let mut b = buffers[i % buffers.len()].copy();
         b.get_mut()
@@ -382,38 +297,8 @@ fn tcp_send(args: &Args) {
         gst::ClockTime::from_seconds(120),
         &[gst::MessageType::Eos, gst::MessageType::Error],
     );
-    // tcpserversink has no acknowledgement: give the client time to read what is queued.
-    std::thread::sleep(Duration::from_millis(3000));
-    let cpu = cpu_seconds() - cpu_start;
     let _ = pipeline.set_state(gst::State::Null);
-    println!("{{\"sent\": {n}, \"fps\": 0, \"cpu_s\": {cpu:.2}}}");
-}
-
-/// tcpclientsrc ! rawvideoparse: frames per second as they arrive.
-fn tcp_recv(args: &Args) {
-    let (port, n) = (args.value("--port", 5555), args.value("--frames", 300));
-    let (w, h) = args.size();
-    let pipeline = launch(&format!(
-        "tcpclientsrc host=127.0.0.1 port={port} ! rawvideoparse width={w} height={h} format=bgr framerate=0/1 \
-         ! fakesink name=out sync=false"
-    ));
-    let pad = pipeline
-        .by_name("out")
-        .expect("fakesink")
-        .static_pad("sink")
-        .expect("pad");
-    let (times, _) = record(&pad);
-    let cpu_start = cpu_seconds();
-    pipeline.set_state(gst::State::Playing).expect("playing");
-    wait_for(&pipeline, &times, n);
-    let cpu = cpu_seconds() - cpu_start;
-    let _ = pipeline.set_state(gst::State::Null);
-    let t = times.lock().expect("times");
-    println!(
-        "{{\"frames\": {}, \"fps\": {:.1}, \"cpu_s\": {cpu:.2}}}",
-        t.len(),
-        rate(&t)
-    );
+    println!("{{\"sent\": {n}}}");
 }
 
 /// `servers` senders (multi-server) into one source, all in this process.
@@ -507,13 +392,9 @@ fn main() {
     let args = Args(std::env::args().skip(1).collect());
     match args.0.first().map(String::as_str) {
         Some("codec") => codec(&args),
-        Some("recv") => recv(&args),
+        Some("run") => run(&args),
         Some("send") => send(&args),
-        Some("tcp-send") => tcp_send(&args),
-        Some("tcp-recv") => tcp_recv(&args),
         Some("multiserver") => multiserver(&args),
-        _ => eprintln!(
-            "usage: netgear-bench codec|recv|send|tcp-send|tcp-recv|multiserver [options]"
-        ),
+        _ => eprintln!("usage: netgear-bench run|send|codec|multiserver [options]"),
     }
 }
