@@ -231,14 +231,19 @@ impl FrameWriter {
     }
 }
 
-/// The bytes of a raw frame that can be sent as they are: tight rows, OpenCV's order.
+/// The bytes of a raw frame that can be sent as they are: tight rows, OpenCV's order. A
+/// `VideoMeta` (e.g. from `rawvideoparse`) gives the buffer's own stride and offset.
 fn tight_range(buffer: &gst::Buffer, raw: &RawInput) -> Option<Range<usize>> {
-    let tight = raw.jpeg.is_none()
-        && raw.format.pixels.is_identity()
-        && buffer.meta::<gst_video::VideoMeta>().is_none()
-        && usize::try_from(raw.info.stride()[0]).ok() == Some(raw.layout.row_bytes());
-    let start = raw.info.offset()[0];
-    tight.then(|| start..start + raw.layout.frame_bytes())
+    if raw.jpeg.is_some() || !raw.format.pixels.is_identity() {
+        return None;
+    }
+    let (stride, offset) = match buffer.meta::<gst_video::VideoMeta>() {
+        Some(meta) => (*meta.stride().first()?, *meta.offset().first()?),
+        None => (raw.info.stride()[0], raw.info.offset()[0]),
+    };
+    let start = offset;
+    (usize::try_from(stride).ok()? == raw.layout.row_bytes())
+        .then(|| start..start + raw.layout.frame_bytes())
 }
 
 fn pack(data: &[u8], stride: usize, raw: &RawInput, out: &mut Vec<u8>) -> Result<(), FrameError> {
