@@ -554,9 +554,16 @@ impl NetGearSrc {
         if stream.output.as_ref().is_none_or(|o| o.key != key) {
             let output = Output::new(key, stream.max_frame_bytes, true)?;
             gst::debug!(CAT, imp = self, "new caps {}", output.caps);
-            let applied = self.obj().set_caps(&output.caps);
+            // A refused caps event is still stored and only fails the next push (which
+            // stops the stream): ask downstream first, so a frame it cannot take (a
+            // tensor into a video pipeline) is dropped instead.
+            let src = self.obj();
+            let applied = src.src_pad().peer_query_accept_caps(&output.caps)
+                && src.set_caps(&output.caps).is_ok();
             stream.release_output();
-            applied.map_err(|_| FrameError::Refused(output.caps.to_string()))?;
+            if !applied {
+                return Err(FrameError::Refused(output.caps.to_string()));
+            }
             stream.output = Some(output);
         }
         let output = stream.output.as_ref().ok_or(FrameError::Buffer)?;
