@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Which GStreamer video formats travel as which NetGear frames: the table of raw formats
 //! the sink sends (and how their pixels map to OpenCV's order), the formats the source
-//! produces, and the caps of our pads.
+//! produces, and the caps of our pads. Arrays no video format carries are tensors
+//! ([`tensors`]).
+
+pub mod tensors;
 
 use crate::jpeg::Colorspace;
 use crate::protocol::{Dtype, PixelMap, RawLayout};
@@ -79,13 +82,15 @@ pub const SRC_FORMATS: &[VideoFormat] = &[
     VideoFormat::Argb,
 ];
 
-/// The GStreamer format of a raw NetGear layout (OpenCV's BGR, BGRA and gray).
-pub fn raw_format(layout: &RawLayout) -> VideoFormat {
+/// The GStreamer video format of a raw NetGear layout (OpenCV's BGR, BGRA and gray), or
+/// `None` for arrays that travel as tensors.
+pub fn raw_format(layout: &RawLayout) -> Option<VideoFormat> {
     match (layout.dtype, layout.channels) {
-        (Dtype::U16, _) => VideoFormat::Gray16Le,
-        (Dtype::U8, 3) => VideoFormat::Bgr,
-        (Dtype::U8, 4) => VideoFormat::Bgra,
-        _ => VideoFormat::Gray8,
+        _ if !layout.is_video() => None,
+        (Dtype::U16, _) => Some(VideoFormat::Gray16Le),
+        (Dtype::U8, 3) => Some(VideoFormat::Bgr),
+        (Dtype::U8, 4) => Some(VideoFormat::Bgra),
+        _ => Some(VideoFormat::Gray8),
     }
 }
 
@@ -114,7 +119,17 @@ pub fn raw_or_jpeg_caps(formats: impl IntoIterator<Item = VideoFormat>) -> gst::
     caps
 }
 
-/// The caps of everything `netgearsink` sends (and `netgearsrc` returns).
+/// The caps of everything `netgearsink` sends (and `netgearsrc` returns): video, JPEG
+/// and tensors.
 pub fn send_caps() -> gst::Caps {
-    raw_or_jpeg_caps(SEND_FORMATS.iter().map(|f| f.video))
+    let mut caps = raw_or_jpeg_caps(SEND_FORMATS.iter().map(|f| f.video));
+    caps.merge(tensors::template_caps());
+    caps
+}
+
+/// The caps of everything `netgearsrc` produces: video, JPEG and tensors.
+pub fn src_caps() -> gst::Caps {
+    let mut caps = raw_or_jpeg_caps(SRC_FORMATS.iter().copied());
+    caps.merge(tensors::template_caps());
+    caps
 }

@@ -36,6 +36,7 @@ pub enum ProtocolError {
     MissingKey(&'static str),
     BadValue(&'static str, String),
     UnsupportedDtype(String),
+    BigEndianDtype(String),
     BadShape(String),
     PayloadSize { expected: usize, actual: usize },
     PartCount(usize),
@@ -49,6 +50,12 @@ impl fmt::Display for ProtocolError {
             Self::MissingKey(k) => write!(f, "header lacks key '{k}'"),
             Self::BadValue(k, v) => write!(f, "header key '{k}' has an invalid value {v}"),
             Self::UnsupportedDtype(d) => write!(f, "unsupported dtype '{d}'"),
+            Self::BigEndianDtype(d) => {
+                write!(
+                    f,
+                    "big-endian dtype '{d}': only little-endian arrays are supported"
+                )
+            }
             Self::BadShape(s) => write!(f, "unsupported shape {s}"),
             Self::PayloadSize { expected, actual } => {
                 write!(f, "payload is {actual} bytes, header describes {expected}")
@@ -60,39 +67,107 @@ impl fmt::Display for ProtocolError {
 
 impl std::error::Error for ProtocolError {}
 
-/// numpy element types that video can use.
+/// numpy element types (every one vidgear can send raw, except bool and complex).
+/// Their numpy names are also NNStreamer's tensor type names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dtype {
     U8,
+    I8,
     U16,
+    I16,
+    U32,
+    I32,
+    U64,
+    I64,
+    F16,
+    F32,
+    F64,
 }
 
+/// Each dtype with its `dtype.str` code without the byte-order mark and its one-letter
+/// `dtype.char`, the other spellings numpy has for it.
+const DTYPE_CODES: [(Dtype, &str, &str); 11] = [
+    (Dtype::U8, "u1", "B"),
+    (Dtype::I8, "i1", "b"),
+    (Dtype::U16, "u2", "H"),
+    (Dtype::I16, "i2", "h"),
+    (Dtype::U32, "u4", "I"),
+    (Dtype::I32, "i4", "i"),
+    (Dtype::U64, "u8", "Q"),
+    (Dtype::I64, "i8", "q"),
+    (Dtype::F16, "f2", "e"),
+    (Dtype::F32, "f4", "f"),
+    (Dtype::F64, "f8", "d"),
+];
+
 impl Dtype {
+    pub const ALL: [Dtype; 11] = [
+        Dtype::U8,
+        Dtype::I8,
+        Dtype::U16,
+        Dtype::I16,
+        Dtype::U32,
+        Dtype::I32,
+        Dtype::U64,
+        Dtype::I64,
+        Dtype::F16,
+        Dtype::F32,
+        Dtype::F64,
+    ];
+
+    /// numpy's `str(dtype)`, which vidgear writes in headers.
     pub fn name(self) -> &'static str {
         match self {
             Dtype::U8 => "uint8",
+            Dtype::I8 => "int8",
             Dtype::U16 => "uint16",
+            Dtype::I16 => "int16",
+            Dtype::U32 => "uint32",
+            Dtype::I32 => "int32",
+            Dtype::U64 => "uint64",
+            Dtype::I64 => "int64",
+            Dtype::F16 => "float16",
+            Dtype::F32 => "float32",
+            Dtype::F64 => "float64",
         }
     }
 
     pub fn item_size(self) -> usize {
         match self {
-            Dtype::U8 => 1,
-            Dtype::U16 => 2,
+            Dtype::U8 | Dtype::I8 => 1,
+            Dtype::U16 | Dtype::I16 | Dtype::F16 => 2,
+            Dtype::U32 | Dtype::I32 | Dtype::F32 => 4,
+            Dtype::U64 | Dtype::I64 | Dtype::F64 => 8,
         }
     }
 
+    /// The dtype of a numpy name (`"float32"`), exactly.
+    pub fn from_name(name: &str) -> Option<Dtype> {
+        Dtype::ALL.into_iter().find(|d| d.name() == name)
+    }
+
+    /// A header's dtype: numpy's `str(dtype)` (`"uint8"`), and also its `dtype.str`
+    /// (`"|u1"`, `"<f4"`) and `dtype.char` (`"B"`) forms. Big-endian arrays (`">u2"`,
+    /// which `str(dtype)` gives for them) are refused: payloads are little-endian here.
     fn parse(name: &str) -> Result<Self, ProtocolError> {
-        // numpy's str(dtype) gives "uint8"; its dtype.str form ("|u1", "<u2") is accepted too.
-        match name {
-            "uint8" | "|u1" | "u1" | "B" => Ok(Dtype::U8),
-            "uint16" | "<u2" | "u2" | "H" => Ok(Dtype::U16),
-            other => Err(ProtocolError::UnsupportedDtype(truncate(other))),
+        if name.starts_with(['>', '!']) {
+            return Err(ProtocolError::BigEndianDtype(truncate(name)));
         }
+        let bare = name.strip_prefix(['<', '|', '=']).unwrap_or(name);
+        if let Some(dtype) = Self::from_name(name) {
+            return Ok(dtype);
+        }
+        // A byte-order mark only goes with the code form ("<f4"), not the letter ("<f").
+        let marked = bare.len() != name.len();
+        DTYPE_CODES
+            .iter()
+            .find(|(_, code, letter)| *code == bare || (!marked && *letter == bare))
+            .map(|(dtype, _, _)| *dtype)
+            .ok_or_else(|| ProtocolError::UnsupportedDtype(truncate(name)))
     }
 }
 
-/// The shape of a raw frame: `[h, w]` (2-D, gray) or `[h, w, c]`.
+/// The shape of a raw frame: `[h, w]` (2-D) or `[h, w, c]` (any channel count).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RawLayout {
     pub dtype: Dtype,
@@ -104,6 +179,7 @@ pub struct RawLayout {
 }
 
 impl RawLayout {
+    /// A video layout: one channel goes as a 2-D array, as OpenCV's gray frames do.
     pub fn new(dtype: Dtype, height: usize, width: usize, channels: usize) -> Self {
         RawLayout {
             dtype,
@@ -125,24 +201,42 @@ impl RawLayout {
                     .ok_or_else(bad)
             })
             .collect::<Result<_, _>>()?;
-        let (height, width, channels, two_d) = match dims.as_slice() {
+        Self::from_dims(dtype, &dims).ok_or_else(bad)
+    }
+
+    /// A numpy shape `[h, w]` or `[h, w, c]`: every side 1..=MAX_DIMENSION and the byte
+    /// size representable (checked, so a hostile shape cannot overflow it).
+    pub fn from_dims(dtype: Dtype, dims: &[usize]) -> Option<Self> {
+        let (height, width, channels, two_d) = match dims {
             [h, w] => (*h, *w, 1, true),
             [h, w, c] => (*h, *w, *c, false),
-            _ => return Err(bad()),
+            _ => return None,
         };
-        if height == 0 || width == 0 || height > MAX_DIMENSION || width > MAX_DIMENSION {
-            return Err(bad());
-        }
-        if !matches!(channels, 1 | 3 | 4) || (dtype == Dtype::U16 && channels != 1) {
-            return Err(bad());
-        }
-        Ok(RawLayout {
+        let sides_ok = [height, width, channels]
+            .iter()
+            .all(|d| (1..=MAX_DIMENSION).contains(d));
+        let bytes = height
+            .checked_mul(width)
+            .and_then(|n| n.checked_mul(channels))
+            .and_then(|n| n.checked_mul(dtype.item_size()))
+            .filter(|n| isize::try_from(*n).is_ok());
+        (sides_ok && bytes.is_some()).then_some(RawLayout {
             dtype,
             height,
             width,
             channels,
             two_d,
         })
+    }
+
+    /// What GStreamer video formats can carry: uint8 with 1, 3 or 4 channels (gray, BGR,
+    /// BGRA) and one-channel uint16 (GRAY16_LE). Everything else travels as a tensor.
+    pub fn is_video(&self) -> bool {
+        match self.dtype {
+            Dtype::U8 => matches!(self.channels, 1 | 3 | 4),
+            Dtype::U16 => self.channels == 1,
+            _ => false,
+        }
     }
 
     pub fn shape(&self) -> Vec<usize> {
@@ -153,14 +247,16 @@ impl RawLayout {
         }
     }
 
-    /// Bytes of one packed row.
+    /// Bytes of one packed row (saturating: a layout from `from_dims` never saturates).
     pub fn row_bytes(&self) -> usize {
-        self.width * self.channels * self.dtype.item_size()
+        self.width
+            .saturating_mul(self.channels)
+            .saturating_mul(self.dtype.item_size())
     }
 
-    /// Bytes of the packed frame; dimensions are bounded so this cannot overflow.
+    /// Bytes of the packed frame (saturating, like `row_bytes`).
     pub fn frame_bytes(&self) -> usize {
-        self.row_bytes() * self.height
+        self.row_bytes().saturating_mul(self.height)
     }
 }
 
@@ -841,12 +937,14 @@ mod tests {
             b"[1, 2]",
             br#"{"terminate_flag": "yes"}"#,
             br#"{"compression": false}"#,
-            br#"{"terminate_flag": false, "compression": false, "dtype": "float64", "shape": [2, 2]}"#,
+            br#"{"terminate_flag": false, "compression": false, "dtype": "complex64", "shape": [2, 2]}"#,
+            br#"{"terminate_flag": false, "compression": false, "dtype": ">f8", "shape": [2, 2]}"#,
+            br#"{"terminate_flag": false, "compression": false, "dtype": "float32", "shape": [2, 2, 0]}"#,
+            br#"{"terminate_flag": false, "compression": false, "dtype": "float64", "shape": [2, 2, 40000]}"#,
+            br#"{"terminate_flag": false, "compression": false, "dtype": "uint8", "shape": [2, 2, 2, 2]}"#,
             br#"{"terminate_flag": false, "compression": false, "dtype": "uint8", "shape": [0, 2]}"#,
             br#"{"terminate_flag": false, "compression": false, "dtype": "uint8", "shape": [-1, 2]}"#,
             br#"{"terminate_flag": false, "compression": false, "dtype": "uint8", "shape": [99999999, 2]}"#,
-            br#"{"terminate_flag": false, "compression": false, "dtype": "uint8", "shape": [2, 2, 2]}"#,
-            br#"{"terminate_flag": false, "compression": false, "dtype": "uint16", "shape": [2, 2, 3]}"#,
             br#"{"terminate_flag": false, "compression": false, "dtype": "uint8", "shape": [2]}"#,
             br#"{"terminate_flag": false, "compression": false, "dtype": "uint8", "shape": ""}"#,
             br#"{"terminate_flag": false, "compression": 7, "dtype": "", "shape": ""}"#,
@@ -860,6 +958,78 @@ mod tests {
                 String::from_utf8_lossy(case)
             );
         }
+    }
+
+    #[test]
+    fn every_numpy_dtype_spelling_is_read_and_big_endian_refused() {
+        let spellings = [
+            ("float32", Dtype::F32),
+            ("<f4", Dtype::F32),
+            ("=f4", Dtype::F32),
+            ("f4", Dtype::F32),
+            ("f", Dtype::F32),
+            ("|i1", Dtype::I8),
+            ("int8", Dtype::I8),
+            ("<i2", Dtype::I16),
+            ("e", Dtype::F16),
+            ("float16", Dtype::F16),
+            ("<u4", Dtype::U32),
+            ("int32", Dtype::I32),
+            ("d", Dtype::F64),
+            ("i8", Dtype::I64),
+            ("uint64", Dtype::U64),
+        ];
+        for (name, dtype) in spellings {
+            assert_eq!(Dtype::parse(name), Ok(dtype), "{name}");
+        }
+        for dtype in Dtype::ALL {
+            assert_eq!(Dtype::parse(dtype.name()), Ok(dtype));
+        }
+        for name in [">f4", ">u2", "!i4", ">uint16"] {
+            assert_eq!(
+                Dtype::parse(name),
+                Err(ProtocolError::BigEndianDtype(name.into()))
+            );
+        }
+        for name in ["bool", "complex64", "<f", "object", "", "float"] {
+            assert!(matches!(
+                Dtype::parse(name),
+                Err(ProtocolError::UnsupportedDtype(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn any_channel_count_and_dtype_is_a_layout_and_video_stays_video() {
+        let parse = |text: &str| match parse_header(text.as_bytes()) {
+            Ok(Incoming::Frame(FrameHeader {
+                payload: PayloadKind::Raw(layout),
+                ..
+            })) => layout,
+            other => panic!("{text}: {other:?}"),
+        };
+        let header = |dtype: &str, shape: &str| {
+            format!(
+                r#"{{"terminate_flag": false, "compression": false, "message": null, "pattern": "0", "dtype": "{dtype}", "shape": {shape}}}"#
+            )
+        };
+        let flow = parse(&header("float32", "[4, 5, 2]"));
+        assert_eq!((flow.dtype, flow.shape()), (Dtype::F32, vec![4, 5, 2]));
+        assert_eq!(flow.frame_bytes(), 4 * 5 * 2 * 4);
+        assert!(!flow.is_video());
+        let depth = parse(&header("uint16", "[4, 5]"));
+        assert!(depth.is_video() && depth.two_d);
+        let rgb16 = parse(&header("uint16", "[4, 5, 3]"));
+        assert!(!rgb16.is_video());
+        let five = parse(&header("uint8", "[4, 5, 5]"));
+        assert!(!five.is_video());
+        assert!(parse(&header("uint8", "[4, 5, 4]")).is_video());
+        let one = parse(&header("int16", "[4, 5, 1]"));
+        assert_eq!(one.shape(), vec![4, 5, 1]);
+        let encoded = encode_frame_header(None, &PayloadKind::Raw(one), &JsonText::null(), 0);
+        assert!(String::from_utf8(encoded)
+            .unwrap()
+            .ends_with(r#""dtype": "int16", "shape": [4, 5, 1]}"#));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! (or lent to ZeroMQ as they are when already tight), or JPEG-encoded.
 
 use super::FrameError;
-use crate::formats::{send_format, SendFormat};
+use crate::formats::{send_format, tensors, SendFormat};
 use crate::jpeg::{Colorspace, EncodeParams, Encoder, Image};
 use crate::protocol::{self, Compression, PayloadKind, RawLayout};
 use crate::transport::SharedBytes;
@@ -16,6 +16,24 @@ use std::sync::Arc;
 pub enum Input {
     Raw(Box<RawInput>),
     Jpeg,
+    /// `other/tensors`: the buffer is the packed array, sent as it is.
+    Tensor(RawLayout),
+}
+
+/// A raw input JPEG cannot carry (GRAY16_LE, tensors), named for the warning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uncompressible(String);
+
+impl Uncompressible {
+    pub fn to_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Uncompressible {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -72,16 +90,24 @@ impl Input {
         if s.name() == "image/jpeg" {
             return Ok(Input::Jpeg);
         }
+        if s.name() == tensors::MEDIA_TYPE {
+            return Ok(Input::Tensor(tensors::layout_from_caps(s)?));
+        }
         let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| unsupported())?;
         Ok(Input::Raw(Box::new(RawInput::new(info, jpeg_compression)?)))
     }
 
-    /// JPEG was asked for but the format has none (GRAY16): frames go raw.
-    pub fn cannot_compress(&self, jpeg_compression: bool) -> Option<gst_video::VideoFormat> {
+    /// JPEG was asked for but the input has none (GRAY16, tensors): frames go raw.
+    pub fn cannot_compress(&self, jpeg_compression: bool) -> Option<Uncompressible> {
         match self {
             Input::Raw(raw) if jpeg_compression && raw.format.jpeg_colorspace.is_none() => {
-                Some(raw.info.format())
+                Some(Uncompressible(raw.info.format().to_str().to_string()))
             }
+            Input::Tensor(layout) if jpeg_compression => Some(Uncompressible(format!(
+                "{} ({})",
+                tensors::MEDIA_TYPE,
+                layout.dtype.name()
+            ))),
             _ => None,
         }
     }
@@ -179,6 +205,10 @@ impl FrameWriter {
                 return Ok((kind, Payload::Lent(lend(buffer, None)?)));
             }
             Input::Raw(raw) => raw,
+            Input::Tensor(layout) => {
+                let bytes = lend_exactly(buffer, layout.frame_bytes())?;
+                return Ok((PayloadKind::Raw(*layout), Payload::Lent(bytes)));
+            }
         };
         if let Some(range) = tight_range(buffer, raw) {
             return Ok((
@@ -274,6 +304,17 @@ impl AsRef<[u8]> for BufferBytes {
         // The range was checked against the mapping when it was made.
         self.map.as_slice().get(self.range.clone()).unwrap_or(&[])
     }
+}
+
+/// Lends a whole buffer that must hold exactly `size` bytes (a packed tensor).
+fn lend_exactly(buffer: &gst::Buffer, size: usize) -> Result<SharedBytes, FrameError> {
+    if buffer.size() != size {
+        return Err(FrameError::WrongSize {
+            have: buffer.size(),
+            needs: size,
+        });
+    }
+    lend(buffer, None)
 }
 
 /// Lends (part of) a buffer's memory to ZeroMQ without a copy.

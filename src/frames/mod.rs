@@ -10,7 +10,7 @@ pub mod rate;
 mod returned;
 mod wire_to_buffer;
 
-pub use buffer_to_wire::{FrameWriter, Input, JpegSettings, Payload};
+pub use buffer_to_wire::{FrameWriter, Input, JpegSettings, Payload, Uncompressible};
 pub use returned::{ReturnEncoder, ReturnJpeg, ReturnedFrame};
 pub use wire_to_buffer::{FrameReader, Output};
 
@@ -43,6 +43,10 @@ pub enum FrameError {
     Unsupported(String),
     #[error("a buffer of {have} bytes is too small for its caps ({needs} bytes)")]
     TooSmall { have: usize, needs: usize },
+    #[error("a buffer of {have} bytes does not hold its caps' array ({needs} bytes)")]
+    WrongSize { have: usize, needs: usize },
+    #[error(transparent)]
+    TensorCaps(#[from] crate::formats::tensors::TensorCapsError),
     #[error("could not allocate, map or fill a buffer")]
     Buffer,
 }

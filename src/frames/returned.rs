@@ -3,7 +3,7 @@
 //! `recv(return_data=frame)`): each buffer is prepared once, raw (byte for byte) or
 //! JPEG-compressed, and the result is kept so any number of replies can carry it.
 
-use super::{FrameError, FrameWriter, Input, JpegSettings, Payload};
+use super::{FrameError, FrameWriter, Input, JpegSettings, Payload, Uncompressible};
 use crate::protocol::PayloadKind;
 use crate::transport::SharedBytes;
 use std::sync::Arc;
@@ -62,8 +62,8 @@ impl ReturnEncoder {
         })
     }
 
-    /// A raw format that cannot be JPEG (GRAY16_LE) while compression is asked for.
-    pub fn cannot_compress(&self, jpeg: &ReturnJpeg) -> Option<gst_video::VideoFormat> {
+    /// A raw input that cannot be JPEG (GRAY16_LE, tensors) while compression is asked for.
+    pub fn cannot_compress(&self, jpeg: &ReturnJpeg) -> Option<Uncompressible> {
         self.input.cannot_compress(jpeg.enabled)
     }
 

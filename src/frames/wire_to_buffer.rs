@@ -3,7 +3,7 @@
 //! pool, and the buffer itself (the message without a copy where rows need no padding).
 
 use super::{check_decoded_size, video_info, FrameError};
-use crate::formats::{decoded_format, raw_format};
+use crate::formats::{decoded_format, raw_format, tensors};
 use crate::jpeg::{Colorspace, DecodeParams, Decoder, JpegInfo};
 use crate::protocol::{self, Compression, PayloadKind, RawLayout};
 use gst::prelude::*;
@@ -53,7 +53,10 @@ impl Output {
     /// The caps (and, with `pooled`, a buffer pool) for `key`, refusing frames over `limit`.
     pub fn new(key: OutputKey, limit: u64, pooled: bool) -> Result<Output, FrameError> {
         let raw = match &key {
-            OutputKey::Raw(layout) => (raw_format(layout), layout.width, layout.height),
+            OutputKey::Raw(layout) => match raw_format(layout) {
+                Some(format) => (format, layout.width, layout.height),
+                None => return Self::tensor(key.clone(), layout, limit),
+            },
             OutputKey::Decoded {
                 colorspace,
                 width,
@@ -81,6 +84,26 @@ impl Output {
             info: Some(info),
             pool,
             tight,
+        })
+    }
+
+    /// An array no video format carries: its bytes go out as they came (never padded).
+    fn tensor(key: OutputKey, layout: &RawLayout, limit: u64) -> Result<Output, FrameError> {
+        let needs = layout.frame_bytes();
+        if needs as u64 > limit {
+            return Err(FrameError::OverLimit {
+                width: u32::try_from(layout.width).unwrap_or(u32::MAX),
+                height: u32::try_from(layout.height).unwrap_or(u32::MAX),
+                needs,
+                limit,
+            });
+        }
+        Ok(Output {
+            caps: tensors::caps(layout),
+            key,
+            info: None,
+            pool: None,
+            tight: true,
         })
     }
 
@@ -252,4 +275,31 @@ fn repad(output: &Output, layout: &RawLayout, payload: &[u8]) -> Result<gst::Buf
             .ok_or(FrameError::Buffer)?;
     }
     Ok(buffer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Dtype;
+
+    #[test]
+    fn tensors_get_their_caps_and_are_bounded_by_the_limit() {
+        gst::init().unwrap();
+        let flow = RawLayout::from_dims(Dtype::F32, &[480, 640, 2]).unwrap();
+        let output = Output::new(OutputKey::Raw(flow), 480 * 640 * 8, true).unwrap();
+        assert_eq!(
+            output.caps.to_string(),
+            "other/tensors, format=(string)static, num_tensors=(int)1, types=(string)float32, \
+             dimensions=(string)2:640:480, framerate=(fraction)0/1"
+        );
+        assert!(output.tight && output.pool.is_none());
+        let over = Output::new(OutputKey::Raw(flow), 480 * 640 * 8 - 1, true);
+        assert!(matches!(over, Err(FrameError::OverLimit { needs, .. }) if needs == 480 * 640 * 8));
+        let gray = RawLayout::from_dims(Dtype::U8, &[4, 6]).unwrap();
+        let output = Output::new(OutputKey::Raw(gray), 1 << 20, false).unwrap();
+        assert!(output
+            .caps
+            .to_string()
+            .starts_with("video/x-raw, format=(string)GRAY8"));
+    }
 }

@@ -496,6 +496,7 @@ impl ElementImpl for NetGearDemux {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             let mut caps = gst::Caps::new_empty_simple("video/x-raw");
             caps.merge(gst::Caps::new_empty_simple("image/jpeg"));
+            caps.merge(crate::formats::tensors::template_caps());
             let sink = gst::PadTemplate::new(
                 "sink",
                 gst::PadDirection::Sink,

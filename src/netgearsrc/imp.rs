@@ -921,8 +921,7 @@ impl ElementImpl for NetGearSrc {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let formats = crate::formats::SRC_FORMATS.iter().copied();
-            let caps = crate::formats::raw_or_jpeg_caps(formats);
+            let caps = crate::formats::src_caps();
             let src = gst::PadTemplate::new(
                 "src",
                 gst::PadDirection::Src,

@@ -1,0 +1,474 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Typed arrays with the real vidgear NetGear (0.3.6): every dtype in 2-D and 3-D shapes
+//! with 1 to 5 channels, byte for byte, in both directions, through a relay, and as
+//! returned frames. Arrays no video format carries come out as `other/tensors` with
+//! their dtype and shape in the caps; the cases come from tests/python/netgear_tensors.py.
+
+mod common;
+
+use common::*;
+use gst::prelude::*;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+/// One array: numpy's dtype name, shape and bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Case {
+    dtype: String,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl Case {
+    fn from_json(v: &Value) -> Case {
+        let hex = v["hex"].as_str().expect("hex");
+        let bytes = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex digit"))
+            .collect();
+        Case {
+            dtype: v["dtype"].as_str().expect("dtype").to_owned(),
+            shape: v["shape"]
+                .as_array()
+                .expect("shape")
+                .iter()
+                .map(|d| d.as_u64().expect("dim") as usize)
+                .collect(),
+            bytes,
+        }
+    }
+
+    /// The video format today's caps give it, or None: a tensor.
+    fn video_format(&self) -> Option<&'static str> {
+        let channels = self.shape.get(2).copied().unwrap_or(1);
+        match (self.dtype.as_str(), channels) {
+            ("uint8", 1) => Some("GRAY8"),
+            ("uint8", 3) => Some("BGR"),
+            ("uint8", 4) => Some("BGRA"),
+            ("uint16", 1) => Some("GRAY16_LE"),
+            _ => None,
+        }
+    }
+
+    /// The documented tensor caps: dimensions innermost first, rank as sent.
+    fn tensor_caps(&self) -> String {
+        let dims: Vec<String> = self.shape.iter().rev().map(|d| d.to_string()).collect();
+        format!(
+            "other/tensors, format=(string)static, num_tensors=(int)1, types=(string){}, dimensions=(string){}, framerate=(fraction)0/1",
+            self.dtype,
+            dims.join(":")
+        )
+    }
+
+    /// What a receiver sees after the array went through GStreamer video caps: a
+    /// one-channel video frame is sent 2-D, as OpenCV's gray frames are.
+    fn after_video(&self) -> Case {
+        let mut case = self.clone();
+        if self.video_format().is_some() && self.shape.get(2) == Some(&1) {
+            case.shape.truncate(2);
+        }
+        case
+    }
+}
+
+/// A running tests/python/netgear_tensors.py.
+struct Script {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Script {
+    fn start(args: &[&str]) -> Script {
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/netgear_tensors.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn python");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Script { child, lines }
+    }
+
+    fn line(&self, timeout: Duration) -> String {
+        self.lines
+            .recv_timeout(timeout)
+            .expect("no line from the script")
+    }
+
+    fn json(&mut self, timeout: Duration) -> Value {
+        let line = self.line(timeout);
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad JSON {line:?}: {e}"))
+    }
+
+    /// A vidgear receiver on `port` (pattern 1), once it is bound.
+    fn receiver(port: u16, return_case: Option<usize>) -> Script {
+        let port = port.to_string();
+        let ret = return_case.map(|k| k.to_string());
+        let mut args = vec!["recv", "--port", &port, "--seconds", "60"];
+        if let Some(k) = &ret {
+            args.extend(["--return-case", k]);
+        }
+        let script = Script::start(&args);
+        assert_eq!(script.line(Duration::from_secs(20)), "READY");
+        script
+    }
+
+    /// The frames a receiver reported, after the sender's termination.
+    fn received(&mut self) -> Vec<Case> {
+        let report = self.json(Duration::from_secs(60));
+        assert_eq!(report["terminated"], true, "receiver timed out");
+        report["frames"]
+            .as_array()
+            .expect("frames")
+            .iter()
+            .map(Case::from_json)
+            .collect()
+    }
+}
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let mut script = Script::start(&["cases"]);
+    let list = script.json(Duration::from_secs(30));
+    list.as_array()
+        .expect("list")
+        .iter()
+        .map(Case::from_json)
+        .collect()
+}
+
+fn tensor_caps(case: &Case) -> gst::Caps {
+    init();
+    case.tensor_caps().parse().expect("caps")
+}
+
+/// `appsrc ! netgearsink`, recording the bus's warnings.
+struct TensorSender {
+    pipeline: gst::Pipeline,
+    appsrc: gst_app::AppSrc,
+    sink: gst::Element,
+    posted: Arc<Mutex<Vec<gst::Structure>>>,
+    warnings: Arc<Mutex<Vec<String>>>,
+}
+
+impl TensorSender {
+    fn new(caps: &gst::Caps, props: &[(&str, &str)]) -> TensorSender {
+        init();
+        let pipeline = gst::Pipeline::new();
+        let appsrc = gst_app::AppSrc::builder()
+            .caps(caps)
+            .format(gst::Format::Time)
+            .block(true)
+            .build();
+        let sink = gst::ElementFactory::make("netgearsink")
+            .build()
+            .expect("netgearsink");
+        sink.set_property("sync", false);
+        for (k, v) in props {
+            sink.set_property_from_str(k, v);
+        }
+        pipeline
+            .add_many([appsrc.upcast_ref(), &sink])
+            .expect("add");
+        appsrc.link(&sink).expect("link");
+        let warnings = Arc::new(Mutex::new(Vec::new()));
+        let posted = Arc::new(Mutex::new(Vec::new()));
+        let (w, p) = (warnings.clone(), posted.clone());
+        pipeline
+            .bus()
+            .expect("bus")
+            .set_sync_handler(move |_, msg| {
+                match msg.view() {
+                    gst::MessageView::Warning(warn) => w
+                        .lock()
+                        .unwrap()
+                        .push(warn.debug().unwrap_or_default().to_string()),
+                    gst::MessageView::Element(_) => {
+                        if let Some(s) = msg.structure() {
+                            p.lock().unwrap().push(s.to_owned());
+                        }
+                    }
+                    _ => {}
+                }
+                gst::BusSyncReply::Pass
+            });
+        pipeline.set_state(gst::State::Playing).expect("playing");
+        TensorSender {
+            pipeline,
+            appsrc,
+            sink,
+            posted,
+            warnings,
+        }
+    }
+
+    /// Pushes one array with its own caps (the sink renegotiates when they change).
+    fn push(&self, case: &Case, idx: u64) {
+        let mut buffer = gst::Buffer::from_mut_slice(case.bytes.clone());
+        buffer
+            .get_mut()
+            .unwrap()
+            .set_pts(gst::ClockTime::from_mseconds(idx * 33));
+        let sample = gst::Sample::builder()
+            .buffer(&buffer)
+            .caps(&tensor_caps(case))
+            .build();
+        self.appsrc.push_sample(&sample).expect("push");
+    }
+
+    fn finish(&self) {
+        self.appsrc.end_of_stream().expect("eos");
+        match wait_end(&self.pipeline, Duration::from_secs(30)) {
+            Outcome::Eos => {}
+            other => panic!("sender ended with {other:?}"),
+        }
+    }
+}
+
+impl Drop for TensorSender {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+fn assert_same(received: &[Case], expected: &[Case]) {
+    assert_eq!(received.len(), expected.len(), "frame count");
+    for (got, want) in received.iter().zip(expected) {
+        assert_eq!(got, want, "{} {:?}", want.dtype, want.shape);
+    }
+}
+
+/// Asserts a frame out of `netgearsrc` is the array: video caps and packed rows for
+/// video layouts, the documented tensor caps and the exact bytes for the rest.
+fn assert_frame(frame: &Frame, case: &Case) {
+    let what = format!("{} {:?}", case.dtype, case.shape);
+    match case.video_format() {
+        Some(format) => {
+            let s = frame.caps.structure(0).unwrap();
+            assert_eq!(s.name(), "video/x-raw", "{what}: {}", frame.caps);
+            assert_eq!(s.get::<&str>("format").unwrap(), format, "{what}");
+            assert_eq!(
+                (
+                    s.get::<i32>("width").unwrap(),
+                    s.get::<i32>("height").unwrap()
+                ),
+                (5, 3)
+            );
+            assert_eq!(frame.packed(), case.bytes, "{what}");
+        }
+        None => {
+            assert_eq!(frame.caps.to_string(), case.tensor_caps(), "{what}");
+            assert_eq!(frame.data, case.bytes, "{what}");
+        }
+    }
+}
+
+/// vidgear sends every dtype and shape raw to `netgearsrc ! appsink`: each arrives with
+/// the documented caps, byte for byte; a big-endian array is dropped and counted.
+#[test]
+fn vidgear_sends_every_dtype_to_netgearsrc() {
+    let expected = cases();
+    assert_eq!(expected.len(), 66);
+    let port = free_port().to_string();
+    let receiver = Receiver::new(&[("port", &port), ("address", "127.0.0.1"), ("pattern", "1")]);
+    receiver.play();
+    let mut sender = Script::start(&["send", "--port", &port, "--big-endian-first"]);
+    let (frames, eos) = receiver.collect(Duration::from_secs(15));
+    assert_eq!(sender.json(Duration::from_secs(30))["sent"], 66);
+    assert!(eos, "no EOS after the sender's termination");
+    assert_eq!(frames.len(), expected.len(), "frames lost");
+    for (frame, case) in frames.iter().zip(&expected) {
+        assert_frame(frame, case);
+    }
+    let stats = receiver.stats();
+    assert_eq!(stats.get::<u64>("malformed").unwrap(), 1, "{stats}");
+    assert_eq!(stats.get::<u64>("frames").unwrap(), 66, "{stats}");
+}
+
+/// `appsrc caps=other/tensors,… ! netgearsink jpeg-compression=false` sends every case
+/// (uint8 ones too) to a vidgear receiver: the same dtype, shape and bytes come out.
+#[test]
+fn netgearsink_sends_every_dtype_to_vidgear() {
+    let expected = cases();
+    let port = free_port();
+    let mut receiver = Script::receiver(port, None);
+    let port = port.to_string();
+    let props = [
+        ("port", port.as_str()),
+        ("pattern", "1"),
+        ("jpeg-compression", "false"),
+    ];
+    let sender = TensorSender::new(&tensor_caps(&expected[0]), &props);
+    for (i, case) in expected.iter().enumerate() {
+        sender.push(case, i as u64);
+    }
+    sender.finish();
+    assert_same(&receiver.received(), &expected);
+    assert!(sender.warnings.lock().unwrap().is_empty());
+}
+
+/// JPEG does not apply to tensors: with jpeg-compression on, the sink says so once and
+/// sends them raw.
+#[test]
+fn tensors_go_raw_with_a_warning_when_jpeg_is_on() {
+    let all = cases();
+    let float32: Vec<Case> = all
+        .iter()
+        .filter(|c| c.dtype == "float32" && c.shape == [3, 5, 2])
+        .cloned()
+        .collect();
+    let expected: Vec<Case> = [&float32[..], &float32[..], &float32[..]].concat();
+    let port = free_port();
+    let mut receiver = Script::receiver(port, None);
+    let port = port.to_string();
+    let sender = TensorSender::new(
+        &tensor_caps(&expected[0]),
+        &[("port", &port), ("pattern", "1")],
+    );
+    for (i, case) in expected.iter().enumerate() {
+        sender.push(case, i as u64);
+    }
+    sender.finish();
+    assert_same(&receiver.received(), &expected);
+    let warnings = sender.warnings.lock().unwrap().clone();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let text = "\nother/tensors (float32) cannot be JPEG-compressed: sending raw frames";
+    assert!(warnings[0].ends_with(text), "{warnings:?}");
+}
+
+/// vidgear → `netgearsrc ! netgearsink` → vidgear: every case comes out as it went in
+/// (one-channel video arrays as 2-D, as OpenCV's gray frames travel).
+#[test]
+fn relay_carries_every_dtype_between_vidgears() {
+    let expected: Vec<Case> = cases().iter().map(Case::after_video).collect();
+    let (in_port, out_port) = (free_port(), free_port());
+    let mut receiver = Script::receiver(out_port, None);
+    init();
+    let relay = gst::parse::launch(&format!(
+        "netgearsrc address=127.0.0.1 port={in_port} pattern=1 ! \
+         netgearsink port={out_port} pattern=1 jpeg-compression=false sync=false"
+    ))
+    .expect("relay")
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    relay.set_state(gst::State::Playing).expect("playing");
+    let mut sender = Script::start(&["send", "--port", &in_port.to_string()]);
+    assert_eq!(sender.json(Duration::from_secs(60))["sent"], 66);
+    match wait_end(&relay, Duration::from_secs(30)) {
+        Outcome::Eos => {}
+        other => panic!("relay ended with {other:?}"),
+    }
+    assert_same(&receiver.received(), &expected);
+    relay.set_state(gst::State::Null).unwrap();
+}
+
+/// A vidgear receiver returning a float32 array: the sink's netgear-return-frame sample
+/// has the tensor caps and the exact bytes.
+#[test]
+fn returned_arrays_come_back_as_tensors() {
+    let all = cases();
+    // float32, [3, 5, 2]: the 44th case (dtype 9 of 11, shape 2 of 6).
+    let k = all
+        .iter()
+        .position(|c| c.dtype == "float32" && c.shape == [3, 5, 2])
+        .unwrap();
+    let returned = all[k].clone();
+    let port = free_port();
+    let mut receiver = Script::receiver(port, Some(k));
+    let port = port.to_string();
+    let props = [
+        ("port", port.as_str()),
+        ("pattern", "1"),
+        ("bidirectional", "true"),
+        ("jpeg-compression", "false"),
+    ];
+    let sent: Vec<Case> = all.iter().filter(|c| c.dtype == "int16").cloned().collect();
+    let sender = TensorSender::new(&tensor_caps(&sent[0]), &props);
+    for (i, case) in sent.iter().enumerate() {
+        sender.push(case, i as u64);
+    }
+    sender.finish();
+    assert_same(&receiver.received(), &sent);
+    let samples: Vec<gst::Sample> = sender
+        .posted
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.name() == "netgear-return-frame")
+        .map(|s| s.get::<gst::Sample>("sample").unwrap())
+        .collect();
+    // vidgear's receiver answers the first frame before its first recv() names the data.
+    assert!(samples.len() >= sent.len() - 1, "{} returns", samples.len());
+    for sample in samples {
+        assert_eq!(sample.caps().unwrap().to_string(), returned.tensor_caps());
+        let data = sample.buffer().unwrap().map_readable().unwrap().to_vec();
+        assert_eq!(data, returned.bytes);
+    }
+    let stats = sender.sink.property::<gst::Structure>("stats");
+    assert!(stats.get::<u64>("returns").unwrap() >= 5, "{stats}");
+}
+
+/// A video-only pipeline (`netgearsrc ! appsink caps=video/x-raw`) drops the tensors it
+/// cannot take, counts and warns, and keeps receiving the video frames in between.
+#[test]
+fn video_only_downstream_drops_tensors_and_goes_on() {
+    let expected: Vec<Case> = cases()
+        .into_iter()
+        .filter(|c| c.video_format().is_some())
+        .collect();
+    assert_eq!(expected.len(), 6);
+    let port = free_port().to_string();
+    let receiver = Receiver::with_caps(
+        &[("port", &port), ("address", "127.0.0.1"), ("pattern", "1")],
+        Some(&gst::Caps::builder("video/x-raw").build()),
+    );
+    receiver.play();
+    let mut sender = Script::start(&["send", "--port", &port]);
+    let (frames, eos) = receiver.collect(Duration::from_secs(15));
+    assert_eq!(sender.json(Duration::from_secs(30))["sent"], 66);
+    assert!(eos, "no EOS after the sender's termination");
+    assert_eq!(frames.len(), expected.len());
+    for (frame, case) in frames.iter().zip(&expected) {
+        assert_frame(frame, case);
+    }
+    let stats = receiver.stats();
+    assert_eq!(stats.get::<u64>("dropped").unwrap(), 60, "{stats}");
+    assert_eq!(stats.get::<u64>("malformed").unwrap(), 0, "{stats}");
+    let warnings: Vec<String> = receiver
+        .pipeline
+        .bus()
+        .unwrap()
+        .iter_filtered(&[gst::MessageType::Warning])
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Warning(w) => w.debug().map(|d| d.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        warnings
+            .first()
+            .is_some_and(|w| w.contains("downstream does not accept other/tensors")),
+        "{warnings:?}"
+    );
+}
