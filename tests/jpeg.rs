@@ -397,3 +397,60 @@ fn jpeg_bomb_is_refused_from_its_header_and_the_stream_goes_on() {
     let expected = format!("a {bomb_len}-byte JPEG cannot hold 9000x9000");
     assert!(warning.contains(&expected), "{warning}");
 }
+
+/// vidgear's BGR JPEG decodes straight into the packed layout downstream asks for.
+#[test]
+fn vidgear_jpeg_decodes_into_the_format_downstream_asks_for() {
+    init();
+    for (format, expected) in [
+        (VideoFormat::Rgb, None),
+        (VideoFormat::Rgbx, None),
+        (VideoFormat::Gray8, Some(1)),
+    ] {
+        let port = free_port();
+        let caps = gst_video::VideoCapsBuilder::new().format(format).build();
+        let receiver = Receiver::with_caps(
+            &[("port", &port.to_string()), ("address", "127.0.0.1")],
+            Some(&caps),
+        );
+        receiver.play();
+        let mut peer = vidgear_sends_jpeg(port, 0, "BGR", 3, 10);
+        let (frames, eos) = receiver.collect(Duration::from_secs(15));
+        peer.report(Duration::from_secs(10));
+        assert!(eos, "{format:?}");
+        assert_eq!(frames.len(), 10, "{format:?}: every frame arrives");
+        for (idx, frame) in frames.iter().enumerate() {
+            assert_eq!(frame.format(), format);
+            let bgr = smooth_frame(idx, W, H, 3);
+            let got = frame.packed();
+            let as_bgr: Vec<u8> = match (format, expected) {
+                // RGB-family rows back in BGR order to compare with what vidgear sent.
+                (VideoFormat::Rgb, _) => got.chunks(3).flat_map(|p| [p[2], p[1], p[0]]).collect(),
+                (VideoFormat::Rgbx, _) => got.chunks(4).flat_map(|p| [p[2], p[1], p[0]]).collect(),
+                _ => got,
+            };
+            let p = match expected {
+                // Gray: compare with the luma of what was sent.
+                Some(_) => {
+                    let luma: Vec<u8> = bgr
+                        .chunks(3)
+                        .map(|p| {
+                            (0.114 * f64::from(p[0])
+                                + 0.587 * f64::from(p[1])
+                                + 0.299 * f64::from(p[2]))
+                            .round() as u8
+                        })
+                        .collect();
+                    psnr(&as_bgr, &luma)
+                }
+                None => psnr(&as_bgr, &bgr),
+            };
+            assert!(p >= 30.0, "{format:?} frame {idx}: PSNR {p:.1} dB");
+        }
+        assert_eq!(
+            receiver.stats().get::<u64>("dropped").unwrap(),
+            0,
+            "{format:?}"
+        );
+    }
+}

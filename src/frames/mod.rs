@@ -12,7 +12,7 @@ mod wire_to_buffer;
 
 pub use buffer_to_wire::{FrameWriter, Input, JpegSettings, Payload, Uncompressible};
 pub use returned::{ReturnEncoder, ReturnJpeg, ReturnedFrame};
-pub use wire_to_buffer::{FrameReader, Output};
+pub use wire_to_buffer::{FrameReader, Output, OutputKey};
 
 use crate::jpeg::JpegError;
 use crate::protocol::ProtocolError;

@@ -18,9 +18,13 @@ use super::timing::{Timed, Timing};
  * ]|
  */
 use crate::config::{Pattern, Role};
+use crate::formats::{decoded_format, SEND_FORMATS};
 use crate::frames::rate::{frame_duration, RateMode};
-use crate::frames::{FrameError, FrameReader, Output, ReturnEncoder, ReturnJpeg, ReturnedFrame};
+use crate::frames::{
+    FrameError, FrameReader, Output, OutputKey, ReturnEncoder, ReturnJpeg, ReturnedFrame,
+};
 use crate::glue::{self, Interrupt, WarningLimiter};
+use crate::jpeg::Colorspace;
 use crate::link_setup;
 use crate::meta;
 use crate::properties::{common_properties, string_value, CommonSettings, JsonProperty};
@@ -84,6 +88,8 @@ struct Stream {
     output: Option<Output>,
     /// Whether downstream takes image/jpeg; asked again after a reconfigure.
     jpeg_passthrough: Option<bool>,
+    /// The header colorspace JPEG last came in and the layout it decodes to for downstream.
+    decode_choice: Option<(Colorspace, Colorspace)>,
     /// Multi-server: senders that sent frames and have not terminated yet.
     servers: BTreeSet<u16>,
     /// Whether downstream wants `meta::SERVER_EOS`s; asked at the first termination.
@@ -580,7 +586,18 @@ impl NetGearSrc {
         payload: zmq::Message,
     ) -> Result<gst::Buffer, FrameError> {
         let passthrough = matches!(kind, PayloadKind::Jpeg(_)) && self.jpeg_passthrough(stream);
-        let key = stream.reader.output_key(kind, &payload, passthrough)?;
+        let key = match stream.reader.output_key(kind, &payload, passthrough)? {
+            OutputKey::Decoded {
+                colorspace,
+                width,
+                height,
+            } => OutputKey::Decoded {
+                colorspace: self.decode_target(stream, colorspace),
+                width,
+                height,
+            },
+            key => key,
+        };
         if stream.output.as_ref().is_none_or(|o| o.key != key) {
             let output = Output::new(key, stream.max_frame_bytes, true)?;
             gst::debug!(CAT, imp = self, "new caps {}", output.caps);
@@ -593,6 +610,38 @@ impl NetGearSrc {
         }
         let output = stream.output.as_ref().ok_or(FrameError::Buffer)?;
         stream.reader.fill(output, kind, payload)
+    }
+
+    /// The layout a JPEG decodes into: the header's colorspace if downstream takes it, else
+    /// the first packed layout libjpeg-turbo writes that downstream does (no conversion
+    /// needed downstream). Asked once per header colorspace, and again after a reconfigure.
+    fn decode_target(&self, stream: &mut Stream, from: Colorspace) -> Colorspace {
+        if let Some((header, chosen)) = stream.decode_choice {
+            if header == from {
+                return chosen;
+            }
+        }
+        let peer = self.obj().src_pad().peer_query_caps(None);
+        let takes =
+            |format| peer.can_intersect(&gst_video::VideoCapsBuilder::new().format(format).build());
+        let chosen = if takes(decoded_format(from.name()).1) {
+            from
+        } else {
+            SEND_FORMATS
+                .iter()
+                .filter_map(|f| Some((f.video, Colorspace::from_name(f.jpeg_colorspace?)?)))
+                .find(|(video, _)| takes(*video))
+                .map_or(from, |(_, colorspace)| colorspace)
+        };
+        gst::info!(
+            CAT,
+            imp = self,
+            "JPEG with colorspace {} decodes to {}",
+            from.name(),
+            chosen.name()
+        );
+        stream.decode_choice = Some((from, chosen));
+        chosen
     }
 
     /// Whether downstream takes JPEG as it is (asked once, and again after a reconfigure).
@@ -641,6 +690,7 @@ impl NetGearSrc {
             reader: FrameReader::default(),
             output: None,
             jpeg_passthrough: None,
+            decode_choice: None,
             servers: BTreeSet::new(),
             server_eos_wanted: None,
             last_message: now,
@@ -1020,6 +1070,7 @@ impl PushSrcImpl for NetGearSrc {
             let (mut stream, renegotiate) = self.take_stream().ok_or(gst::FlowError::Flushing)?;
             if renegotiate {
                 stream.jpeg_passthrough = None;
+                stream.decode_choice = None;
                 stream.server_eos_wanted = None;
                 stream.release_output();
             }
