@@ -9,7 +9,7 @@ mod buffer_to_wire;
 mod returned;
 mod wire_to_buffer;
 
-pub use buffer_to_wire::{FrameWriter, Input, JpegSettings, Payload};
+pub use buffer_to_wire::{encode_job, FrameWriter, Input, JpegSettings, Payload};
 pub use returned::{ReturnEncoder, ReturnJpeg, ReturnedFrame};
 pub use wire_to_buffer::{FrameReader, Output};
 
