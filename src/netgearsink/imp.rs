@@ -767,14 +767,16 @@ impl BaseSinkImpl for NetGearSink {
     /// Wakes every wait: the streaming thread's for room in the hand-off or for an
     /// encoder, the companion's on the network; frames not yet sent are dropped.
     fn unlock(&self) -> Result<(), gst::ErrorMessage> {
-        self.interrupt.unlock();
+        // The hand-off first: once the network wait ends, the companion would otherwise
+        // make room for, and send, a frame the flush should drop.
         if let Some((companion, interrupter)) = self.pipelining() {
+            let dropped = companion.unlock();
+            Stats::add(&self.stats.dropped, dropped.len() as u64);
             if let Some(i) = interrupter {
                 i.interrupt();
             }
-            let dropped = companion.unlock();
-            Stats::add(&self.stats.dropped, dropped.len() as u64);
         }
+        self.interrupt.unlock();
         Ok(())
     }
 
