@@ -152,9 +152,10 @@ impl<J: Send + 'static, O: Send + 'static> OrderedPool<J, O> {
     }
 
     /// Queues a job; blocks while `workers()` jobs are unfinished (queued or running).
-    /// Finished results wait for `next_result`/`try_next` and never block a submit.
-    /// `Err(Interrupted)` (the job dropped) only when it would have to wait.
-    pub fn submit(&mut self, job: J) -> Result<(), PoolError> {
+    /// Finished results wait for `next_result`/`try_next` (or [`Results::take`]) and never
+    /// block a submit. Returns the job's sequence number. `Err(Interrupted)` (the job
+    /// dropped) only when it would have to wait.
+    pub fn submit(&mut self, job: J) -> Result<u64, PoolError> {
         let mut state = self.shared.lock();
         while state.unfinished >= self.threads.len() {
             if state.interrupted {
@@ -169,7 +170,7 @@ impl<J: Send + 'static, O: Send + 'static> OrderedPool<J, O> {
         state.results.push_back(None);
         drop(state);
         self.shared.jobs.notify_one();
-        Ok(())
+        Ok(seq)
     }
 
     /// The oldest job's result, waiting for it; `None` when no job is pending;
@@ -207,6 +208,13 @@ impl<J: Send + 'static, O: Send + 'static> OrderedPool<J, O> {
         self.shared.done.notify_all();
     }
 
+    /// A handle that takes results on another thread than the one that submits.
+    pub fn results(&self) -> Results<J, O> {
+        Results {
+            shared: self.shared.clone(),
+        }
+    }
+
     /// A handle that wakes this pool's waiting caller from another thread.
     pub fn interrupter(&self) -> Interrupter {
         let shared = self.shared.clone();
@@ -226,6 +234,46 @@ impl<J: Send + 'static, O: Send + 'static> OrderedPool<J, O> {
     }
 }
 
+/// The results side of a pool, for a consumer on another thread than the submitter: it
+/// asks for a job by the sequence number `submit` gave it, so results of jobs nobody asks
+/// for any more (their frames were flushed) are discarded on the way instead of being
+/// mistaken for later ones.
+pub struct Results<J, O> {
+    shared: Arc<Shared<J, O>>,
+}
+
+impl<J, O> Results<J, O> {
+    /// The result of job `seq`, waiting for it; results of older jobs still pending are
+    /// dropped. `None`: that job's result is gone (taken, flushed or never submitted).
+    /// `Some(Err(Interrupted))` when interrupted or the pool shuts down while waiting.
+    pub fn take(&self, seq: u64) -> Option<Result<O, PoolError>> {
+        let mut state = self.shared.lock();
+        while state.first < seq && !state.results.is_empty() {
+            state.results.pop_front();
+            state.first += 1;
+        }
+        if state.first != seq {
+            return None;
+        }
+        loop {
+            match state.results.front() {
+                None => return None,
+                Some(Some(_)) => return take_front(&mut state),
+                Some(None) if state.interrupted || state.shutdown => {
+                    return Some(Err(PoolError::Interrupted))
+                }
+                Some(None) => {
+                    state = self
+                        .shared
+                        .done
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner)
+                }
+            }
+        }
+    }
+}
+
 fn take_front<J, O>(state: &mut State<J, O>) -> Option<Result<O, PoolError>> {
     let result = state.results.pop_front().flatten();
     state.first += 1;
@@ -236,6 +284,7 @@ impl<J, O> Drop for OrderedPool<J, O> {
     fn drop(&mut self) {
         self.shared.lock().shutdown = true;
         self.shared.jobs.notify_all();
+        self.shared.done.notify_all();
         for thread in self.threads.drain(..) {
             // A worker never panics out of its loop (jobs run under catch_unwind).
             let _ = thread.join();
@@ -509,6 +558,19 @@ mod tests {
         assert_eq!(got, (0..60).collect::<Vec<_>>());
         assert_eq!(pool.pending(), 0);
         assert!(pool.next_result().is_none() && pool.try_next().is_none());
+    }
+
+    #[test]
+    fn results_taken_by_number_skip_the_ones_nobody_asks_for() {
+        let mut pool = sleepy_pool(2);
+        let results = pool.results();
+        let seqs: Vec<u64> = (10..14).map(|i| pool.submit(i).unwrap()).collect();
+        assert_eq!(seqs, vec![0, 1, 2, 3]);
+        assert_eq!(results.take(1), Some(Ok(11)), "job 0's result is skipped");
+        assert_eq!(results.take(0), None, "gone");
+        assert_eq!(results.take(3), Some(Ok(13)));
+        assert_eq!(results.take(4), None, "never submitted");
+        assert_eq!(pool.pending(), 0);
     }
 
     /// How many jobs ran at the same time, at most, with `workers` threads.

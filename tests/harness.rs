@@ -110,24 +110,31 @@ fn sink_keeps_sending_after_a_flush() {
     receiver.play();
     let mut sink = sink_harness(port, &[]);
     assert_eq!(sink.push(frame_buffer(0)), Ok(gst::FlowSuccess::Ok));
+    // render returns once frame 0 is handed over; a flush drops what has not arrived.
+    let first = receiver
+        .next_frame(Duration::from_secs(5))
+        .expect("frame 0");
+    assert_eq!(frame_index(&first.packed()), 0);
     assert!(sink.push_event(gst::event::FlushStart::new()));
     assert!(sink.push_event(gst::event::FlushStop::new(true)));
     // A flush resets the segment; the harness sends a new one with the next buffer.
     let segment = gst::FormattedSegment::<gst::ClockTime>::new();
     assert!(sink.push_event(gst::event::Segment::new(&segment)));
     assert_eq!(sink.push(frame_buffer(1)), Ok(gst::FlowSuccess::Ok));
-    let indices: Vec<usize> = (0..2)
-        .filter_map(|_| receiver.next_frame(Duration::from_secs(5)))
-        .map(|f| frame_index(&f.packed()))
-        .collect();
-    assert_eq!(indices, [0, 1]);
+    let next = receiver
+        .next_frame(Duration::from_secs(5))
+        .expect("frame 1");
+    assert_eq!(frame_index(&next.packed()), 1);
 }
 
 #[test]
 fn unlock_ends_a_wait_for_a_reply_with_flushing() {
-    // Nobody listens: render waits for a reply that never comes.
+    // Nobody listens: frame 0 waits for a reply that never comes, frame 1 waits for
+    // room, and the render of frame 2 waits for the hand-off.
     let port = free_port();
     let mut sink = sink_harness(port, &[("request-timeout", "20000")]);
+    assert_eq!(sink.push(frame_buffer(0)), Ok(gst::FlowSuccess::Ok));
+    assert_eq!(sink.push(frame_buffer(1)), Ok(gst::FlowSuccess::Ok));
     let srcpad = sink.srcpad().expect("harness src pad").clone();
     let flusher = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
@@ -136,7 +143,7 @@ fn unlock_ends_a_wait_for_a_reply_with_flushing() {
         assert!(srcpad.push_event(gst::event::FlushStart::new()));
         started
     });
-    let result = sink.push(frame_buffer(0));
+    let result = sink.push(frame_buffer(2));
     let flushed_at = flusher.join().expect("flusher");
     assert_eq!(result, Err(gst::FlowError::Flushing));
     assert!(
@@ -149,7 +156,8 @@ fn unlock_ends_a_wait_for_a_reply_with_flushing() {
         .expect("element")
         .property::<gst::Structure>("stats");
     assert_eq!(stats.get::<u64>("frames").unwrap(), 0);
-    assert_eq!(stats.get::<u64>("dropped").unwrap(), 1);
+    // Frames 1 and 2 at once; frame 0 when the companion has seen the wake-up.
+    assert!(stats.get::<u64>("dropped").unwrap() >= 2);
 }
 
 #[test]

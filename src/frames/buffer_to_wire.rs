@@ -7,6 +7,7 @@ use crate::formats::{send_format, tensors, SendFormat};
 use crate::jpeg::{Colorspace, EncodeParams, Encoder, Image};
 use crate::protocol::{self, Compression, PayloadKind, RawLayout};
 use crate::transport::SharedBytes;
+use crate::workers::EncodeJob;
 use gst_video::prelude::*;
 use std::ops::Range;
 use std::sync::Arc;
@@ -191,6 +192,12 @@ impl FrameWriter {
         &self.scratch
     }
 
+    /// Takes the bytes of the last `Payload::Scratch`, so they can travel with a job to
+    /// another thread (the next frame allocates anew).
+    pub fn take_scratch(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.scratch)
+    }
+
     /// Prepares one buffer: raw frames whose rows are already tight go out of the buffer's
     /// own memory; others are packed and reordered (or JPEG-encoded) into the scratch.
     pub fn write(
@@ -258,6 +265,51 @@ impl FrameWriter {
         encoder
             .encode(image, params, &mut self.scratch)
             .map_err(FrameError::Encode)
+    }
+}
+
+/// For a parallel encoder: the job that encodes `buffer` to JPEG (its mapped plane
+/// travels with the job, no copy) and the payload kind to announce; `None` when the
+/// frame is not JPEG-encoded (`image/jpeg` input, raw frames sent raw).
+pub fn encode_job(
+    buffer: &gst::Buffer,
+    input: &Input,
+    jpeg: &JpegSettings,
+) -> Result<Option<(PayloadKind, EncodeJob)>, FrameError> {
+    let Input::Raw(raw) = input else {
+        return Ok(None);
+    };
+    let Some(colorspace) = raw.jpeg else {
+        return Ok(None);
+    };
+    let frame = gst_video::VideoFrame::from_buffer_readable(buffer.clone(), &raw.info)
+        .map_err(|_| FrameError::Buffer)?;
+    let pitch = usize::try_from(frame.plane_stride()[0]).map_err(|_| FrameError::Buffer)?;
+    frame.plane_data(0).map_err(|_| FrameError::Buffer)?;
+    let job = EncodeJob {
+        pixels: Arc::new(PlaneBytes(frame)),
+        width: raw.layout.width,
+        height: raw.layout.height,
+        pitch,
+        colorspace,
+        params: EncodeParams {
+            quality: jpeg.quality,
+            fast_dct: jpeg.fast_dct,
+        },
+    };
+    Ok(Some((
+        PayloadKind::Jpeg(jpeg.compression(Some(colorspace))),
+        job,
+    )))
+}
+
+/// The first plane of a mapped video frame, lent to an encoder thread.
+struct PlaneBytes(gst_video::VideoFrame<gst_video::video_frame::Readable>);
+
+impl AsRef<[u8]> for PlaneBytes {
+    fn as_ref(&self) -> &[u8] {
+        // Checked to map when the job was made.
+        self.0.plane_data(0).unwrap_or(&[])
     }
 }
 

@@ -10,7 +10,7 @@ pub mod rate;
 mod returned;
 mod wire_to_buffer;
 
-pub use buffer_to_wire::{FrameWriter, Input, JpegSettings, Payload, Uncompressible};
+pub use buffer_to_wire::{encode_job, FrameWriter, Input, JpegSettings, Payload, Uncompressible};
 pub use returned::{ReturnEncoder, ReturnJpeg, ReturnedFrame};
 pub use wire_to_buffer::{FrameReader, Output, OutputKey};
 

@@ -15,9 +15,12 @@
  * gst-launch-1.0 videotestsrc ! netgearsink secure-mode=ironhouse cert-dir=/home/pi/netgear-keys
  * ]|
  */
+use super::companion::{self, Companion};
 use super::tunnel::{self, TunnelSettings};
 use crate::config::{Pattern, Role};
-use crate::frames::{FrameError, FrameReader, FrameWriter, Input, JpegSettings, Payload};
+use crate::frames::{
+    encode_job, FrameError, FrameReader, FrameWriter, Input, JpegSettings, Payload,
+};
 use crate::glue::{self, Interrupt};
 use crate::link_setup;
 use crate::meta;
@@ -25,13 +28,14 @@ use crate::properties::{common_properties, string_value, CommonSettings, JsonPro
 use crate::protocol::{self, JsonText, Reply};
 use crate::ssh::Tunnel;
 use crate::stats::Stats;
-use crate::transport::{Exchanged, LinkError, LinkEvent, Part, SenderLink};
+use crate::transport::{Exchanged, LinkError, LinkEvent, Part, SenderLink, SharedBytes};
+use crate::workers::{self, EncodeJob, EncodeResult, Interrupter, OrderedPool, PoolError, Results};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use std::collections::BTreeSet;
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -48,6 +52,9 @@ const MAX_JPEG_QUALITY: u32 = 100;
 const DEFAULT_JPEG_FASTDCT: bool = true;
 const DEFAULT_JPEG_FASTUPSAMPLE: bool = false;
 const DEFAULT_OVERWRITE_CERT: bool = false;
+/// 0: one encoder thread per core.
+const DEFAULT_JPEG_THREADS: u32 = 0;
+const MAX_JPEG_THREADS: u32 = 64;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -57,6 +64,7 @@ struct Settings {
     message: JsonProperty,
     overwrite_cert: bool,
     tunnel: TunnelSettings,
+    jpeg_threads: u32,
 }
 
 impl Default for Settings {
@@ -73,35 +81,93 @@ impl Default for Settings {
             message: JsonProperty::default(),
             overwrite_cert: DEFAULT_OVERWRITE_CERT,
             tunnel: TunnelSettings::default(),
+            jpeg_threads: DEFAULT_JPEG_THREADS,
         }
     }
 }
 
-/// What the streaming thread works with; taken out of the state while a frame is on the
-/// wire, so no lock is held across the wait.
+/// What the streaming thread works with to turn buffers into jobs for the companion
+/// thread; taken out of the state while it works, so no lock is held across a wait.
 struct Stream {
+    input: Option<Input>,
+    writer: FrameWriter,
+    pattern: Pattern,
+    /// Multi-server: the port put in every header.
+    header_port: Option<u16>,
+    /// jpeg-threads > 1: raw frames are encoded here, in parallel; the companion takes
+    /// the results in order.
+    encoders: Option<OrderedPool<EncodeJob, EncodeResult>>,
+}
+
+/// A frame's payload as it is handed over: ready, or still being encoded (the encoder
+/// pool's job number).
+enum Pending {
+    Ready(SharedBytes),
+    Encoding(u64),
+}
+
+/// What the companion thread does, in the order the streaming thread handed it over.
+enum Job {
+    Frame {
+        header: Vec<u8>,
+        payload: Pending,
+    },
+    /// End of stream: the termination, after the last frame's reply.
+    Terminate,
+}
+
+/// The network side, owned by the companion thread: sends frames, waits for replies.
+struct Network {
+    /// For bus messages, errors and counters; weak, so the thread keeps no element alive.
+    element: glib::WeakRef<super::NetGearSink>,
+    /// The encoder pool's results, taken in hand-off order.
+    encoded: Option<Results<EncodeJob, EncodeResult>>,
     link: SenderLink,
     /// After the link, so the termination leaves through the tunnel before ssh stops.
     tunnel: Option<Tunnel>,
     /// The SSH host, for error texts.
     tunnel_host: String,
-    input: Option<Input>,
-    writer: FrameWriter,
     /// For frames that come back with replies.
     reader: FrameReader,
     pattern: Pattern,
     multi_client: bool,
     max_frame_bytes: u64,
-    /// Multi-server: the port put in every header.
+    /// Multi-server: the port put in the termination.
     header_port: Option<u16>,
     /// Multi-client: the receivers that have replied, each owed a termination.
     heard_from: BTreeSet<u16>,
     terminated: bool,
 }
 
+impl companion::Worker for Network {
+    type Job = Job;
+
+    fn run(&mut self, job: Job) -> Result<(), gst::FlowError> {
+        let element = self.element.upgrade().ok_or(gst::FlowError::Flushing)?;
+        let imp = element.imp();
+        match job {
+            Job::Frame { header, payload } => imp.send_frame(self, &header, payload),
+            Job::Terminate => {
+                imp.send_termination(self, true);
+                Ok(())
+            }
+        }
+    }
+
+    fn discard(&mut self, job: Job) {
+        if let (Some(element), Job::Frame { .. }) = (self.element.upgrade(), job) {
+            Stats::bump(&element.imp().stats.dropped);
+        }
+    }
+}
+
 struct Started {
     /// `None` while the streaming thread has it.
     stream: Option<Box<Stream>>,
+    /// The companion thread that owns the network side.
+    companion: Arc<Companion<Network>>,
+    /// Wakes the streaming thread and the companion waiting for the encoder pool.
+    encoder_interrupter: Option<Interrupter>,
     /// For log and error texts while the stream is out.
     endpoints: String,
 }
@@ -162,36 +228,73 @@ impl NetGearSink {
         (s.jpeg.clone(), message)
     }
 
-    /// Sends one buffer as a frame and waits for the reply (patterns 0/1).
-    fn send(
-        &self,
-        stream: &mut Stream,
-        buffer: &gst::Buffer,
-    ) -> Result<Vec<zmq::Message>, gst::FlowError> {
-        self.keep_tunnel_up(stream)?;
+    /// The companion and the encoder pool's interrupter, while started.
+    fn pipelining(&self) -> Option<(Arc<Companion<Network>>, Option<Interrupter>)> {
+        match &*self.state() {
+            State::Started(started) => Some((
+                started.companion.clone(),
+                started.encoder_interrupter.clone(),
+            )),
+            State::Stopped => None,
+        }
+    }
+
+    /// Turns one buffer into a job: its header, and its payload lent from the buffer,
+    /// packed or encoded here, or submitted to the encoder pool.
+    fn prepare(&self, stream: &mut Stream, buffer: &gst::Buffer) -> Result<Job, gst::FlowError> {
         let input = stream.input.as_ref().ok_or(gst::FlowError::NotNegotiated)?;
         let (jpeg, message) = self.frame_settings(buffer);
-        let (kind, payload) = stream
-            .writer
-            .write(buffer, input, &jpeg)
-            .map_err(|e| self.frame_failed(e))?;
+        let pooled = match &stream.encoders {
+            Some(_) => encode_job(buffer, input, &jpeg).map_err(|e| self.frame_failed(e))?,
+            None => None,
+        };
+        let (kind, payload) = match (pooled, stream.encoders.as_mut()) {
+            (Some((kind, job)), Some(pool)) => {
+                let seq = pool.submit(job).map_err(|_| self.dropped())?;
+                (kind, Pending::Encoding(seq))
+            }
+            _ => {
+                let (kind, payload) = stream
+                    .writer
+                    .write(buffer, input, &jpeg)
+                    .map_err(|e| self.frame_failed(e))?;
+                let bytes: SharedBytes = match payload {
+                    Payload::Lent(bytes) => bytes,
+                    Payload::Scratch => Arc::new(stream.writer.take_scratch()),
+                };
+                (kind, Pending::Ready(bytes))
+            }
+        };
         let header = protocol::encode_frame_header(
             stream.header_port,
             &kind,
             &message,
             stream.pattern.number(),
         );
-        let payload = match &payload {
-            Payload::Lent(bytes) => Part::Shared(bytes),
-            Payload::Scratch => Part::Copied(stream.writer.scratch()),
+        Ok(Job::Frame { header, payload })
+    }
+
+    /// A frame lost on our side (unlock, flush): counted; the caller returns `Flushing`.
+    fn dropped(&self) -> gst::FlowError {
+        Stats::bump(&self.stats.dropped);
+        gst::FlowError::Flushing
+    }
+
+    /// Companion thread: sends one frame and waits for the reply (patterns 0/1).
+    fn send_frame(
+        &self,
+        net: &mut Network,
+        header: &[u8],
+        payload: Pending,
+    ) -> Result<(), gst::FlowError> {
+        let payload = match payload {
+            Pending::Ready(bytes) => bytes,
+            Pending::Encoding(seq) => self.encoded(net, seq)?,
         };
-        let payload_len = match payload {
-            Part::Shared(b) => (**b).as_ref().len(),
-            Part::Copied(b) => b.len(),
-        };
-        let exchanged = stream
+        self.keep_tunnel_up(net)?;
+        let exchanged = net
             .link
-            .exchange(&[Part::Copied(&header), payload], &self.stats)
+            .exchange(&[Part::Copied(header), Part::Shared(&payload)], &self.stats)
             .map_err(|e| self.link_failed(e))?;
         let reply = match exchanged {
             Exchanged::Reply(reply) => reply,
@@ -200,18 +303,37 @@ impl NetGearSink {
             // the link's events); the error comes after max-retries of them in a row.
             Exchanged::Dropped => {
                 Stats::bump(&self.stats.dropped);
-                return Ok(Vec::new());
+                return Ok(());
             }
         };
         Stats::bump(&self.stats.frames);
-        Stats::add(&self.stats.bytes, payload_len as u64);
-        Ok(reply)
+        Stats::add(&self.stats.bytes, (*payload).as_ref().len() as u64);
+        self.handle_reply(net, reply);
+        Ok(())
+    }
+
+    /// Companion thread: the JPEG of pooled frame `seq`, waiting for its encoder.
+    fn encoded(&self, net: &Network, seq: u64) -> Result<SharedBytes, gst::FlowError> {
+        let results = net.encoded.as_ref().ok_or(gst::FlowError::Error)?;
+        match results.take(seq) {
+            Some(Ok(Ok(jpeg))) => Ok(Arc::new(jpeg)),
+            Some(Ok(Err(e))) => Err(self.frame_failed(FrameError::Encode(e))),
+            Some(Err(PoolError::Panicked(why))) => {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Encode,
+                    ["JPEG encoder thread failed: {}", why]
+                );
+                Err(gst::FlowError::Error)
+            }
+            Some(Err(PoolError::Interrupted)) | None => Err(self.dropped()),
+        }
     }
 
     /// An SSH tunnel whose ssh died is started again before the next frame; its lines go
     /// to the log.
-    fn keep_tunnel_up(&self, stream: &mut Stream) -> Result<(), gst::FlowError> {
-        let Some(t) = stream.tunnel.as_mut() else {
+    fn keep_tunnel_up(&self, net: &mut Network) -> Result<(), gst::FlowError> {
+        let Some(t) = net.tunnel.as_mut() else {
             return Ok(());
         };
         match tunnel::keep_up(t) {
@@ -222,7 +344,7 @@ impl NetGearSink {
                 Ok(())
             }
             Err(e) => {
-                self.post_error_message(tunnel::failed(&stream.tunnel_host, &e));
+                self.post_error_message(tunnel::failed(&net.tunnel_host, &e));
                 Err(gst::FlowError::Error)
             }
         }
@@ -266,17 +388,17 @@ impl NetGearSink {
 
     /// Reads a receiver's reply: data goes to the bus as `netgear-return`, a returned
     /// frame as `netgear-return-frame`.
-    fn handle_reply(&self, stream: &mut Stream, mut parts: Vec<zmq::Message>) {
+    fn handle_reply(&self, net: &mut Network, mut parts: Vec<zmq::Message>) {
         let Some(first) = parts.first() else { return };
         let reply = protocol::parse_reply(first);
         let port = match &reply {
             Ok(Reply::Data { port, .. } | Reply::Frame { port, .. }) => {
-                port.filter(|_| stream.multi_client)
+                port.filter(|_| net.multi_client)
             }
             _ => None,
         };
         if let Some(p) = port {
-            stream.heard_from.insert(p);
+            net.heard_from.insert(p);
         }
         match reply {
             Ok(Reply::Text(text)) => gst::trace!(CAT, imp = self, "receiver said: {text}"),
@@ -289,8 +411,8 @@ impl NetGearSink {
             }
             Ok(Reply::Frame { payload, .. }) if parts.len() == 2 => {
                 let bytes = parts.swap_remove(1);
-                let limit = stream.max_frame_bytes;
-                match stream.reader.sample(&payload, bytes, limit) {
+                let limit = net.max_frame_bytes;
+                match net.reader.sample(&payload, bytes, limit) {
                     Ok(sample) => self.post_return_frame(sample, port),
                     Err(e) => self.malformed_reply(&e),
                 }
@@ -328,27 +450,27 @@ impl NetGearSink {
 
     /// Sends the termination message once. `wait`: give the receiver time to answer
     /// (EOS); otherwise best effort without blocking (stopping without EOS).
-    fn send_termination(&self, stream: &mut Stream, wait: bool) {
-        if stream.terminated {
+    fn send_termination(&self, net: &mut Network, wait: bool) {
+        if net.terminated {
             return;
         }
-        stream.terminated = true;
-        let copies = match stream.pattern {
-            Pattern::ReqRep => stream.heard_from.len().max(1),
+        net.terminated = true;
+        let copies = match net.pattern {
+            Pattern::ReqRep => net.heard_from.len().max(1),
             _ => 1,
         };
-        let message = protocol::encode_termination(stream.header_port);
-        let answered = stream.link.terminate(&message, copies, wait);
+        let message = protocol::encode_termination(net.header_port);
+        let answered = net.link.terminate(&message, copies, wait);
         Stats::bump(&self.stats.terminations);
         gst::debug!(
             CAT,
             imp = self,
             "sent termination to {} (answered: {answered})",
-            stream.link.config().endpoint_list()
+            net.link.config().endpoint_list()
         );
     }
 
-    fn open_stream(&self, settings: &Settings) -> Result<Box<Stream>, gst::ErrorMessage> {
+    fn open_stream(&self, settings: &Settings) -> Result<Started, gst::ErrorMessage> {
         let (tunnel, through) = match tunnel::open(&settings.tunnel, &settings.common)? {
             Some((tunnel, through)) => (Some(tunnel), through),
             None => (None, settings.common.clone()),
@@ -371,12 +493,14 @@ impl NetGearSink {
         let link = SenderLink::open(config, waker.clone())
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ["{}", e]))?;
         self.interrupt.arm(waker);
-        Ok(Box::new(Stream {
+        let endpoints = link.config().endpoint_list();
+        let encoders = self.encoder_pool(settings)?;
+        let network = Network {
+            element: self.obj().downgrade(),
+            encoded: encoders.as_ref().map(OrderedPool::results),
             link,
             tunnel,
             tunnel_host: settings.tunnel.host.clone(),
-            input: None,
-            writer: FrameWriter::default(),
             reader: FrameReader::default(),
             pattern: common.pattern,
             multi_client: common.multi_client,
@@ -384,7 +508,50 @@ impl NetGearSink {
             header_port: common.multi_server.then(|| common.own_port()),
             heard_from: BTreeSet::new(),
             terminated: false,
-        }))
+        };
+        // One frame waits while one is on the wire; with the pool, as many as it encodes
+        // at once, so every encoder has work while the network is busy.
+        let capacity = encoders.as_ref().map_or(1, OrderedPool::workers);
+        let companion = Companion::spawn("netgearsink-net", network, capacity).map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::Failed,
+                ["Could not start a thread: {}", e]
+            )
+        })?;
+        Ok(Started {
+            encoder_interrupter: encoders.as_ref().map(OrderedPool::interrupter),
+            stream: Some(Box::new(Stream {
+                input: None,
+                writer: FrameWriter::default(),
+                pattern: common.pattern,
+                header_port: common.multi_server.then(|| common.own_port()),
+                encoders,
+            })),
+            companion: Arc::new(companion),
+            endpoints,
+        })
+    }
+
+    /// `jpeg-threads` encoder threads when there is more than one and raw input may be
+    /// encoded; otherwise frames are encoded in series by the streaming thread.
+    fn encoder_pool(
+        &self,
+        settings: &Settings,
+    ) -> Result<Option<OrderedPool<EncodeJob, EncodeResult>>, gst::ErrorMessage> {
+        let threads = match settings.jpeg_threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n as usize,
+        };
+        if threads < 2 || !settings.jpeg_compression {
+            return Ok(None);
+        }
+        gst::debug!(CAT, imp = self, "{threads} JPEG encoder threads");
+        workers::jpeg_encoder_pool(threads).map(Some).map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::Failed,
+                ["Could not start encoder threads: {}", e]
+            )
+        })
     }
 }
 
@@ -440,6 +607,13 @@ fn sink_properties() -> Vec<glib::ParamSpec> {
             .default_value(DEFAULT_OVERWRITE_CERT)
             .mutable_ready()
             .build(),
+        glib::ParamSpecUInt::builder("jpeg-threads")
+            .nick("JPEG threads")
+            .blurb("Threads that encode frames to JPEG in parallel (frames still leave in order): 0 = one per core, 1 = in series by the streaming thread")
+            .maximum(MAX_JPEG_THREADS)
+            .default_value(DEFAULT_JPEG_THREADS)
+            .mutable_ready()
+            .build(),
     ]
 }
 
@@ -476,6 +650,7 @@ impl ObjectImpl for NetGearSink {
             "jpeg-colorspace" => s.jpeg.colorspace = string_value(value),
             "message" => s.message.set(value),
             "overwrite-cert" => s.overwrite_cert = value.get().unwrap_or(DEFAULT_OVERWRITE_CERT),
+            "jpeg-threads" => s.jpeg_threads = value.get().unwrap_or(DEFAULT_JPEG_THREADS),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
@@ -503,6 +678,7 @@ impl ObjectImpl for NetGearSink {
             "jpeg-colorspace" => s.jpeg.colorspace.to_value(),
             "message" => s.message.to_value(),
             "overwrite-cert" => s.overwrite_cert.to_value(),
+            "jpeg-threads" => s.jpeg_threads.to_value(),
             _ => glib::Value::from_type(pspec.value_type()),
         }
     }
@@ -544,25 +720,26 @@ impl BaseSinkImpl for NetGearSink {
         // flagged mutable-playing, which `frame_settings` reads per frame.
         let settings = self.settings().clone();
         self.check_jpeg_colorspace(&settings.jpeg)?;
-        let stream = self.open_stream(&settings)?;
-        let endpoints = stream.link.config().endpoint_list();
-        gst::info!(CAT, imp = self, "sending to {endpoints}");
+        let started = self.open_stream(&settings)?;
+        gst::info!(CAT, imp = self, "sending to {}", started.endpoints);
         self.stats.reset();
-        *self.state() = State::Started(Started {
-            stream: Some(stream),
-            endpoints,
-        });
+        *self.state() = State::Started(started);
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         let state = std::mem::take(&mut *self.state());
-        if let State::Started(Started {
-            stream: Some(mut stream),
-            ..
-        }) = state
-        {
-            self.send_termination(&mut stream, false);
+        if let State::Started(started) = state {
+            // Wake whatever the companion waits for, so it returns at once.
+            self.interrupt.unlock();
+            if let Some(interrupter) = &started.encoder_interrupter {
+                interrupter.interrupt();
+            }
+            if let Some(mut network) = started.companion.stop() {
+                self.send_termination(&mut network, false);
+            }
+            // Joins the encoder threads.
+            drop(started.stream);
         }
         self.interrupt.disarm();
         Ok(())
@@ -591,35 +768,60 @@ impl BaseSinkImpl for NetGearSink {
         Ok(())
     }
 
+    /// Hands the frame to the companion thread and returns: the previous frame may still
+    /// be on the wire. An error of an earlier frame (already posted) is returned here.
     fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let (companion, _) = self.pipelining().ok_or(gst::FlowError::Flushing)?;
         let mut stream = self.take_stream().ok_or(gst::FlowError::Flushing)?;
-        let result = self.send(&mut stream, buffer);
-        if let Ok(reply) = result {
-            self.handle_reply(&mut stream, reply);
-            self.put_stream(stream);
-            return Ok(gst::FlowSuccess::Ok);
-        }
+        let job = self.prepare(&mut stream, buffer);
         self.put_stream(stream);
-        result.map(|_| gst::FlowSuccess::Ok)
+        match companion.hand_off(job?) {
+            Err(gst::FlowError::Flushing) => Err(self.dropped()),
+            other => other.map(|()| gst::FlowSuccess::Ok),
+        }
     }
 
+    /// EOS: the termination leaves after the last frame's reply; an error of a frame not
+    /// yet answered at the last render keeps EOS from going on.
     fn event(&self, event: gst::Event) -> bool {
         if let gst::EventView::Eos(_) = event.view() {
-            if let Some(mut stream) = self.take_stream() {
-                self.send_termination(&mut stream, true);
-                self.put_stream(stream);
+            if let Some((companion, _)) = self.pipelining() {
+                let ended = companion
+                    .hand_off(Job::Terminate)
+                    .and_then(|()| companion.drain());
+                if let Err(e) = ended {
+                    gst::debug!(CAT, imp = self, "not ending the stream: {e:?}");
+                    return false;
+                }
             }
         }
         self.parent_event(event)
     }
 
+    /// Wakes every wait: the streaming thread's for room in the hand-off or for an
+    /// encoder, the companion's on the network; frames not yet sent are dropped.
     fn unlock(&self) -> Result<(), gst::ErrorMessage> {
+        // The hand-off first: once the network wait ends, the companion would otherwise
+        // make room for, and send, a frame the flush should drop.
+        if let Some((companion, interrupter)) = self.pipelining() {
+            let dropped = companion.unlock();
+            Stats::add(&self.stats.dropped, dropped.len() as u64);
+            if let Some(i) = interrupter {
+                i.interrupt();
+            }
+        }
         self.interrupt.unlock();
         Ok(())
     }
 
     fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
         self.interrupt.unlock_stop();
+        if let Some((companion, interrupter)) = self.pipelining() {
+            companion.unlock_stop();
+            if let Some(i) = interrupter {
+                i.resume();
+            }
+        }
         Ok(())
     }
 }

@@ -1,0 +1,264 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The sink's companion thread: it owns the network side and runs the jobs the streaming
+//! thread hands over (send a frame and wait for its reply, send the termination), one at
+//! a time and in order, so `render` returns as soon as its frame is handed over and the
+//! next frame is prepared while this one travels.
+//!
+//! The hand-off holds at most `capacity` jobs besides the one running: memory stays
+//! bounded and a slow receiver still slows the sender. A job that fails for good makes
+//! the companion sticky-failed: later hand-offs return that error (the element error was
+//! posted by the job), and jobs still queued are discarded, never sent. `unlock` drops the
+//! queued jobs and wakes a streaming thread waiting for room; the job running is
+//! interrupted by the network waker, which the element wakes itself.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+
+/// The network side: what the companion thread owns and runs jobs with.
+pub trait Worker: Send + 'static {
+    type Job: Send + 'static;
+    /// Runs one job. `Err(Flushing)`: interrupted, not an error of the stream;
+    /// any other error is kept and returned by every later hand-off.
+    fn run(&mut self, job: Self::Job) -> Result<(), gst::FlowError>;
+    /// A job that will never run (flushed, or queued behind a failed one).
+    fn discard(&mut self, job: Self::Job);
+}
+
+struct Slot<J> {
+    queue: VecDeque<J>,
+    running: bool,
+    failed: Option<gst::FlowError>,
+    flushing: bool,
+    quit: bool,
+}
+
+struct Shared<J> {
+    slot: Mutex<Slot<J>>,
+    /// Signalled on every change: a job queued or finished, unlock, quit.
+    changed: Condvar,
+    capacity: usize,
+}
+
+impl<J> Shared<J> {
+    fn lock(&self) -> MutexGuard<'_, Slot<J>> {
+        // Jobs run outside the lock, so a poisoned lock still holds consistent state.
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wait<'a>(&'a self, slot: MutexGuard<'a, Slot<J>>) -> MutexGuard<'a, Slot<J>> {
+        self.changed
+            .wait(slot)
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The companion thread and its hand-off.
+pub struct Companion<W: Worker> {
+    shared: Arc<Shared<W::Job>>,
+    thread: Mutex<Option<JoinHandle<W>>>,
+}
+
+impl<W: Worker> Companion<W> {
+    /// Starts the thread `name` with `worker`; at most `capacity` (≥ 1) jobs wait while
+    /// one runs.
+    pub fn spawn(name: &str, worker: W, capacity: usize) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            slot: Mutex::new(Slot {
+                queue: VecDeque::new(),
+                running: false,
+                failed: None,
+                flushing: false,
+                quit: false,
+            }),
+            changed: Condvar::new(),
+            capacity: capacity.max(1),
+        });
+        let thread = std::thread::Builder::new().name(name.to_owned()).spawn({
+            let shared = shared.clone();
+            move || companion_loop(&shared, worker)
+        })?;
+        Ok(Companion {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Queues a job, waiting for room. Returns (and drops the job) the error an earlier
+    /// job failed with, or `Flushing` while unlocked.
+    pub fn hand_off(&self, job: W::Job) -> Result<(), gst::FlowError> {
+        let mut slot = self.shared.lock();
+        loop {
+            if let Some(error) = slot.failed {
+                return Err(error);
+            }
+            if slot.flushing || slot.quit {
+                return Err(gst::FlowError::Flushing);
+            }
+            if slot.queue.len() < self.shared.capacity {
+                slot.queue.push_back(job);
+                drop(slot);
+                self.shared.changed.notify_all();
+                return Ok(());
+            }
+            slot = self.shared.wait(slot);
+        }
+    }
+
+    /// Waits until every job handed over has run; then the error one failed with, if any.
+    pub fn drain(&self) -> Result<(), gst::FlowError> {
+        let mut slot = self.shared.lock();
+        loop {
+            if slot.flushing || slot.quit {
+                return Err(gst::FlowError::Flushing);
+            }
+            if slot.queue.is_empty() && !slot.running {
+                return slot.failed.map_or(Ok(()), Err);
+            }
+            slot = self.shared.wait(slot);
+        }
+    }
+
+    /// `unlock()`: drops the queued jobs (returned, to be discarded outside the lock) and
+    /// makes every wait return `Flushing` until `unlock_stop`.
+    pub fn unlock(&self) -> Vec<W::Job> {
+        let mut slot = self.shared.lock();
+        slot.flushing = true;
+        let dropped = slot.queue.drain(..).collect();
+        drop(slot);
+        self.shared.changed.notify_all();
+        dropped
+    }
+
+    pub fn unlock_stop(&self) {
+        self.shared.lock().flushing = false;
+    }
+
+    /// Ends the thread once its running job returns (the caller interrupts that job) and
+    /// gives the worker back; queued jobs are discarded.
+    pub fn stop(&self) -> Option<W> {
+        self.shared.lock().quit = true;
+        self.shared.changed.notify_all();
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()?;
+        thread.join().ok()
+    }
+}
+
+impl<W: Worker> Drop for Companion<W> {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// Takes the oldest job and runs it outside the lock, until told to quit.
+fn companion_loop<W: Worker>(shared: &Shared<W::Job>, mut worker: W) -> W {
+    loop {
+        let (job, run) = {
+            let mut slot = shared.lock();
+            loop {
+                if slot.quit {
+                    let left: Vec<_> = slot.queue.drain(..).collect();
+                    drop(slot);
+                    left.into_iter().for_each(|job| worker.discard(job));
+                    return worker;
+                }
+                if let Some(job) = slot.queue.pop_front() {
+                    // Behind a failed job nothing more is sent.
+                    slot.running = slot.failed.is_none();
+                    let run = slot.running;
+                    drop(slot);
+                    // There is room now: wake a hand-off waiting for it.
+                    shared.changed.notify_all();
+                    break (job, run);
+                }
+                slot = shared.wait(slot);
+            }
+        };
+        if !run {
+            worker.discard(job);
+            shared.changed.notify_all();
+            continue;
+        }
+        let result = worker.run(job);
+        let mut slot = shared.lock();
+        slot.running = false;
+        if let Err(error) = result {
+            if error != gst::FlowError::Flushing && slot.failed.is_none() {
+                slot.failed = Some(error);
+            }
+        }
+        drop(slot);
+        shared.changed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// Records what ran and what was discarded; job 0 fails, a job over 100 sleeps.
+    struct Recorder(mpsc::Sender<(bool, u32)>);
+
+    impl Worker for Recorder {
+        type Job = u32;
+        fn run(&mut self, job: u32) -> Result<(), gst::FlowError> {
+            if job > 100 {
+                std::thread::sleep(Duration::from_millis(job.into()));
+            }
+            let _ = self.0.send((true, job));
+            match job {
+                0 => Err(gst::FlowError::Error),
+                _ => Ok(()),
+            }
+        }
+        fn discard(&mut self, job: u32) {
+            let _ = self.0.send((false, job));
+        }
+    }
+
+    #[test]
+    fn jobs_run_in_order_and_a_failure_is_sticky() {
+        let (tx, rx) = mpsc::channel();
+        let companion = Companion::spawn("test-companion", Recorder(tx), 1).unwrap();
+        for job in 1..=5 {
+            companion.hand_off(job).unwrap();
+        }
+        assert_eq!(companion.drain(), Ok(()));
+        let ran: Vec<_> = rx.try_iter().collect();
+        assert_eq!(ran, (1..=5).map(|j| (true, j)).collect::<Vec<_>>());
+        companion.hand_off(200).unwrap();
+        companion.hand_off(0).unwrap();
+        assert_eq!(companion.drain(), Err(gst::FlowError::Error));
+        assert_eq!(companion.hand_off(7), Err(gst::FlowError::Error));
+        assert!(companion.stop().is_some());
+        let ran: Vec<_> = rx.try_iter().collect();
+        assert_eq!(ran, vec![(true, 200), (true, 0)]);
+    }
+
+    #[test]
+    fn unlock_wakes_a_full_hand_off_and_drops_the_queue() {
+        let (tx, rx) = mpsc::channel();
+        let companion = Arc::new(Companion::spawn("test-companion", Recorder(tx), 1).unwrap());
+        companion.hand_off(300).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        companion.hand_off(301).unwrap(); // queued while 300 runs
+        let waiter = std::thread::spawn({
+            let c = companion.clone();
+            move || c.hand_off(302)
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(companion.unlock(), vec![301]);
+        assert_eq!(waiter.join().unwrap(), Err(gst::FlowError::Flushing));
+        companion.unlock_stop();
+        companion.hand_off(3).unwrap();
+        assert_eq!(companion.drain(), Ok(()));
+        let ran: Vec<_> = rx.try_iter().collect();
+        assert_eq!(ran, vec![(true, 300), (true, 3)]);
+    }
+}
