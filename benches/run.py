@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MPL-2.0
 """The benchmark of the path users run (scripts/bench). Every side is its own process.
 
 Ours: the sender is `gst-launch-1.0 … ! netgearsink` (the plugin from target/release), the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MPL-2.0
 """vidgear and bare-pyzmq sides of scripts/bench, each run as its own process.
 
     vidgear_bench.py vidgear-send --port P --pattern N --frames N --width W --height H

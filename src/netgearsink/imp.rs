@@ -470,7 +470,11 @@ impl NetGearSink {
         );
     }
 
-    fn open_stream(&self, settings: &Settings) -> Result<Started, gst::ErrorMessage> {
+    /// The SSH tunnel (if asked for) and the link through it; the settings the link uses.
+    fn open_link(
+        &self,
+        settings: &Settings,
+    ) -> Result<(SenderLink, Option<Tunnel>, CommonSettings), gst::ErrorMessage> {
         let (tunnel, through) = match tunnel::open(&settings.tunnel, &settings.common)? {
             Some((tunnel, through)) => (Some(tunnel), through),
             None => (None, settings.common.clone()),
@@ -493,6 +497,12 @@ impl NetGearSink {
         let link = SenderLink::open(config, waker.clone())
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ["{}", e]))?;
         self.interrupt.arm(waker);
+        Ok((link, tunnel, through))
+    }
+
+    fn open_stream(&self, settings: &Settings) -> Result<Started, gst::ErrorMessage> {
+        let (link, tunnel, through) = self.open_link(settings)?;
+        let common = &through;
         let endpoints = link.config().endpoint_list();
         let encoders = self.encoder_pool(settings)?;
         let network = Network {
