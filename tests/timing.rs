@@ -134,7 +134,7 @@ fn an_mp4_recorded_from_vidgear_has_the_measured_rate() {
     let port = free_port();
     let file = std::env::temp_dir().join(format!("netgear-timing-{port}.mp4"));
     let pipeline = launch(&format!(
-        "netgearsrc name=src address=127.0.0.1 port={port} ! videoconvert ! openh264enc ! \
+        "netgearsrc name=src address=127.0.0.1 port={port} framerate=0/1 ! videoconvert ! openh264enc ! \
          h264parse ! mp4mux ! filesink location={}",
         file.display()
     ));
@@ -217,7 +217,11 @@ fn held_frames_keep_their_arrival_times() {
 fn the_latency_query_reports_one_frame_interval() {
     init();
     let port = free_port();
-    let receiver = Receiver::new(&[("address", "127.0.0.1"), ("port", &port.to_string())]);
+    let receiver = Receiver::new(&[
+        ("address", "127.0.0.1"),
+        ("port", &port.to_string()),
+        ("framerate", "0/1"),
+    ]);
     receiver.play();
     let mut before = gst::query::Latency::new();
     assert!(receiver.src.query(&mut before));
@@ -254,7 +258,11 @@ fn a_fixed_framerate_sets_the_latency_before_any_frame() {
 fn a_lone_frame_goes_out_after_the_measurement_window() {
     init();
     let port = free_port().to_string();
-    let receiver = Receiver::new(&[("address", "127.0.0.1"), ("port", &port)]);
+    let receiver = Receiver::new(&[
+        ("address", "127.0.0.1"),
+        ("port", &port),
+        ("framerate", "0/1"),
+    ]);
     let seen = Seen::watch(&receiver.src);
     receiver.play();
     let sender = Sender::raw(

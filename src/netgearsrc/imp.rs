@@ -53,8 +53,9 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 
 /// 0: never end on silence.
 const DEFAULT_TIMEOUT_MS: u32 = 0;
-/// 0/1: measure the rate from arrival times (see `frames::rate`).
-const DEFAULT_FRAMERATE: gst::Fraction = gst::Fraction::from_integer(0);
+/// -1/1: variable (caps 0/1, no durations, nothing held); 0/1 measures the rate from
+/// arrival times (see `frames::rate`), which holds the first frames and is opt-in.
+const DEFAULT_FRAMERATE: gst::Fraction = gst::Fraction::from_integer(-1);
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -813,7 +814,7 @@ fn src_properties() -> Vec<glib::ParamSpec> {
             .build(),
         gst::ParamSpecFraction::builder("framerate")
             .nick("Frame rate")
-            .blurb("Frame rate announced in the caps, buffers get its duration. 0/1: measured from the first frames' arrival (held up to 10 frames or 0.5 s) and snapped to a common rate; -1/1: variable (caps say 0/1, no durations)")
+            .blurb("Frame rate announced in the caps, buffers get its duration (recorders such as mp4mux need it). -1/1 (default): variable, caps say 0/1, no durations; 0/1: measured from the first frames' arrival (held up to 10 frames or 0.5 s) and snapped to a common rate; N/D: as given")
             .minimum(gst::Fraction::new(-1, 1))
             .maximum(gst::Fraction::new(i32::MAX, 1))
             .default_value(DEFAULT_FRAMERATE)
