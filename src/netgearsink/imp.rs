@@ -35,6 +35,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -184,6 +185,8 @@ pub struct NetGearSink {
     settings: Mutex<Settings>,
     state: Mutex<State>,
     interrupt: Interrupt,
+    /// The last frame found nobody listening (the link gave it up after one timeout).
+    nobody_listening: AtomicBool,
     stats: Stats,
 }
 
@@ -303,9 +306,11 @@ impl NetGearSink {
             // the link's events); the error comes after max-retries of them in a row.
             Exchanged::Dropped => {
                 Stats::bump(&self.stats.dropped);
+                self.nobody_listening.store(true, Ordering::Relaxed);
                 return Ok(());
             }
         };
+        self.nobody_listening.store(false, Ordering::Relaxed);
         Stats::bump(&self.stats.frames);
         Stats::add(&self.stats.bytes, (*payload).as_ref().len() as u64);
         self.handle_reply(net, reply);
@@ -733,6 +738,7 @@ impl BaseSinkImpl for NetGearSink {
         let started = self.open_stream(&settings)?;
         gst::info!(CAT, imp = self, "sending to {}", started.endpoints);
         self.stats.reset();
+        self.nobody_listening.store(false, Ordering::Relaxed);
         *self.state() = State::Started(started);
         Ok(())
     }
@@ -796,9 +802,29 @@ impl BaseSinkImpl for NetGearSink {
     fn event(&self, event: gst::Event) -> bool {
         if let gst::EventView::Eos(_) = event.view() {
             if let Some((companion, _)) = self.pipelining() {
+                // Nobody listening: the frames still queued would each wait a timeout for
+                // nothing; drop them and end the one on the wire now (issue 14 item 9).
+                let nobody = self.nobody_listening.load(Ordering::Relaxed);
+                if nobody {
+                    let dropped = companion.unlock();
+                    Stats::add(&self.stats.dropped, dropped.len() as u64);
+                    companion.unlock_stop();
+                    self.interrupt.unlock();
+                    gst::element_imp_warning!(
+                        self,
+                        gst::ResourceError::Write,
+                        [
+                            "End of stream with nobody listening: {} frames not sent",
+                            dropped.len() + 1
+                        ]
+                    );
+                }
                 let ended = companion
                     .hand_off(Job::Terminate)
                     .and_then(|()| companion.drain());
+                if nobody {
+                    self.interrupt.unlock_stop();
+                }
                 if let Err(e) = ended {
                     gst::debug!(CAT, imp = self, "not ending the stream: {e:?}");
                     return false;
