@@ -534,11 +534,15 @@ fn failed_handshakes_are_counted_and_reported_by_the_receiver() {
         vec![("secure", "1".into()), ("certs", theirs)],
     );
     assert!(counted >= 1);
+    // libzmq reports the bad HELLO as a protocol error, or, when the peer hangs up first,
+    // with no detail; never as an authentication refusal.
     assert!(
-        failures
-            .iter()
-            .all(|f| matches!(f, HandshakeFailure::Protocol { .. }))
-            && failures[0].reason().contains("CURVE keys do not match"),
+        !failures.is_empty()
+            && failures.iter().all(|f| match f {
+                HandshakeFailure::Protocol { .. } => f.reason().contains("CURVE keys do not match"),
+                HandshakeFailure::NoDetail => true,
+                _ => false,
+            }),
         "{failures:?}"
     );
     // A client without security (NULL mechanism).
