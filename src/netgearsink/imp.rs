@@ -306,7 +306,6 @@ impl NetGearSink {
             // the link's events); the error comes after max-retries of them in a row.
             Exchanged::Dropped => {
                 Stats::bump(&self.stats.dropped);
-                self.nobody_listening.store(true, Ordering::Relaxed);
                 return Ok(());
             }
         };
@@ -359,6 +358,12 @@ impl NetGearSink {
     /// receiver going down are warned about (the error, if any, comes later).
     fn link_event(&self, event: LinkEvent) {
         glue::post_link_event(self.obj().upcast_ref(), *CAT, &event);
+        if let LinkEvent::Unanswered { cause, .. } = &event {
+            // Only a missing receiver lets EOS drop the queue; a failed handshake must
+            // still end in the error.
+            let nobody = matches!(cause, crate::transport::Unanswered::NobodyListening);
+            self.nobody_listening.store(nobody, Ordering::Relaxed);
+        }
         let warn = match &event {
             LinkEvent::Unanswered { attempt, .. } => *attempt == 1,
             LinkEvent::ReceiverDown { .. } => true,
