@@ -144,7 +144,6 @@ fn no_sender_ends_after_max_retries_silent_periods() {
 /// Two pauses of two silent periods each: vidgear's counter, never reset, would give up
 /// at the third; ours counts periods in a row, and a frame starts it again.
 #[test]
-#[ignore = "known regression, reported in issue 13: since the transport rework, a vidgear sender that pauses longer than 3 x request-timeout gets no reply after the source rebinds"]
 fn pauses_shorter_than_the_give_up_keep_the_stream() {
     for pattern in [1u8, 0] {
         let port = free_port();
@@ -178,7 +177,6 @@ fn pauses_shorter_than_the_give_up_keep_the_stream() {
 /// `max-retries=0` keeps the source waiting through any silence: a sender that dies and
 /// one that starts much later (longer than the default give-up, vidgear's 3, would allow).
 #[test]
-#[ignore = "known regression, reported in issue 13: since the transport rework, a vidgear sender that pauses longer than 3 x request-timeout gets no reply after the source rebinds"]
 fn max_retries_zero_waits_for_senders_that_come_and_go() {
     init();
     let src = gst::ElementFactory::make("netgearsrc").build().unwrap();

@@ -601,7 +601,6 @@ fn ipv6_endpoints_carry_frames_between_our_elements() {
 }
 
 #[test]
-#[ignore = "known regression, reported in issue 13: after a rebind the new socket sometimes gets no connection (intermittent here)"]
 fn an_ephemeral_ipv6_port_is_bound_reported_and_kept_across_a_rebind() {
     init();
     let config = link_config(

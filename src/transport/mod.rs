@@ -245,6 +245,20 @@ struct Channel {
     endpoints: Vec<String>,
 }
 
+impl Drop for Channel {
+    fn drop(&mut self) {
+        // Stop the monitor while its reader is still open. libzmq's I/O thread sends a
+        // closing socket's last events (disconnects, close) with a blocking send; once the
+        // reader is gone that send never returns and the I/O thread, shared by every socket
+        // of the context, hangs: after a rebind or a fresh sender socket nothing would
+        // connect any more. A null endpoint is libzmq's documented "stop monitoring".
+        // SAFETY: the socket is open and owned by this channel; no other thread uses it.
+        unsafe {
+            zmq_sys::zmq_socket_monitor(self.socket.as_mut_ptr(), std::ptr::null(), 0);
+        }
+    }
+}
+
 impl Channel {
     /// Creates a socket with every option its role and pattern need, monitored, not yet
     /// bound or connected. Used for every re-created socket too, so none loses an option.

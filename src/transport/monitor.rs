@@ -86,11 +86,18 @@ pub(super) struct Peers {
     connected: HashMap<u32, Option<String>>,
     /// Since `mark()`: a connect was refused / retried.
     pub(super) refused: bool,
+    /// A TCP (or ipc) connection was made, handshaken or not, and no connect has been
+    /// refused since. Kept across `mark()`: the socket may connect before the first attempt.
+    pub(super) reached: bool,
+    /// A connection was made since libzmq last scheduled a reconnect.
+    connected_since_retry: bool,
     /// Since `mark()`: a handshake succeeded.
     pub(super) handshaken: bool,
     /// Since `mark()`: a handshaken peer went away.
     pub(super) lost: bool,
-    /// Since `mark()`: the last handshake failure.
+    /// The last handshake failure, until a handshake succeeds or a connect is refused.
+    /// Kept across `mark()`: libzmq does not reconnect after a refused handshake, so the
+    /// failure may be the only event the socket ever reports, before the first attempt.
     pub(super) failed: Option<HandshakeFailure>,
 }
 
@@ -100,12 +107,17 @@ impl Peers {
         self.connected.len()
     }
 
+    /// Whether something answered at the TCP level or is still mid-handshake:
+    /// a peer that closes during a refused handshake may leave no failure event behind.
+    pub(super) fn reached_anyone(&self) -> bool {
+        self.reached || !self.handshaking.is_empty()
+    }
+
     /// Starts a new observation window (one attempt).
     pub(super) fn mark(&mut self) {
         self.refused = false;
         self.handshaken = false;
         self.lost = false;
-        self.failed = None;
     }
 
     /// Reads every waiting event, updates the state, counts, logs and reports.
@@ -122,6 +134,8 @@ impl Peers {
         let endpoint = raw.endpoint;
         match raw.kind {
             zmq_sys::ZMQ_EVENT_CONNECTED => {
+                self.reached = true;
+                self.connected_since_retry = true;
                 self.handshaking.push_back((raw.value, None));
                 Some(LinkEvent::TcpConnected { endpoint })
             }
@@ -131,6 +145,12 @@ impl Peers {
                 Some(LinkEvent::Accepted { endpoint, peer })
             }
             zmq_sys::ZMQ_EVENT_CONNECT_RETRIED => {
+                // libzmq retries after a dropped handshake too; only a retry without a
+                // connection since the last one means nobody is listening any more.
+                if !std::mem::take(&mut self.connected_since_retry) {
+                    self.reached = false;
+                    self.failed = None;
+                }
                 self.refused = true;
                 let retry_in = Duration::from_millis(u64::from(raw.value));
                 Some(LinkEvent::ConnectRetried { endpoint, retry_in })
@@ -143,6 +163,7 @@ impl Peers {
                 let (fd, peer) = self.handshaking.pop_front().unwrap_or((u32::MAX, None));
                 self.connected.insert(fd, peer.clone());
                 self.handshaken = true;
+                self.failed = None;
                 Stats::bump(&stats.connects);
                 Some(LinkEvent::Connected { endpoint, peer })
             }
@@ -190,5 +211,84 @@ impl Peers {
         self.lost = true;
         Stats::bump(&stats.disconnects);
         Some(LinkEvent::Disconnected { endpoint, peer })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(peers: &mut Peers, kinds: &[u32]) {
+        let stats = Stats::default();
+        for &kind in kinds {
+            let raw = RawEvent {
+                kind,
+                value: 7,
+                endpoint: "tcp://127.0.0.1:1".into(),
+            };
+            peers.apply(raw, &stats);
+        }
+    }
+
+    #[test]
+    fn a_failure_before_the_first_attempt_survives_its_mark() {
+        let mut peers = Peers::default();
+        feed(
+            &mut peers,
+            &[
+                zmq_sys::ZMQ_EVENT_CONNECTED,
+                zmq_sys::ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL,
+            ],
+        );
+        peers.mark();
+        assert_eq!(peers.failed, Some(HandshakeFailure::Protocol { code: 7 }));
+        assert!(peers.reached_anyone());
+    }
+
+    #[test]
+    fn a_retry_after_a_dropped_handshake_still_counts_as_reached() {
+        let mut peers = Peers::default();
+        feed(
+            &mut peers,
+            &[
+                zmq_sys::ZMQ_EVENT_CONNECTED,
+                zmq_sys::ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+                zmq_sys::ZMQ_EVENT_CONNECT_RETRIED,
+            ],
+        );
+        assert!(peers.reached_anyone());
+        assert_eq!(peers.failed, Some(HandshakeFailure::NoDetail));
+    }
+
+    #[test]
+    fn a_refused_connect_clears_what_an_earlier_peer_did() {
+        let mut peers = Peers::default();
+        feed(
+            &mut peers,
+            &[
+                zmq_sys::ZMQ_EVENT_CONNECTED,
+                zmq_sys::ZMQ_EVENT_HANDSHAKE_FAILED_AUTH,
+                zmq_sys::ZMQ_EVENT_CONNECT_RETRIED,
+                zmq_sys::ZMQ_EVENT_CONNECT_RETRIED,
+            ],
+        );
+        assert!(!peers.reached_anyone());
+        assert_eq!(peers.failed, None);
+    }
+
+    #[test]
+    fn a_successful_handshake_clears_an_old_failure() {
+        let mut peers = Peers::default();
+        feed(
+            &mut peers,
+            &[
+                zmq_sys::ZMQ_EVENT_CONNECTED,
+                zmq_sys::ZMQ_EVENT_HANDSHAKE_FAILED_AUTH,
+                zmq_sys::ZMQ_EVENT_CONNECTED,
+                zmq_sys::ZMQ_EVENT_HANDSHAKE_SUCCEEDED,
+            ],
+        );
+        assert_eq!(peers.failed, None);
+        assert_eq!(peers.connected(), 1);
     }
 }

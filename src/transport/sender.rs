@@ -12,7 +12,7 @@
 //!   answering is skipped after one timeout and retried in the background.
 
 use super::error::{socket_error, LinkError};
-use super::events::{LinkEvent, Unanswered};
+use super::events::{HandshakeFailure, LinkEvent, Unanswered};
 use super::{pause, recv_parts, send_part, Channel, LinkConfig, Part, Stats, Wait, Waker, CAT};
 use crate::config::Pattern;
 use std::sync::Arc;
@@ -216,8 +216,11 @@ impl SenderLink {
             Unanswered::ConnectionLost
         } else if let Some(reason) = &peers.failed {
             Unanswered::HandshakeFailed(reason.clone())
-        } else if peers.connected() == 0 && !peers.handshaken {
+        } else if peers.connected() == 0 && !peers.handshaken && !peers.reached_anyone() {
             Unanswered::NobodyListening
+        } else if peers.connected() == 0 && !peers.handshaken {
+            // A connection was made but never became a ZMTP peer.
+            Unanswered::HandshakeFailed(HandshakeFailure::NoDetail)
         } else if self.config.pattern == Pattern::Pair {
             Unanswered::PairSlotTaken
         } else {
