@@ -6,7 +6,7 @@
 
 pub mod tensors;
 
-use crate::jpeg::Colorspace;
+use crate::jpeg::{Colorspace, Subsampling};
 use crate::protocol::{Dtype, PixelMap, RawLayout};
 use gst_video::VideoFormat;
 
@@ -80,7 +80,33 @@ pub const SRC_FORMATS: &[VideoFormat] = &[
     VideoFormat::Rgba,
     VideoFormat::Abgr,
     VideoFormat::Argb,
+    // JPEG only: decoded without colour conversion.
+    VideoFormat::I420,
+    VideoFormat::Y42b,
+    VideoFormat::Y444,
 ];
+
+/// Planar formats a JPEG decodes into, in order of preference (I420 is what encoders take).
+pub const PLANAR_FORMATS: &[(VideoFormat, Subsampling)] = &[
+    (VideoFormat::I420, Subsampling::S420),
+    (VideoFormat::Y42b, Subsampling::S422),
+    (VideoFormat::Y444, Subsampling::S444),
+];
+
+/// The planar format of a subsampling.
+pub fn planar_format(subsampling: Subsampling) -> VideoFormat {
+    PLANAR_FORMATS
+        .iter()
+        .find(|(_, s)| *s == subsampling)
+        .map_or(VideoFormat::I420, |(f, _)| *f)
+}
+
+/// Packed formats a raw frame of `channels` 8-bit channels can be rewritten into.
+pub fn reorderable(channels: usize) -> impl Iterator<Item = &'static SendFormat> {
+    SEND_FORMATS
+        .iter()
+        .filter(move |f| (3..=4).contains(&channels) && f.dtype == Dtype::U8 && f.channels >= 3)
+}
 
 /// The GStreamer video format of a raw NetGear layout (OpenCV's BGR, BGRA and gray), or
 /// `None` for arrays that travel as tensors.

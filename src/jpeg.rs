@@ -12,6 +12,9 @@ use std::ffi::{c_int, c_ulong, CStr};
 use std::fmt;
 use turbojpeg_sys as raw;
 
+mod planar;
+pub use planar::{PlaneMut, Subsampling};
+
 /// The colorspace names vidgear (simplejpeg) uses, with libjpeg-turbo's pixel format.
 const COLORSPACES: &[(&str, raw::TJPF, usize)] = &[
     ("RGB", raw::TJPF_TJPF_RGB, 3),
@@ -165,7 +168,6 @@ impl Handle {
         }
     }
 
-    #[cfg(test)]
     fn get(&self, param: raw::TJPARAM) -> c_int {
         // SAFETY: the handle is valid.
         unsafe { raw::tj3Get(self.0, param as c_int) }

@@ -310,3 +310,66 @@ fn bad_uris_are_refused_naming_the_bad_part() {
         "{message}"
     );
 }
+
+/// `gst-play-1.0 netgear://…` — the user's own player, as a separate process — plays a
+/// vidgear sender to its end; every frame reaches the video sink byte for byte.
+#[test]
+fn gst_play_plays_a_vidgear_sender_to_its_end() {
+    init();
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("netgear-gst-play-{port}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let videosink = format!(
+        "videoconvert ! video/x-raw,format=BGR ! multifilesink location={}/%03d.bgr",
+        dir.display()
+    );
+    let player = std::process::Command::new("gst-play-1.0")
+        .args([
+            "--no-interactive",
+            "--flags=video",
+            "--videosink",
+            &videosink,
+        ])
+        .arg(format!("netgear://127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("gst-play-1.0 (gstreamer1.0-plugins-base-apps, installed by scripts/setup)");
+    // The player binds; vidgear's sender retries until it does.
+    let mut peer = vidgear_sender(port, false);
+    let report = peer.report(Duration::from_secs(30));
+    assert_eq!(report["sent"], FRAMES);
+    let out = wait_with_timeout(player, Duration::from_secs(20));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Reached end of play list"), "{stdout}");
+    for idx in 0..FRAMES {
+        let file = dir.join(format!("{idx:03}.bgr"));
+        let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert_eq!(bytes, test_frame(idx, W, H, 3, false), "frame {idx}");
+    }
+    assert!(
+        !dir.join(format!("{FRAMES:03}.bgr")).exists(),
+        "more frames than sent"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The process's output once it exits; killed (and the test failed) after `timeout`.
+fn wait_with_timeout(mut child: std::process::Child, timeout: Duration) -> std::process::Output {
+    let deadline = std::time::Instant::now() + timeout;
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!("did not end: {}", String::from_utf8_lossy(&out.stdout));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}

@@ -12,7 +12,7 @@ mod wire_to_buffer;
 
 pub use buffer_to_wire::{encode_job, FrameWriter, Input, JpegSettings, Payload, Uncompressible};
 pub use returned::{ReturnEncoder, ReturnJpeg, ReturnedFrame};
-pub use wire_to_buffer::{FrameReader, Output, OutputKey};
+pub use wire_to_buffer::{DecodeTarget, FrameReader, Output, OutputKey};
 
 use crate::jpeg::JpegError;
 use crate::protocol::ProtocolError;
@@ -58,14 +58,24 @@ pub fn video_info(
     height: usize,
 ) -> Result<gst_video::VideoInfo, FrameError> {
     let too_large = || FrameError::TooLarge { width, height };
-    gst_video::VideoInfo::builder(
+    let builder = gst_video::VideoInfo::builder(
         format,
         u32::try_from(width).map_err(|_| too_large())?,
         u32::try_from(height).map_err(|_| too_large())?,
     )
-    .fps(gst::Fraction::new(0, 1))
-    .build()
-    .map_err(|_| too_large())
+    .fps(gst::Fraction::new(0, 1));
+    let builder = match gst_video::VideoFormatInfo::from_format(format).is_yuv() {
+        // JPEG's YCbCr (JFIF) is full-range BT.601, as jpegdec announces it; the
+        // default (limited range) would make videoconvert wash the colours out.
+        true => builder.colorimetry(&gst_video::VideoColorimetry::new(
+            gst_video::VideoColorRange::Range0_255,
+            gst_video::VideoColorMatrix::Bt601,
+            gst_video::VideoTransferFunction::Unknown,
+            gst_video::VideoColorPrimaries::Unknown,
+        )),
+        false => builder,
+    };
+    builder.build().map_err(|_| too_large())
 }
 
 /// A tiny JPEG can claim a huge picture: refuse to allocate more than the limit for it.

@@ -3,21 +3,36 @@
 //! pool, and the buffer itself (the message without a copy where rows need no padding).
 
 use super::{check_decoded_size, video_info, FrameError};
-use crate::formats::{decoded_format, raw_format, tensors};
-use crate::jpeg::{Colorspace, DecodeParams, Decoder, JpegInfo};
+use crate::formats::{decoded_format, planar_format, raw_format, send_format, tensors};
+use crate::jpeg::{Colorspace, DecodeParams, Decoder, JpegInfo, PlaneMut, Subsampling};
 use crate::protocol::{self, Compression, PayloadKind, RawLayout};
 use gst::prelude::*;
+use gst_video::VideoFormat;
+
+/// What a JPEG decodes into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeTarget {
+    /// A packed layout libjpeg-turbo writes (by default the header's colorspace).
+    Packed(Colorspace),
+    /// Planar YUV (I420, Y42B or Y444), without libjpeg-turbo's colour conversion.
+    Planar(Subsampling),
+}
 
 /// What a pad carries; a frame that needs another key renegotiates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutputKey {
     /// Raw frames as the wire carries them.
     Raw(RawLayout),
+    /// Raw 3- or 4-channel frames rewritten into another packed layout downstream asked for.
+    Reordered {
+        layout: RawLayout,
+        format: VideoFormat,
+    },
     /// JPEG frames pushed untouched.
     Jpeg { width: usize, height: usize },
-    /// JPEG frames decoded to the header's colorspace.
+    /// JPEG frames decoded (to the header's colorspace unless downstream asks otherwise).
     Decoded {
-        colorspace: Colorspace,
+        target: DecodeTarget,
         width: usize,
         height: usize,
     },
@@ -57,11 +72,18 @@ impl Output {
                 Some(format) => (format, layout.width, layout.height),
                 None => return Self::tensor(key.clone(), layout, limit),
             },
+            OutputKey::Reordered { layout, format } => (*format, layout.width, layout.height),
             OutputKey::Decoded {
-                colorspace,
+                target,
                 width,
                 height,
-            } => (decoded_format(colorspace.name()).1, *width, *height),
+            } => {
+                let format = match target {
+                    DecodeTarget::Packed(colorspace) => decoded_format(colorspace.name()).1,
+                    DecodeTarget::Planar(subsampling) => planar_format(*subsampling),
+                };
+                (format, *width, *height)
+            }
             OutputKey::Jpeg { width, height } => return Self::jpeg(key.clone(), *width, *height),
         };
         let info = video_info(raw.0, raw.1, raw.2)?;
@@ -189,7 +211,7 @@ impl FrameReader {
         Ok(match jpeg_passthrough {
             true => OutputKey::Jpeg { width, height },
             false => OutputKey::Decoded {
-                colorspace: decoded_format(&compression.colorspace).0,
+                target: DecodeTarget::Packed(decoded_format(&compression.colorspace).0),
                 width,
                 height,
             },
@@ -209,16 +231,19 @@ impl FrameReader {
                 Ok(gst::Buffer::from_slice(WireBytes(payload)))
             }
             (OutputKey::Raw(layout), _) => repad(output, layout, &payload),
+            (OutputKey::Reordered { layout, format }, _) => {
+                reorder(output, layout, *format, &payload)
+            }
             (
                 &OutputKey::Decoded {
-                    colorspace,
+                    target,
                     width,
                     height,
                 },
                 PayloadKind::Jpeg(compression),
             ) => {
                 let info = JpegInfo { width, height };
-                self.decode(output, (colorspace, info), compression, &payload)
+                self.decode(output, (target, info), compression, &payload)
             }
             (OutputKey::Decoded { .. }, PayloadKind::Raw(_)) => Err(FrameError::Buffer),
         }
@@ -227,11 +252,12 @@ impl FrameReader {
     fn decode(
         &mut self,
         output: &Output,
-        (colorspace, info): (Colorspace, JpegInfo),
+        (target, info): (DecodeTarget, JpegInfo),
         compression: &Compression,
         payload: &[u8],
     ) -> Result<gst::Buffer, FrameError> {
         let (mut buffer, stride) = output.acquire()?;
+        let video = output.info.as_ref().ok_or(FrameError::Buffer)?;
         let decoder = self.decoder()?;
         let params = DecodeParams {
             fast_dct: compression.dct,
@@ -240,9 +266,16 @@ impl FrameReader {
         {
             let buffer = buffer.get_mut().ok_or(FrameError::Buffer)?;
             let mut map = buffer.map_writable().map_err(|_| FrameError::Buffer)?;
-            decoder
-                .decode(payload, info, colorspace, stride, params, &mut map)
-                .map_err(FrameError::Jpeg)?;
+            let decoded = match target {
+                DecodeTarget::Packed(colorspace) => {
+                    decoder.decode(payload, info, colorspace, stride, params, &mut map)
+                }
+                DecodeTarget::Planar(subsampling) => {
+                    let planes = planes_of(video, &mut map)?;
+                    decoder.decode_planar(payload, info, subsampling, params, planes)
+                }
+            };
+            decoded.map_err(FrameError::Jpeg)?;
         }
         Ok(buffer)
     }
@@ -262,6 +295,78 @@ impl FrameReader {
             .caps(&output.caps)
             .build())
     }
+}
+
+/// The Y, U and V planes of a planar buffer laid out as `info` says.
+fn planes_of<'a>(
+    info: &gst_video::VideoInfo,
+    bytes: &'a mut [u8],
+) -> Result<[PlaneMut<'a>; 3], FrameError> {
+    let (offsets, strides) = (info.offset(), info.stride());
+    let stride = |i: usize| {
+        strides
+            .get(i)
+            .and_then(|s| usize::try_from(*s).ok())
+            .ok_or(FrameError::Buffer)
+    };
+    let (&[y, u, v], true) = (offsets, offsets.len() == 3) else {
+        return Err(FrameError::Buffer);
+    };
+    if !(y <= u && u <= v && v <= bytes.len()) {
+        return Err(FrameError::Buffer);
+    }
+    let (head, v_plane) = bytes.split_at_mut(v);
+    let (head, u_plane) = head.split_at_mut(u);
+    let y_plane = head.get_mut(y..).ok_or(FrameError::Buffer)?;
+    Ok([
+        PlaneMut {
+            bytes: y_plane,
+            stride: stride(0)?,
+        },
+        PlaneMut {
+            bytes: u_plane,
+            stride: stride(1)?,
+        },
+        PlaneMut {
+            bytes: v_plane,
+            stride: stride(2)?,
+        },
+    ])
+}
+
+/// Rewrites 3- or 4-channel OpenCV pixels (BGR, BGRA) into `format`'s packed layout; bytes
+/// the frame has no channel for (padding, alpha) are 255.
+fn reorder(
+    output: &Output,
+    layout: &RawLayout,
+    format: VideoFormat,
+    payload: &[u8],
+) -> Result<gst::Buffer, FrameError> {
+    let target = send_format(format).ok_or(FrameError::Buffer)?;
+    let (in_px, out_px) = (layout.channels, target.pixels.in_bytes);
+    let shared = target.pixels.picks.len().min(in_px);
+    let (mut buffer, stride) = output.acquire()?;
+    {
+        let buffer = buffer.get_mut().ok_or(FrameError::Buffer)?;
+        let mut map = buffer.map_writable().map_err(|_| FrameError::Buffer)?;
+        let row_in = layout.row_bytes();
+        for y in 0..layout.height {
+            let src = payload.get(y * row_in..(y + 1) * row_in);
+            let dst = map.get_mut(y * stride..y * stride + layout.width * out_px);
+            let (Some(src), Some(dst)) = (src, dst) else {
+                return Err(FrameError::Buffer);
+            };
+            for (from, to) in src.chunks_exact(in_px).zip(dst.chunks_exact_mut(out_px)) {
+                to.fill(255);
+                for (channel, &at) in target.pixels.picks.iter().enumerate().take(shared) {
+                    if let (Some(t), Some(f)) = (to.get_mut(at), from.get(channel)) {
+                        *t = *f;
+                    }
+                }
+            }
+        }
+    }
+    Ok(buffer)
 }
 
 /// Copies packed rows into a buffer whose rows GStreamer pads.

@@ -18,17 +18,18 @@ use super::timing::{Timed, Timing};
  * ]|
  */
 use crate::config::{Pattern, Role};
-use crate::formats::{decoded_format, SEND_FORMATS};
+use crate::formats::{decoded_format, raw_format, reorderable, PLANAR_FORMATS, SEND_FORMATS};
 use crate::frames::rate::{frame_duration, RateMode};
 use crate::frames::{
-    FrameError, FrameReader, Output, OutputKey, ReturnEncoder, ReturnJpeg, ReturnedFrame,
+    DecodeTarget, FrameError, FrameReader, Output, OutputKey, ReturnEncoder, ReturnJpeg,
+    ReturnedFrame,
 };
 use crate::glue::{self, Interrupt, WarningLimiter};
 use crate::jpeg::Colorspace;
 use crate::link_setup;
 use crate::meta;
 use crate::properties::{common_properties, string_value, CommonSettings, JsonProperty};
-use crate::protocol::{self, FrameHeader, Incoming, PayloadKind};
+use crate::protocol::{self, Dtype, FrameHeader, Incoming, PayloadKind, RawLayout};
 use crate::security::Refusal;
 use crate::stats::Stats;
 use crate::transport::{HandshakeFailure, LinkError, LinkEvent, Received, ReceiverLink};
@@ -38,6 +39,7 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
+use gst_video::VideoFormat;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
@@ -89,8 +91,10 @@ struct Stream {
     output: Option<Output>,
     /// Whether downstream takes image/jpeg; asked again after a reconfigure.
     jpeg_passthrough: Option<bool>,
-    /// The header colorspace JPEG last came in and the layout it decodes to for downstream.
-    decode_choice: Option<(Colorspace, Colorspace)>,
+    /// The header colorspace JPEG last came in and what it decodes to for downstream.
+    decode_choice: Option<(Colorspace, DecodeTarget)>,
+    /// The format raw frames last came in and the packed format downstream gets them in.
+    raw_choice: Option<(VideoFormat, VideoFormat)>,
     /// Multi-server: senders that sent frames and have not terminated yet.
     servers: BTreeSet<u16>,
     /// Whether downstream wants `meta::SERVER_EOS`s; asked at the first termination.
@@ -542,7 +546,9 @@ impl NetGearSrc {
                 Stats::bump(&self.stats.dropped);
                 // The refused caps stay pending on the pad: the next frame sets its own.
                 stream.release_output();
-                let why = format!("downstream does not accept {caps}");
+                let why = format!(
+                    "downstream does not accept {caps}; put a videoconvert after netgearsrc for other formats"
+                );
                 self.warn_dropped(stream, "a frame", &why);
                 return Step::Again;
             }
@@ -589,14 +595,15 @@ impl NetGearSrc {
         let passthrough = matches!(kind, PayloadKind::Jpeg(_)) && self.jpeg_passthrough(stream);
         let key = match stream.reader.output_key(kind, &payload, passthrough)? {
             OutputKey::Decoded {
-                colorspace,
+                target: DecodeTarget::Packed(colorspace),
                 width,
                 height,
             } => OutputKey::Decoded {
-                colorspace: self.decode_target(stream, colorspace),
+                target: self.decode_target(stream, colorspace),
                 width,
                 height,
             },
+            OutputKey::Raw(layout) => self.raw_target(stream, layout),
             key => key,
         };
         if stream.output.as_ref().is_none_or(|o| o.key != key) {
@@ -613,36 +620,81 @@ impl NetGearSrc {
         stream.reader.fill(output, kind, payload)
     }
 
-    /// The layout a JPEG decodes into: the header's colorspace if downstream takes it, else
-    /// the first packed layout libjpeg-turbo writes that downstream does (no conversion
-    /// needed downstream). Asked once per header colorspace, and again after a reconfigure.
-    fn decode_target(&self, stream: &mut Stream, from: Colorspace) -> Colorspace {
+    /// What a JPEG decodes into: the header's colorspace if downstream takes it, else the
+    /// first packed layout libjpeg-turbo writes that downstream takes, else planar YUV
+    /// (I420, Y42B, Y444), so nothing needs converting downstream. Asked once per header
+    /// colorspace, and again after a reconfigure.
+    fn decode_target(&self, stream: &mut Stream, from: Colorspace) -> DecodeTarget {
         if let Some((header, chosen)) = stream.decode_choice {
             if header == from {
                 return chosen;
             }
         }
-        let peer = self.obj().src_pad().peer_query_caps(None);
-        let takes =
-            |format| peer.can_intersect(&gst_video::VideoCapsBuilder::new().format(format).build());
-        let chosen = if takes(decoded_format(from.name()).1) {
-            from
-        } else {
-            SEND_FORMATS
+        let takes = self.downstream_takes();
+        let packed = SEND_FORMATS
+            .iter()
+            .filter_map(|f| Some((f.video, Colorspace::from_name(f.jpeg_colorspace?)?)))
+            .find(|(video, _)| takes(*video))
+            .map(|(_, colorspace)| DecodeTarget::Packed(colorspace));
+        let planar = || {
+            PLANAR_FORMATS
                 .iter()
-                .filter_map(|f| Some((f.video, Colorspace::from_name(f.jpeg_colorspace?)?)))
                 .find(|(video, _)| takes(*video))
-                .map_or(from, |(_, colorspace)| colorspace)
+                .map(|(_, subsampling)| DecodeTarget::Planar(*subsampling))
+        };
+        let chosen = match takes(decoded_format(from.name()).1) {
+            true => DecodeTarget::Packed(from),
+            false => packed.or_else(planar).unwrap_or(DecodeTarget::Packed(from)),
         };
         gst::info!(
             CAT,
             imp = self,
-            "JPEG with colorspace {} decodes to {}",
-            from.name(),
-            chosen.name()
+            "JPEG with colorspace {} decodes to {chosen:?}",
+            from.name()
         );
         stream.decode_choice = Some((from, chosen));
         chosen
+    }
+
+    /// Raw frames as they came if downstream takes their format, else rewritten into a
+    /// packed layout downstream takes (3 and 4 channels). Asked once per format.
+    fn raw_target(&self, stream: &mut Stream, layout: RawLayout) -> OutputKey {
+        let Some(format) = raw_format(&layout).filter(|_| layout.dtype == Dtype::U8) else {
+            return OutputKey::Raw(layout);
+        };
+        let chosen = match stream.raw_choice {
+            Some((came, chosen)) if came == format => chosen,
+            _ => {
+                let takes = self.downstream_takes();
+                let chosen = match takes(format) {
+                    true => format,
+                    false => reorderable(layout.channels)
+                        .map(|f| f.video)
+                        .find(|video| takes(*video))
+                        .unwrap_or(format),
+                };
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "raw {format:?} frames go out as {chosen:?}"
+                );
+                stream.raw_choice = Some((format, chosen));
+                chosen
+            }
+        };
+        match chosen == format {
+            true => OutputKey::Raw(layout),
+            false => OutputKey::Reordered {
+                layout,
+                format: chosen,
+            },
+        }
+    }
+
+    /// Whether downstream takes a video format (asks its caps once per call).
+    fn downstream_takes(&self) -> impl Fn(VideoFormat) -> bool {
+        let peer = self.obj().src_pad().peer_query_caps(None);
+        move |format| peer.can_intersect(&gst_video::VideoCapsBuilder::new().format(format).build())
     }
 
     /// Whether downstream takes JPEG as it is (asked once, and again after a reconfigure).
@@ -692,6 +744,7 @@ impl NetGearSrc {
             output: None,
             jpeg_passthrough: None,
             decode_choice: None,
+            raw_choice: None,
             servers: BTreeSet::new(),
             server_eos_wanted: None,
             last_message: now,
@@ -1072,6 +1125,7 @@ impl PushSrcImpl for NetGearSrc {
             if renegotiate {
                 stream.jpeg_passthrough = None;
                 stream.decode_choice = None;
+                stream.raw_choice = None;
                 stream.server_eos_wanted = None;
                 stream.release_output();
             }
