@@ -358,8 +358,14 @@ fn multiserver(args: &Args) {
         .collect();
     let cpu_start = cpu_seconds();
     let start = Instant::now();
+    // One memory per sender: GStreamer counts concurrent maps of one memory in 8 bits, and
+    // 128 sinks each holding a lent frame would overflow it if all shared one memory.
+    let frames: Vec<gst::Buffer> = senders
+        .iter()
+        .map(|_| frame.copy_deep().expect("copy"))
+        .collect();
     for i in 0..n {
-        for (_, appsrc) in &senders {
+        for ((_, appsrc), frame) in senders.iter().zip(&frames) {
             let mut b = frame.copy();
             b.get_mut()
                 .expect("writable")
