@@ -11,6 +11,9 @@ from its first to its last frame. Per-frame source cost is the same on both side
   file    multifilesrc loop=true ! rawvideoparse        <->  np.fromfile of the same file
           (a new buffer read per frame)                      for every frame
 
+JPEG receiver-only: one sender for both receivers, sending a JPEG made once (multifilesrc of
+a .jpg into netgearsink, sent untouched), so the receivers' decoding sets the rate.
+
 CPU ms/frame per side: user+system time of that process from the moment the receiver saw
 its first frame (/proc/PID/stat) to its exit (wait4), over the frames. Peak RSS: VmHWM of
 each process, sampled until it exits. Latency: each sender stamps CLOCK_MONOTONIC per frame just before the send
@@ -168,6 +171,26 @@ def our_sender(port, pattern, jpeg, source, w, h, n, frame_file):
     return ["gst-launch-1.0", "-q", *f"{gst_source(source, w, h, n, frame_file)} ! {sink}".split()]
 
 
+def jpeg_file_sender(port, w, h, n, frame_file):
+    """A sender whose JPEG costs nothing (made once, sent untouched): the receiver is the
+    slower side, so this measures receivers."""
+    jpeg = jpeg_of(frame_file, w, h)
+    desc = (f"multifilesrc location={jpeg} loop=true num-buffers={n} ! image/jpeg,width={w},height={h},framerate=30/1 "
+            f"! netgearsink address=127.0.0.1 port={port} pattern=0 sync=false")
+    return ["gst-launch-1.0", "-q", *desc.split()]
+
+
+def jpeg_of(frame_file, w, h):
+    """The frame as vidgear's sender would encode it (simplejpeg, quality 90, 4:2:2, fast DCT)."""
+    path = frame_file[: -len(".bgr")] + ".jpg"
+    if not os.path.exists(path):
+        import simplejpeg
+        frame = np.fromfile(frame_file, dtype=np.uint8).reshape(h, w, 3)
+        with open(path, "wb") as f:
+            f.write(simplejpeg.encode_jpeg(frame, quality=90, colorspace="BGR", colorsubsampling="422", fastdct=True))
+    return path
+
+
 def ideal_sender(port, pattern, jpeg, w, h, n, frame_file):
     return [BENCH, "send", "--port", str(port), "--pattern", str(pattern), "--frames", str(n),
             "--width", str(w), "--height", str(h), "--file", frame_file] + (["--jpeg"] if jpeg else [])
@@ -212,6 +235,12 @@ def case_sides(kind, w, h, n, frame_file):
             "vidgear": vid(0, True, "file"),
             "ideal": (lambda p: our_receiver(p, 0, n, True), lambda p: ideal_sender(p, 0, True, w, h, n, frame_file)),
         }
+    if kind == "JPEG receiver-only":
+        return {
+            "plugin": (lambda p: our_receiver(p, 0, n, True), lambda p: jpeg_file_sender(p, w, h, n, frame_file)),
+            "vidgear": (lambda p: py_side("vidgear-recv", p, 0, w, h, n),
+                        lambda p: jpeg_file_sender(p, w, h, n, frame_file)),
+        }
     if kind == "JPEG sender-only":
         return {
             "plugin": (zmq_rx(0), lambda p: our_sender(p, 0, True, "file", w, h, n, frame_file)),
@@ -230,7 +259,7 @@ def case_sides(kind, w, h, n, frame_file):
     return sides
 
 
-KINDS = ["JPEG e2e", "JPEG sender-only", "raw pooled p0", "raw file p0", "raw pooled p2"]
+KINDS = ["JPEG e2e", "JPEG sender-only", "JPEG receiver-only", "raw pooled p0", "raw file p0", "raw pooled p2"]
 COLUMNS = ["plugin", "vidgear", "ceiling", "ideal", "plugin, no decode"]
 
 

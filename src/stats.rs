@@ -32,6 +32,8 @@ pub struct Stats {
     pub handshake_failures: AtomicU64,
     /// Multi-client req-rep: times a receiver stopped answering and was skipped.
     pub receivers_down: AtomicU64,
+    /// Source: frames decoded on the decoder thread while the next one was received.
+    pub parallel_decodes: AtomicU64,
 }
 
 impl Stats {
@@ -49,7 +51,7 @@ impl Stats {
         }
     }
 
-    fn counters(&self) -> [(&'static str, &AtomicU64); 13] {
+    fn counters(&self) -> [(&'static str, &AtomicU64); 14] {
         [
             ("frames", &self.frames),
             ("bytes", &self.bytes),
@@ -64,6 +66,7 @@ impl Stats {
             ("disconnects", &self.disconnects),
             ("handshake-failures", &self.handshake_failures),
             ("receivers-down", &self.receivers_down),
+            ("parallel-decodes", &self.parallel_decodes),
         ]
     }
 

@@ -1,16 +1,16 @@
 // SPDX-License-Identifier: MPL-2.0
-//! An ordered worker pool, and the JPEG jobs for it: frame-level parallel encoding and
-//! decoding with results handed back strictly in submission order. No GStreamer here.
+//! An ordered worker pool, and the JPEG encoding jobs for it: frame-level parallel work with
+//! results handed back strictly in submission order. No GStreamer here (the source's
+//! decoding job, which writes into GStreamer buffers, lives in `frames`).
 //!
-//! Each of N threads owns its state (an [`Encoder`], a [`Decoder`]) made by `init` in that
+//! Each of N threads owns its state (e.g. an [`Encoder`]) made by `init` in that
 //! thread. [`OrderedPool::submit`] blocks only while N jobs are unfinished;
 //! [`OrderedPool::next_result`] and [`OrderedPool::try_next`] return results in the order
 //! the jobs were submitted. A panicking job comes back as [`PoolError::Panicked`] in its
 //! place (the worker makes itself a fresh state and goes on); a waiting caller can be woken
 //! from another thread with an [`Interrupter`]; dropping the pool joins its threads.
 
-use crate::jpeg::JpegInfo;
-use crate::jpeg::{Colorspace, DecodeParams, Decoder, EncodeParams, Encoder, Image, JpegError};
+use crate::jpeg::{Colorspace, EncodeParams, Encoder, Image, JpegError};
 use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
@@ -407,120 +407,6 @@ pub fn jpeg_encoder_pool(workers: usize) -> std::io::Result<OrderedPool<EncodeJo
     )
 }
 
-/// One JPEG to decode into `colorspace`, rows padded to a multiple of `row_align` bytes
-/// (1: packed; 4: GStreamer's default video stride).
-pub struct DecodeJob {
-    pub jpeg: SharedBytes,
-    pub colorspace: Colorspace,
-    pub params: DecodeParams,
-    pub row_align: usize,
-    /// The largest decoded frame (rows × pitch) the caller accepts.
-    pub max_bytes: usize,
-}
-
-/// A decoded frame: its size, row pitch and pixels.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decoded {
-    pub info: JpegInfo,
-    pub pitch: usize,
-    pub pixels: Vec<u8>,
-}
-
-/// Why a JPEG was not decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DecodeError {
-    Jpeg(JpegError),
-    /// The decoded frame would exceed the job's `max_bytes`.
-    TooLarge {
-        width: usize,
-        height: usize,
-        bytes: usize,
-    },
-}
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DecodeError::Jpeg(e) => write!(f, "corrupt JPEG: {e}"),
-            DecodeError::TooLarge {
-                width,
-                height,
-                bytes,
-            } => {
-                write!(
-                    f,
-                    "a decoded {width}x{height} frame of {bytes} bytes is over the limit"
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for DecodeError {}
-
-/// A worker's decoder.
-pub struct DecodeWorker {
-    decoder: Result<Decoder, JpegError>,
-}
-
-impl DecodeWorker {
-    pub fn new() -> DecodeWorker {
-        DecodeWorker {
-            decoder: Decoder::new(),
-        }
-    }
-
-    /// Decodes into a new buffer after the plausibility check (in `info`) and the size
-    /// limit, so a JPEG bomb costs no allocation.
-    pub fn decode(&mut self, job: DecodeJob) -> Result<Decoded, DecodeError> {
-        let decoder = self
-            .decoder
-            .as_mut()
-            .map_err(|e| DecodeError::Jpeg(e.clone()))?;
-        let jpeg = (*job.jpeg).as_ref();
-        let info = decoder.info(jpeg).map_err(DecodeError::Jpeg)?;
-        let row = info.width.saturating_mul(job.colorspace.bytes_per_pixel());
-        let pitch = row
-            .checked_next_multiple_of(job.row_align.max(1))
-            .unwrap_or(usize::MAX);
-        let bytes = pitch.saturating_mul(info.height);
-        if bytes > job.max_bytes {
-            return Err(DecodeError::TooLarge {
-                width: info.width,
-                height: info.height,
-                bytes,
-            });
-        }
-        let mut pixels = vec![0u8; bytes];
-        decoder
-            .decode(jpeg, info, job.colorspace, pitch, job.params, &mut pixels)
-            .map_err(DecodeError::Jpeg)?;
-        Ok(Decoded {
-            info,
-            pitch,
-            pixels,
-        })
-    }
-}
-
-impl Default for DecodeWorker {
-    fn default() -> Self {
-        DecodeWorker::new()
-    }
-}
-
-/// `workers` threads decoding JPEGs, in order.
-pub fn jpeg_decoder_pool(
-    workers: usize,
-) -> std::io::Result<OrderedPool<DecodeJob, Result<Decoded, DecodeError>>> {
-    OrderedPool::new(
-        "netgear-jpegdec",
-        workers,
-        DecodeWorker::new,
-        DecodeWorker::decode,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -768,49 +654,5 @@ mod tests {
     #[test]
     fn encoder_pool_encodes_like_the_encoder_in_order() {
         assert_eq!(pooled_jpegs().len(), 6);
-    }
-
-    #[test]
-    fn decoder_pool_decodes_in_order_and_refuses_in_place() {
-        let bgr = Colorspace::from_name("BGR").unwrap();
-        let (w, h) = (96, 40);
-        let jpegs = pooled_jpegs();
-        let mut decoders = jpeg_decoder_pool(2).unwrap();
-        for (jpeg, max_bytes) in [
-            (jpegs[0].clone(), usize::MAX),
-            (b"\xFF\xD8".to_vec(), usize::MAX),
-            (jpegs[1].clone(), 100),
-        ] {
-            let job = DecodeJob {
-                jpeg: Arc::new(jpeg),
-                colorspace: bgr,
-                params: DecodeParams::default(),
-                row_align: 4,
-                max_bytes,
-            };
-            decoders.submit(job).unwrap();
-        }
-        let decoded = decoders.next_result().unwrap().unwrap().unwrap();
-        assert_eq!(
-            (decoded.info, decoded.pitch, decoded.pixels.len()),
-            (
-                JpegInfo {
-                    width: w,
-                    height: h
-                },
-                288,
-                288 * 40
-            )
-        );
-        assert!(matches!(
-            decoders.next_result(),
-            Some(Ok(Err(DecodeError::Jpeg(_))))
-        ));
-        let too_large = DecodeError::TooLarge {
-            width: w,
-            height: h,
-            bytes: 288 * 40,
-        };
-        assert_eq!(decoders.next_result(), Some(Ok(Err(too_large))));
     }
 }

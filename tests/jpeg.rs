@@ -454,3 +454,126 @@ fn vidgear_jpeg_decodes_into_the_format_downstream_asks_for() {
         );
     }
 }
+
+/// Which of the sent frames around `idx` (by PSNR) a received picture is closest to.
+fn closest_sent(frame: &[u8], idx: usize, count: usize, width: usize, height: usize) -> usize {
+    (idx.saturating_sub(2)..(idx + 3).min(count))
+        .max_by(|a, b| {
+            let pa = psnr(frame, &smooth_frame(*a, width, height, 3));
+            let pb = psnr(frame, &smooth_frame(*b, width, height, 3));
+            pa.total_cmp(&pb)
+        })
+        .unwrap_or(usize::MAX)
+}
+
+/// A receiver slower than its sender (here: pre-encoded 720p JPEGs, which cost the sender
+/// nothing) decodes each frame on its decoder thread while it receives the next: every
+/// frame arrives, in order, and the stats count the overlapped decodes.
+#[test]
+fn a_receiver_behind_its_sender_decodes_while_receiving_and_keeps_the_order() {
+    use gstnetgear::jpeg::{Colorspace, EncodeParams, Encoder, Image};
+    init();
+    const N: usize = 40;
+    let (w, h) = (1280usize, 720usize);
+    let bgr = Colorspace::from_name("BGR").unwrap();
+    let mut encoder = Encoder::new().unwrap();
+    let jpegs: Vec<Vec<u8>> = (0..N)
+        .map(|idx| {
+            let pixels = smooth_frame(idx, w, h, 3);
+            let image = Image {
+                pixels: &pixels,
+                width: w,
+                height: h,
+                pitch: w * 3,
+                colorspace: bgr,
+            };
+            let params = EncodeParams {
+                quality: 90,
+                fast_dct: true,
+            };
+            let mut out = Vec::new();
+            encoder.encode(image, params, &mut out).unwrap();
+            out
+        })
+        .collect();
+    let port = free_port().to_string();
+    let bgr_caps = gst_video::VideoCapsBuilder::new()
+        .format(VideoFormat::Bgr)
+        .build();
+    let receiver = Receiver::with_caps(
+        &[("port", &port), ("address", "127.0.0.1"), ("pattern", "1")],
+        Some(&bgr_caps),
+    );
+    receiver.play();
+    let jpeg_caps = gst::Caps::builder("image/jpeg")
+        .field("width", w as i32)
+        .field("height", h as i32)
+        .build();
+    let sender = Sender::new(
+        &jpeg_caps,
+        &[("port", &port), ("address", "127.0.0.1"), ("pattern", "1")],
+    );
+    sender.play();
+    for (idx, jpeg) in jpegs.into_iter().enumerate() {
+        sender.push_bytes(jpeg, idx as u64).unwrap();
+    }
+    sender.finish_expect_eos(Duration::from_secs(30));
+    let (frames, eos) = receiver.collect(Duration::from_secs(5));
+    assert!(eos, "no EOS");
+    assert_eq!(frames.len(), N, "every frame arrives");
+    for (idx, frame) in frames.iter().enumerate() {
+        let packed = frame.packed();
+        assert_eq!(
+            closest_sent(&packed, idx, N, w, h),
+            idx,
+            "frame {idx} out of order"
+        );
+        let p = psnr(&packed, &smooth_frame(idx, w, h, 3));
+        assert!(p >= 30.0, "frame {idx}: PSNR {p:.1} dB");
+    }
+    let stats = receiver.stats();
+    let overlapped = stats.get::<u64>("parallel-decodes").unwrap();
+    assert!(
+        overlapped >= 5,
+        "decodes overlapped with receiving: {stats}"
+    );
+    assert_eq!(stats.get::<u64>("dropped").unwrap(), 0);
+}
+
+/// vidgear's 720p JPEG sender, as fast as it goes: every frame in order whichever way the
+/// source decodes them.
+#[test]
+fn vidgear_720p_jpeg_at_full_speed_arrives_in_order() {
+    init();
+    const N: usize = 30;
+    let (w, h) = (1280usize, 720usize);
+    let port = free_port();
+    let bgr_caps = gst_video::VideoCapsBuilder::new()
+        .format(VideoFormat::Bgr)
+        .build();
+    let receiver = Receiver::with_caps(
+        &[("port", &port.to_string()), ("address", "127.0.0.1")],
+        Some(&bgr_caps),
+    );
+    receiver.play();
+    let args = [
+        ("jpeg", "BGR".to_string()),
+        ("smooth", String::new()),
+        ("width", w.to_string()),
+        ("height", h.to_string()),
+        ("channels", "3".to_string()),
+        ("frames", N.to_string()),
+    ];
+    let mut peer = Peer::start(&peer_args("send", port, 0, &args));
+    let (frames, eos) = receiver.collect(Duration::from_secs(20));
+    peer.report(Duration::from_secs(10));
+    assert!(eos);
+    assert_eq!(frames.len(), N);
+    for (idx, frame) in frames.iter().enumerate() {
+        assert_eq!(
+            closest_sent(&frame.packed(), idx, N, w, h),
+            idx,
+            "frame {idx}"
+        );
+    }
+}

@@ -12,7 +12,9 @@ mod wire_to_buffer;
 
 pub use buffer_to_wire::{encode_job, FrameWriter, Input, JpegSettings, Payload, Uncompressible};
 pub use returned::{ReturnEncoder, ReturnJpeg, ReturnedFrame};
-pub use wire_to_buffer::{DecodeTarget, FrameReader, Output, OutputKey};
+pub use wire_to_buffer::{
+    frame_decoder, DecodeTarget, FrameDecoder, FrameReader, Output, OutputKey,
+};
 
 use crate::jpeg::JpegError;
 use crate::protocol::ProtocolError;

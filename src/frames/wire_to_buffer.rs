@@ -4,8 +4,9 @@
 
 use super::{check_decoded_size, video_info, FrameError};
 use crate::formats::{decoded_format, planar_format, raw_format, send_format, tensors};
-use crate::jpeg::{Colorspace, DecodeParams, Decoder, JpegInfo, PlaneMut, Subsampling};
+use crate::jpeg::{Colorspace, DecodeParams, Decoder, JpegError, JpegInfo, PlaneMut, Subsampling};
 use crate::protocol::{self, Compression, PayloadKind, RawLayout};
+use crate::workers::OrderedPool;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 
@@ -256,28 +257,42 @@ impl FrameReader {
         compression: &Compression,
         payload: &[u8],
     ) -> Result<gst::Buffer, FrameError> {
-        let (mut buffer, stride) = output.acquire()?;
+        let (mut buffer, _) = output.acquire()?;
         let video = output.info.as_ref().ok_or(FrameError::Buffer)?;
         let decoder = self.decoder()?;
-        let params = DecodeParams {
-            fast_dct: compression.dct,
-            fast_upsample: compression.ups,
-        };
-        {
-            let buffer = buffer.get_mut().ok_or(FrameError::Buffer)?;
-            let mut map = buffer.map_writable().map_err(|_| FrameError::Buffer)?;
-            let decoded = match target {
-                DecodeTarget::Packed(colorspace) => {
-                    decoder.decode(payload, info, colorspace, stride, params, &mut map)
-                }
-                DecodeTarget::Planar(subsampling) => {
-                    let planes = planes_of(video, &mut map)?;
-                    decoder.decode_planar(payload, info, subsampling, params, planes)
-                }
-            };
-            decoded.map_err(FrameError::Jpeg)?;
-        }
+        let params = params_of(compression);
+        decode_into(decoder, &mut buffer, video, (target, info), params, payload)?;
         Ok(buffer)
+    }
+
+    /// A frame to decode on another thread (see [`frame_decoder`]); the payload comes back
+    /// when the frame is no JPEG to decode (raw, passed through).
+    pub fn prepare_decode(
+        &mut self,
+        output: &Output,
+        kind: &PayloadKind,
+        payload: zmq::Message,
+    ) -> Result<Result<FrameDecode, zmq::Message>, FrameError> {
+        let (
+            &OutputKey::Decoded {
+                target,
+                width,
+                height,
+            },
+            PayloadKind::Jpeg(compression),
+        ) = (&output.key, kind)
+        else {
+            return Ok(Err(payload));
+        };
+        let (buffer, _) = output.acquire()?;
+        Ok(Ok(FrameDecode {
+            buffer,
+            video: output.info.clone().ok_or(FrameError::Buffer)?,
+            target,
+            info: JpegInfo { width, height },
+            params: params_of(compression),
+            jpeg: WireBytes(payload),
+        }))
     }
 
     /// A frame that came with a reply (vidgear's ndarray return) as a sample.
@@ -295,6 +310,91 @@ impl FrameReader {
             .caps(&output.caps)
             .build())
     }
+}
+
+fn params_of(compression: &Compression) -> DecodeParams {
+    DecodeParams {
+        fast_dct: compression.dct,
+        fast_upsample: compression.ups,
+    }
+}
+
+/// Decodes a JPEG into a writable buffer laid out as `video` says.
+fn decode_into(
+    decoder: &mut Decoder,
+    buffer: &mut gst::Buffer,
+    video: &gst_video::VideoInfo,
+    (target, info): (DecodeTarget, JpegInfo),
+    params: DecodeParams,
+    jpeg: &[u8],
+) -> Result<(), FrameError> {
+    let stride = video
+        .stride()
+        .first()
+        .and_then(|s| usize::try_from(*s).ok())
+        .ok_or(FrameError::Buffer)?;
+    let buffer = buffer.get_mut().ok_or(FrameError::Buffer)?;
+    let mut map = buffer.map_writable().map_err(|_| FrameError::Buffer)?;
+    let decoded = match target {
+        DecodeTarget::Packed(colorspace) => {
+            decoder.decode(jpeg, info, colorspace, stride, params, &mut map)
+        }
+        DecodeTarget::Planar(subsampling) => {
+            let planes = planes_of(video, &mut map)?;
+            decoder.decode_planar(jpeg, info, subsampling, params, planes)
+        }
+    };
+    decoded.map_err(FrameError::Jpeg)
+}
+
+/// A JPEG decode prepared on the streaming thread (its buffer taken from the output's pool)
+/// to run on a decoder thread.
+pub struct FrameDecode {
+    buffer: gst::Buffer,
+    video: gst_video::VideoInfo,
+    target: DecodeTarget,
+    info: JpegInfo,
+    params: DecodeParams,
+    jpeg: WireBytes,
+}
+
+impl FrameDecode {
+    /// Decodes into the buffer prepared for it.
+    pub fn run(self, decoder: &mut Decoder) -> Result<gst::Buffer, FrameError> {
+        let FrameDecode {
+            mut buffer,
+            video,
+            target,
+            info,
+            params,
+            jpeg,
+        } = self;
+        decode_into(
+            decoder,
+            &mut buffer,
+            &video,
+            (target, info),
+            params,
+            jpeg.as_ref(),
+        )?;
+        Ok(buffer)
+    }
+}
+
+/// Decoded buffers, or why a frame was not decoded, in the order the frames were given.
+pub type FrameDecoder = OrderedPool<FrameDecode, Result<gst::Buffer, FrameError>>;
+
+/// One thread with its own decoder, decoding frames while the source receives the next.
+pub fn frame_decoder() -> std::io::Result<FrameDecoder> {
+    OrderedPool::new(
+        "netgear-jpegdec",
+        1,
+        Decoder::new,
+        |decoder: &mut Result<Decoder, JpegError>, job: FrameDecode| match decoder {
+            Ok(decoder) => job.run(decoder),
+            Err(e) => Err(FrameError::Jpeg(e.clone())),
+        },
+    )
 }
 
 /// The Y, U and V planes of a planar buffer laid out as `info` says.

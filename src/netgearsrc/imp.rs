@@ -21,11 +21,11 @@ use crate::config::{Pattern, Role};
 use crate::formats::{decoded_format, raw_format, reorderable, PLANAR_FORMATS, SEND_FORMATS};
 use crate::frames::rate::{frame_duration, RateMode};
 use crate::frames::{
-    DecodeTarget, FrameError, FrameReader, Output, OutputKey, ReturnEncoder, ReturnJpeg,
-    ReturnedFrame,
+    frame_decoder, DecodeTarget, FrameDecoder, FrameError, FrameReader, Output, OutputKey,
+    ReturnEncoder, ReturnJpeg, ReturnedFrame,
 };
 use crate::glue::{self, Interrupt, WarningLimiter};
-use crate::jpeg::Colorspace;
+use crate::jpeg::{Colorspace, JpegError};
 use crate::link_setup;
 use crate::meta;
 use crate::properties::{common_properties, string_value, CommonSettings, JsonProperty};
@@ -101,6 +101,14 @@ struct Stream {
     server_eos_wanted: Option<bool>,
     last_message: Instant,
     last_frame: Instant,
+    /// Overlapping (see `decode_overlapped`): how long the last receive waited, how long
+    /// the last frame took to become a buffer, whether this machine has a core to spare,
+    /// the decoder thread once needed, and the next message's result, taken early.
+    waited: Duration,
+    took: Duration,
+    cores: bool,
+    decoder: Option<FrameDecoder>,
+    ahead: Option<Result<Step, gst::FlowError>>,
     /// From the settings at start.
     pattern: Pattern,
     /// Replies are JSON (bidirectional or multi-client).
@@ -143,6 +151,9 @@ enum Step {
     Again,
     Eos,
 }
+
+/// Smaller JPEGs decode in less time than handing them to another thread saves.
+const MIN_OVERLAP_PIXELS: usize = 640 * 480;
 
 /// The `return` request pad (bidirectional / multi-client mode): its latest frame goes
 /// back with every reply until a newer one arrives, as vidgear's `recv(return_data=frame)`
@@ -334,6 +345,9 @@ impl NetGearSrc {
 
     /// Waits for the next message and turns it into a step.
     fn receive(&self, stream: &mut Stream) -> Result<Step, gst::FlowError> {
+        if let Some(step) = stream.ahead.take() {
+            return step;
+        }
         let rebind_at = stream
             .pattern
             .is_acknowledged()
@@ -345,7 +359,10 @@ impl NetGearSrc {
         };
         let deadline = self.hold_deadline(deadline);
         let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        match stream.link.recv(wait, &self.stats) {
+        let waiting = Instant::now();
+        let received = stream.link.recv(wait, &self.stats);
+        stream.waited = waiting.elapsed();
+        match received {
             Err(e) => Err(self.link_failed(e, gst::ResourceError::Read)),
             Ok(Received::TimedOut) => self.on_silence(stream, rebind_at, eos_at),
             Ok(Received::Message(parts)) => {
@@ -616,8 +633,116 @@ impl NetGearSrc {
             }
             stream.output = Some(output);
         }
+        let started = Instant::now();
+        let buffer = match self.behind(stream) {
+            true => self.decode_overlapped(stream, kind, payload),
+            false => {
+                let output = stream.output.as_ref().ok_or(FrameError::Buffer)?;
+                stream.reader.fill(output, kind, payload)
+            }
+        };
+        stream.took = started.elapsed();
+        buffer
+    }
+
+    /// Whether frames wait for us (the next one was there before we finished the last):
+    /// only then is decoding overlapped with receiving, so a live stream slower than one
+    /// decoder gains no latency. Patterns 0/1: one frame per answer, nothing skipped.
+    fn behind(&self, stream: &Stream) -> bool {
+        let large = matches!(
+            stream.output.as_ref().map(|o| &o.key),
+            Some(OutputKey::Decoded { width, height, .. }) if width * height >= MIN_OVERLAP_PIXELS
+        );
+        large
+            && stream.cores
+            && stream.pattern.is_acknowledged()
+            && stream.ahead.is_none()
+            && stream.waited < stream.took / 4
+    }
+
+    /// Decodes this frame on the decoder thread while receiving the next, which, if it
+    /// comes within a decode's time and needs the same output, is answered and made into a
+    /// buffer here, to be pushed after this one.
+    fn decode_overlapped(
+        &self,
+        stream: &mut Stream,
+        kind: &PayloadKind,
+        payload: zmq::Message,
+    ) -> Result<gst::Buffer, FrameError> {
         let output = stream.output.as_ref().ok_or(FrameError::Buffer)?;
-        stream.reader.fill(output, kind, payload)
+        let job = match stream.reader.prepare_decode(output, kind, payload)? {
+            Ok(job) => job,
+            Err(payload) => return stream.reader.fill(output, kind, payload),
+        };
+        if stream.decoder.is_none() {
+            stream.decoder = frame_decoder().ok();
+        }
+        let Some(decoder) = stream.decoder.as_mut() else {
+            return Err(FrameError::Jpeg(JpegError::Library(
+                "no decoder thread".into(),
+            )));
+        };
+        let lost = || FrameError::Jpeg(JpegError::Library("the decoder thread failed".into()));
+        decoder.submit(job).map_err(|_| lost())?;
+        Stats::bump(&self.stats.parallel_decodes);
+        let within = stream.took;
+        self.receive_ahead(stream, within);
+        // A decode is bounded CPU work: this wait ends without unlock()'s help.
+        match stream.decoder.as_mut().and_then(|d| d.next_result()) {
+            Some(Ok(decoded)) => decoded,
+            _ => Err(lost()),
+        }
+    }
+
+    /// Takes the next message if it arrives `within`: a frame for the current output is
+    /// handled now (its result kept for the next create()); anything else is given back,
+    /// unanswered, for the next receive.
+    fn receive_ahead(&self, stream: &mut Stream, within: Duration) {
+        let parts = match stream.link.recv(Some(within), &self.stats) {
+            Ok(Received::Message(parts)) => parts,
+            Ok(Received::TimedOut) => return,
+            Err(e) => {
+                stream.ahead = Some(Err(self.link_failed(e, gst::ResourceError::Read)));
+                return;
+            }
+        };
+        if !self.same_output(stream, &parts) {
+            stream.link.hold(parts);
+            return;
+        }
+        stream.last_message = Instant::now();
+        stream.silence.heard();
+        // Keeps `behind()` false: this one decodes here.
+        stream.ahead = Some(Ok(Step::Again));
+        stream.ahead = Some(self.on_message(stream, parts));
+    }
+
+    /// Whether a message is a JPEG frame that decodes into what the pad carries now.
+    fn same_output(&self, stream: &mut Stream, parts: &[zmq::Message]) -> bool {
+        let (Some(head), Some(payload), 2) = (parts.first(), parts.get(1), parts.len()) else {
+            return false;
+        };
+        let Ok(Incoming::Frame(header)) = protocol::parse_header(head) else {
+            return false;
+        };
+        let Ok(OutputKey::Decoded {
+            target: DecodeTarget::Packed(colorspace),
+            width,
+            height,
+        }) = stream.reader.output_key(&header.payload, payload, false)
+        else {
+            return false;
+        };
+        let chosen = match stream.decode_choice {
+            Some((from, chosen)) if from == colorspace => chosen,
+            _ => return false,
+        };
+        let key = OutputKey::Decoded {
+            target: chosen,
+            width,
+            height,
+        };
+        stream.output.as_ref().is_some_and(|o| o.key == key)
     }
 
     /// What a JPEG decodes into: the header's colorspace if downstream takes it, else the
@@ -749,6 +874,11 @@ impl NetGearSrc {
             server_eos_wanted: None,
             last_message: now,
             last_frame: now,
+            waited: Duration::ZERO,
+            took: Duration::ZERO,
+            cores: std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
+            decoder: None,
+            ahead: None,
             pattern: c.pattern,
             json_replies: c.bidirectional || c.multi_client,
             multi_server: c.multi_server,

@@ -198,6 +198,13 @@ impl ReceiverLink {
         Ok(Received::Message(parts))
     }
 
+    /// Gives back a message taken early: the next `recv()` returns it first. Patterns 0/1
+    /// only (pattern 2 may keep a termination there already).
+    pub fn hold(&mut self, parts: Vec<zmq::Message>) {
+        debug_assert!(self.held.is_none());
+        self.held = Some(Held(parts));
+    }
+
     /// Sends a reply without blocking; a reply to a peer that is gone is dropped.
     pub fn reply(&mut self, parts: &[&[u8]]) -> Result<bool, LinkError> {
         let all = self.config.endpoint_list();
