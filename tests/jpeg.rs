@@ -26,19 +26,8 @@ fn vidgear_sends_jpeg(
     channels: usize,
     frames: usize,
 ) -> Peer {
-    Peer::start(&peer_args(
-        "send",
-        port,
-        pattern,
-        &[
-            ("jpeg", colorspace.into()),
-            ("smooth", String::new()),
-            ("width", W.to_string()),
-            ("height", H.to_string()),
-            ("channels", channels.to_string()),
-            ("frames", frames.to_string()),
-        ],
-    ))
+    let args = sender_args(W, H, channels, frames, Some(colorspace));
+    Peer::start(&peer_args("send", port, pattern, &args))
 }
 
 fn assert_all_close(frames: &[Frame], expected: usize, channels: usize, format: VideoFormat) {
@@ -556,14 +545,7 @@ fn vidgear_720p_jpeg_at_full_speed_arrives_in_order() {
         Some(&bgr_caps),
     );
     receiver.play();
-    let args = [
-        ("jpeg", "BGR".to_string()),
-        ("smooth", String::new()),
-        ("width", w.to_string()),
-        ("height", h.to_string()),
-        ("channels", "3".to_string()),
-        ("frames", N.to_string()),
-    ];
+    let args = sender_args(w, h, 3, N, Some("BGR"));
     let mut peer = Peer::start(&peer_args("send", port, 0, &args));
     let (frames, eos) = receiver.collect(Duration::from_secs(20));
     peer.report(Duration::from_secs(10));

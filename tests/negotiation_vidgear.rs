@@ -47,12 +47,7 @@ fn raw_vidgear_frames_are_rewritten_into_the_packed_layout_downstream_asks_for()
             Some(&caps),
         );
         receiver.play();
-        let args = [
-            ("width", W.to_string()),
-            ("height", H.to_string()),
-            ("channels", channels.to_string()),
-            ("frames", "6".to_string()),
-        ];
+        let args = sender_args(W, H, channels, 6, None);
         let mut peer = Peer::start(&peer_args("send", port, 0, &args));
         let (frames, eos) = receiver.collect(Duration::from_secs(15));
         peer.report(Duration::from_secs(10));
@@ -88,12 +83,7 @@ fn a_raw_frame_downstream_cannot_take_names_the_way_out() {
         Some(&caps),
     );
     receiver.play();
-    let args = [
-        ("width", W.to_string()),
-        ("height", H.to_string()),
-        ("channels", "3".to_string()),
-        ("frames", "3".to_string()),
-    ];
+    let args = sender_args(W, H, 3, 3, None);
     let mut peer = Peer::start(&peer_args("send", port, 0, &args));
     let (frames, _) = receiver.collect(Duration::from_secs(15));
     peer.report(Duration::from_secs(10));
@@ -120,14 +110,7 @@ fn vidgear_jpeg_decodes_into_planar_yuv_at_full_range() {
              ! videoconvert ! video/x-raw,format=BGR ! appsink name=out"
         ));
         receiver.play();
-        let args = [
-            ("jpeg", "BGR".to_string()),
-            ("smooth", String::new()),
-            ("width", JW.to_string()),
-            ("height", JH.to_string()),
-            ("channels", "3".to_string()),
-            ("frames", "8".to_string()),
-        ];
+        let args = sender_args(JW, JH, 3, 8, Some("BGR"));
         let mut peer = Peer::start(&peer_args("send", port, 0, &args));
         let first = receiver
             .next_frame(Duration::from_secs(15))

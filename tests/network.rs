@@ -545,11 +545,17 @@ fn failed_handshakes_are_counted_and_reported_by_the_receiver() {
             }),
         "{failures:?}"
     );
-    // A client without security (NULL mechanism).
+    // A client without security (NULL mechanism): a mechanism mismatch, or again no detail
+    // when the client hangs up first (libzmq's client stops at the mismatch too).
     let (failures, counted, _) = secure_receiver_meets(Stone, &ours, vec![]);
     assert!(counted >= 1);
     assert!(
-        failures[0].reason().contains("mechanism mismatch"),
+        !failures.is_empty()
+            && failures.iter().all(|f| match f {
+                HandshakeFailure::Protocol { .. } => f.reason().contains("mechanism mismatch"),
+                HandshakeFailure::NoDetail => true,
+                _ => false,
+            }),
         "{failures:?}"
     );
     // IronHouse with the client's key not listed: the ZAP refusal and the failed handshake.

@@ -147,9 +147,21 @@ impl Decoder {
             to_int(planes[1].stride, "stride")?,
             to_int(planes[2].stride, "stride")?,
         ];
-        let len = to_size(jpeg.len())?;
         // SAFETY: each plane holds libjpeg-turbo's padded plane at its stride (checked by
         // `fits_directly`); MAXPIXELS and the header check keep the picture that size.
+        unsafe { self.decompress_planes(jpeg, &mut pointers, &mut strides) }
+    }
+
+    /// # Safety
+    /// Each non-null pointer must lead to libjpeg-turbo's plane for this JPEG at its stride.
+    unsafe fn decompress_planes(
+        &mut self,
+        jpeg: &[u8],
+        pointers: &mut [*mut u8; 3],
+        strides: &mut [c_int; 3],
+    ) -> Result<(), JpegError> {
+        let len = to_size(jpeg.len())?;
+        // SAFETY: as the caller promised.
         let rc = unsafe {
             raw::tj3DecompressToYUVPlanes8(
                 self.handle.0,
@@ -187,27 +199,16 @@ impl Decoder {
                 height,
             });
         }
-        let mut pointers: Vec<*mut u8> = own.iter_mut().map(|p| p.bytes.as_mut_ptr()).collect();
-        pointers.resize(3, std::ptr::null_mut());
+        let mut pointers = [std::ptr::null_mut(); 3];
         let mut strides = [0 as c_int; 3];
-        for (stride, plane) in strides.iter_mut().zip(&own) {
+        for ((pointer, stride), plane) in pointers.iter_mut().zip(&mut strides).zip(&mut own) {
+            *pointer = plane.bytes.as_mut_ptr();
             *stride = to_int(plane.width, "stride")?;
         }
-        let len = to_size(jpeg.len())?;
-        // SAFETY: each plane was allocated at libjpeg-turbo's own plane size and stride.
-        let rc = unsafe {
-            raw::tj3DecompressToYUVPlanes8(
-                self.handle.0,
-                jpeg.as_ptr(),
-                len,
-                pointers.as_mut_ptr(),
-                strides.as_mut_ptr(),
-            )
-        };
-        match rc {
-            0 => Ok(own),
-            _ => Err(self.handle.error()),
-        }
+        // SAFETY: each plane was allocated at libjpeg-turbo's own plane size and stride;
+        // a gray JPEG has only the Y plane (the others stay null, as libjpeg-turbo wants).
+        unsafe { self.decompress_planes(jpeg, &mut pointers, &mut strides) }?;
+        Ok(own)
     }
 }
 

@@ -536,6 +536,28 @@ impl Posted {
     }
 }
 
+/// A vidgear sender's frames: `frames` of `width`x`height`x`channels`; with `jpeg` (its
+/// colorspace), smooth frames JPEG-compressed, else exact test frames sent raw.
+pub fn sender_args(
+    width: usize,
+    height: usize,
+    channels: usize,
+    frames: usize,
+    jpeg: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    let mut args = vec![
+        ("width", width.to_string()),
+        ("height", height.to_string()),
+        ("channels", channels.to_string()),
+        ("frames", frames.to_string()),
+    ];
+    if let Some(colorspace) = jpeg {
+        args.push(("jpeg", colorspace.to_string()));
+        args.push(("smooth", String::new()));
+    }
+    args
+}
+
 /// Arguments for a peer script: `mode --key value …` (an empty value: a bare flag).
 pub fn script_args(mode: &str, pairs: &[(&str, String)]) -> Vec<String> {
     let mut args = vec![mode.to_owned()];
