@@ -37,9 +37,16 @@ impl Args {
     }
 }
 
+/// A free port below Linux's ephemeral range (32768-60999), where the senders' own client
+/// ports come from: one could otherwise take a server port before the receiver binds it.
 fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id() % 10000;
+    (0..12000)
+        .map(|_| (20000 + (seed + NEXT.fetch_add(1, Ordering::Relaxed)) % 12000) as u16)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port")
 }
 
 /// Buffers counted per server port, at one point of the pipeline.

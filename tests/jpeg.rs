@@ -520,6 +520,9 @@ fn a_receiver_behind_its_sender_decodes_while_receiving_and_keeps_the_order() {
         let p = psnr(&packed, &smooth_frame(idx, w, h, 3));
         assert!(p >= 30.0, "frame {idx}: PSNR {p:.1} dB");
     }
+    // Each frame keeps its own arrival time, also the one received ahead of the other.
+    let stamps: Vec<_> = frames.iter().map(|f| f.pts.expect("a timestamp")).collect();
+    assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{stamps:?}");
     let stats = receiver.stats();
     let overlapped = stats.get::<u64>("parallel-decodes").unwrap();
     assert!(

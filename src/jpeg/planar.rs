@@ -108,6 +108,14 @@ impl Decoder {
         self.handle.set(raw::TJPARAM_TJPARAM_MAXPIXELS, pixels)?;
         self.handle
             .set(raw::TJPARAM_TJPARAM_FASTDCT, c_int::from(params.fast_dct))?;
+        let colorspace = self.handle.get(raw::TJPARAM_TJPARAM_COLORSPACE);
+        if colorspace != raw::TJCS_TJCS_YCbCr as c_int && colorspace != raw::TJCS_TJCS_GRAY as c_int
+        {
+            // RGB, CMYK or YCCK data: its planes are not Y, U and V.
+            return Err(JpegError::Malformed(
+                "not a YCbCr JPEG: cannot decode into planar YUV",
+            ));
+        }
         let native = self.handle.get(raw::TJPARAM_TJPARAM_SUBSAMP);
         if native == wanted.tj() && self.fits_directly(&planes, info, native) {
             return self.decode_into(jpeg, &mut planes);
@@ -250,13 +258,18 @@ fn resample(
     height: usize,
 ) -> Result<(), JpegError> {
     let short = JpegError::Malformed("plane smaller than the picture");
+    // Whole factors (2:1, 1:2, 4:1, …), so samples stay sited as libjpeg-turbo and
+    // GStreamer site them; the last span is clamped at the edge.
     let span = |i: usize, to_len: usize, from_len: usize| {
-        let start = i * from_len / to_len;
-        let end = ((i + 1) * from_len)
-            .div_ceil(to_len)
-            .max(start + 1)
-            .min(from_len);
-        (start, end)
+        if from_len >= to_len {
+            let factor = ((from_len + to_len / 2) / to_len).max(1);
+            let start = (i * factor).min(from_len - 1);
+            (start, (start + factor).min(from_len))
+        } else {
+            let factor = ((to_len + from_len / 2) / from_len).max(1);
+            let start = (i / factor).min(from_len - 1);
+            (start, start + 1)
+        }
     };
     for y in 0..height {
         let (y0, y1) = span(y, height, from.height);

@@ -109,6 +109,12 @@ struct Stream {
     cores: bool,
     decoder: Option<FrameDecoder>,
     ahead: Option<Result<Step, gst::FlowError>>,
+    /// While the frame taken ahead is handled: it decodes here, and its bus message waits.
+    taking_ahead: bool,
+    /// The frame taken ahead's message, posted when that frame is handed out.
+    ahead_message: Option<(String, Option<u16>)>,
+    /// When the message being handled arrived (running time): its frame's timestamp.
+    arrival: Option<gst::ClockTime>,
     /// From the settings at start.
     pattern: Pattern,
     /// Replies are JSON (bidirectional or multi-client).
@@ -346,6 +352,9 @@ impl NetGearSrc {
     /// Waits for the next message and turns it into a step.
     fn receive(&self, stream: &mut Stream) -> Result<Step, gst::FlowError> {
         if let Some(step) = stream.ahead.take() {
+            if let Some((text, port)) = stream.ahead_message.take() {
+                self.post_message(text, port);
+            }
             return step;
         }
         let rebind_at = stream
@@ -366,6 +375,7 @@ impl NetGearSrc {
             Err(e) => Err(self.link_failed(e, gst::ResourceError::Read)),
             Ok(Received::TimedOut) => self.on_silence(stream, rebind_at, eos_at),
             Ok(Received::Message(parts)) => {
+                stream.arrival = self.arrival_time();
                 stream.last_message = Instant::now();
                 stream.silence.heard();
                 self.on_message(stream, parts)
@@ -557,6 +567,8 @@ impl NetGearSrc {
     /// A frame's payload as a buffer with its meta, or dropped (counted and warned about).
     fn on_frame(&self, stream: &mut Stream, header: &FrameHeader, payload: zmq::Message) -> Step {
         let payload_len = payload.len();
+        // Taken now: decoding may receive the next frame meanwhile.
+        let arrival = stream.arrival;
         let mut buffer = match self.frame_buffer(stream, &header.payload, payload) {
             Ok(b) => b,
             Err(FrameError::Refused(caps)) => {
@@ -578,28 +590,44 @@ impl NetGearSrc {
         if let Some(p) = port {
             stream.servers.insert(p);
         }
-        self.attach_message(buffer.make_mut(), header, port);
+        // Stamped with its arrival, not when it is handed out (a frame received ahead of
+        // the one before it is handed out after it).
+        buffer.make_mut().set_pts(arrival);
+        if let Some(message) = self.attach_message(buffer.make_mut(), header, port) {
+            match stream.taking_ahead {
+                true => stream.ahead_message = Some(message),
+                false => self.post_message(message.0, message.1),
+            }
+        }
         stream.last_frame = Instant::now();
         Stats::bump(&self.stats.frames);
         Stats::add(&self.stats.bytes, payload_len as u64);
         Step::Push(buffer)
     }
 
-    /// The frame's message (and server port) as `NetGearMeta`, and on the bus.
-    fn attach_message(&self, buffer: &mut gst::BufferRef, header: &FrameHeader, port: Option<u16>) {
+    /// The frame's message (and server port) as `NetGearMeta`; returns the message to post.
+    fn attach_message(
+        &self,
+        buffer: &mut gst::BufferRef,
+        header: &FrameHeader,
+        port: Option<u16>,
+    ) -> Option<(String, Option<u16>)> {
         let message = header.message.as_ref().map(|m| m.as_str().to_owned());
         if message.is_none() && port.is_none() {
-            return;
+            return None;
         }
         let info = meta::NetGearInfo {
             message: message.clone(),
             port,
         };
         meta::attach(buffer, &info);
-        if let Some(text) = message {
-            let fields = |b: gst::structure::Builder| b.field("message", text);
-            glue::post_element_message(self.obj().upcast_ref(), "netgear-message", fields, port);
-        }
+        message.map(|text| (text, port))
+    }
+
+    /// A frame's message on the bus, as `netgear-message`.
+    fn post_message(&self, text: String, port: Option<u16>) {
+        let fields = |b: gst::structure::Builder| b.field("message", text);
+        glue::post_element_message(self.obj().upcast_ref(), "netgear-message", fields, port);
     }
 
     /// Turns a frame's payload into a buffer, renegotiating when the frame format changes.
@@ -633,14 +661,14 @@ impl NetGearSrc {
             }
             stream.output = Some(output);
         }
+        if self.behind(stream) {
+            return self.decode_overlapped(stream, kind, payload);
+        }
+        let output = stream.output.as_ref().ok_or(FrameError::Buffer)?;
+        // Decodes on this thread only: an overlapped step would count the wait for the next
+        // frame too and keep itself going.
         let started = Instant::now();
-        let buffer = match self.behind(stream) {
-            true => self.decode_overlapped(stream, kind, payload),
-            false => {
-                let output = stream.output.as_ref().ok_or(FrameError::Buffer)?;
-                stream.reader.fill(output, kind, payload)
-            }
-        };
+        let buffer = stream.reader.fill(output, kind, payload);
         stream.took = started.elapsed();
         buffer
     }
@@ -656,6 +684,7 @@ impl NetGearSrc {
         large
             && stream.cores
             && stream.pattern.is_acknowledged()
+            && !stream.taking_ahead
             && stream.ahead.is_none()
             && stream.waited < stream.took / 4
     }
@@ -669,18 +698,17 @@ impl NetGearSrc {
         kind: &PayloadKind,
         payload: zmq::Message,
     ) -> Result<gst::Buffer, FrameError> {
-        let output = stream.output.as_ref().ok_or(FrameError::Buffer)?;
-        let job = match stream.reader.prepare_decode(output, kind, payload)? {
-            Ok(job) => job,
-            Err(payload) => return stream.reader.fill(output, kind, payload),
-        };
         if stream.decoder.is_none() {
             stream.decoder = frame_decoder().ok();
         }
+        let output = stream.output.as_ref().ok_or(FrameError::Buffer)?;
         let Some(decoder) = stream.decoder.as_mut() else {
-            return Err(FrameError::Jpeg(JpegError::Library(
-                "no decoder thread".into(),
-            )));
+            // No thread to spare: decode here, as before.
+            return stream.reader.fill(output, kind, payload);
+        };
+        let job = match stream.reader.prepare_decode(output, kind, payload)? {
+            Ok(job) => job,
+            Err(payload) => return stream.reader.fill(output, kind, payload),
         };
         let lost = || FrameError::Jpeg(JpegError::Library("the decoder thread failed".into()));
         decoder.submit(job).map_err(|_| lost())?;
@@ -700,7 +728,8 @@ impl NetGearSrc {
     fn receive_ahead(&self, stream: &mut Stream, within: Duration) {
         let parts = match stream.link.recv(Some(within), &self.stats) {
             Ok(Received::Message(parts)) => parts,
-            Ok(Received::TimedOut) => return,
+            // unlock() included: its waker still stands for the next receive, which reports it.
+            Ok(Received::TimedOut) | Err(LinkError::Interrupted) => return,
             Err(e) => {
                 stream.ahead = Some(Err(self.link_failed(e, gst::ResourceError::Read)));
                 return;
@@ -710,11 +739,13 @@ impl NetGearSrc {
             stream.link.hold(parts);
             return;
         }
+        stream.arrival = self.arrival_time();
         stream.last_message = Instant::now();
         stream.silence.heard();
-        // Keeps `behind()` false: this one decodes here.
-        stream.ahead = Some(Ok(Step::Again));
-        stream.ahead = Some(self.on_message(stream, parts));
+        stream.taking_ahead = true;
+        let step = self.on_message(stream, parts);
+        stream.taking_ahead = false;
+        stream.ahead = Some(step);
     }
 
     /// Whether a message is a JPEG frame that decodes into what the pad carries now.
@@ -879,6 +910,9 @@ impl NetGearSrc {
             cores: std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
             decoder: None,
             ahead: None,
+            taking_ahead: false,
+            ahead_message: None,
+            arrival: None,
             pattern: c.pattern,
             json_replies: c.bidirectional || c.multi_client,
             multi_server: c.multi_server,
@@ -1337,7 +1371,8 @@ impl NetGearSrc {
 
     /// A frame stamped with its arrival and duration: pushed now, or held while measuring.
     fn timed(&self, buffer: gst::Buffer) -> Result<Option<CreateSuccess>, gst::FlowError> {
-        let arrival = self.arrival_time();
+        // Frames carry their arrival (see `on_frame`).
+        let arrival = buffer.pts().or_else(|| self.arrival_time());
         let timed = match self.timing().as_mut() {
             Some(timing) => {
                 let was_measuring = timing.is_measuring();

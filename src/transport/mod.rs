@@ -247,15 +247,10 @@ struct Channel {
 
 impl Drop for Channel {
     fn drop(&mut self) {
-        // Stop the monitor while its reader is still open. libzmq's I/O thread sends a
-        // closing socket's last events (disconnects, close) with a blocking send; once the
-        // reader is gone that send never returns and the I/O thread, shared by every socket
-        // of the context, hangs: after a rebind or a fresh sender socket nothing would
-        // connect any more. A null endpoint is libzmq's documented "stop monitoring".
-        // SAFETY: the socket is open and owned by this channel; no other thread uses it.
-        unsafe {
-            zmq_sys::zmq_socket_monitor(self.socket.as_mut_ptr(), std::ptr::null(), 0);
-        }
+        // Stop the monitor while its reader is still open (see `stop_monitoring`); read what
+        // waits first, so the last event has room.
+        self.monitor.discard();
+        monitor::stop_monitoring(&mut self.socket);
     }
 }
 
@@ -277,7 +272,7 @@ impl Channel {
                 error: e.error,
             })?;
         }
-        let socket = context.socket(config.socket_type()).map_err(&err)?;
+        let mut socket = context.socket(config.socket_type()).map_err(&err)?;
         // Closing must never block a state change; termination sets its own linger.
         socket.set_linger(0).map_err(&err)?;
         socket.set_ipv6(ipv6).map_err(&err)?;
@@ -291,7 +286,7 @@ impl Channel {
         if let Some(curve) = &config.curve {
             curve.apply(&socket).map_err(&err)?;
         }
-        let monitor = Monitor::attach(context, &socket).map_err(&err)?;
+        let monitor = Monitor::attach(context, &mut socket).map_err(&err)?;
         Ok(Channel {
             socket,
             monitor,

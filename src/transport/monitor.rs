@@ -26,7 +26,10 @@ pub(super) struct Monitor {
 
 impl Monitor {
     /// Starts monitoring `watched`. Call before it binds or connects, so no event is lost.
-    pub(super) fn attach(context: &zmq::Context, watched: &zmq::Socket) -> zmq::Result<Monitor> {
+    pub(super) fn attach(
+        context: &zmq::Context,
+        watched: &mut zmq::Socket,
+    ) -> zmq::Result<Monitor> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let endpoint = format!(
             "inproc://netgear-monitor-{}-{}",
@@ -34,10 +37,28 @@ impl Monitor {
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         watched.monitor(&endpoint, zmq_sys::ZMQ_EVENT_ALL as i32)?;
-        let socket = context.socket(zmq::PAIR)?;
-        socket.set_linger(0)?;
-        socket.connect(&endpoint)?;
-        Ok(Monitor { socket })
+        let reader = || -> zmq::Result<zmq::Socket> {
+            let socket = context.socket(zmq::PAIR)?;
+            socket.set_linger(0)?;
+            // libzmq's I/O thread sends events with a blocking send: a full pipe would stall
+            // every socket of the context. Unbounded, as events are few and small, and read
+            // whenever the link waits.
+            socket.set_rcvhwm(0)?;
+            socket.connect(&endpoint)?;
+            Ok(socket)
+        };
+        match reader() {
+            Ok(socket) => Ok(Monitor { socket }),
+            Err(e) => {
+                stop_monitoring(watched);
+                Err(e)
+            }
+        }
+    }
+
+    /// Reads and forgets every waiting event (before the watched socket stops being watched).
+    pub(super) fn discard(&self) {
+        while self.next().is_some() {}
     }
 
     pub(super) fn as_poll_item(&self) -> zmq::PollItem<'_> {
@@ -65,6 +86,16 @@ impl Monitor {
                 endpoint,
             });
         }
+    }
+}
+
+/// Stops monitoring `watched` (libzmq's documented null endpoint). Call while the monitor's
+/// reader is still open: libzmq sends a last event, and its I/O thread would block forever on
+/// a closed reader, stalling every socket of the context.
+pub(super) fn stop_monitoring(watched: &mut zmq::Socket) {
+    // SAFETY: `watched` is an open socket; a null endpoint only stops its monitor.
+    unsafe {
+        zmq_sys::zmq_socket_monitor(watched.as_mut_ptr(), std::ptr::null(), 0);
     }
 }
 
@@ -208,6 +239,9 @@ impl Peers {
             self.connected.remove(&any)
         });
         let peer = known?;
+        // A peer that was up went away: libzmq's next retries tell whether anyone listens.
+        self.reached = false;
+        self.connected_since_retry = false;
         self.lost = true;
         Stats::bump(&stats.disconnects);
         Some(LinkEvent::Disconnected { endpoint, peer })
