@@ -9,9 +9,7 @@ mod common;
 use common::*;
 use gst::prelude::*;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
@@ -83,24 +81,7 @@ struct Script {
 
 impl Script {
     fn start(args: &[&str]) -> Script {
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/netgear_tensors.py");
-        let mut child = Command::new(python())
-            .arg(script)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn python");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, lines) = spawn_script("netgear_tensors.py", args);
         Script { child, lines }
     }
 

@@ -445,25 +445,7 @@ impl Peer {
     }
 
     fn script(name: &str, args: &[String]) -> Peer {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/python")
-            .join(name);
-        let mut child = Command::new(python())
-            .arg(script)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn python peer");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, lines) = spawn_script(name, args);
         Peer { child, lines }
     }
 
@@ -548,6 +530,34 @@ impl Posted {
             .cloned()
             .collect()
     }
+}
+
+/// Starts tests/python/`name` with the venv's python; its stdout lines arrive on the
+/// receiver as they are printed (stderr goes to the test's).
+pub fn spawn_script<S: AsRef<std::ffi::OsStr>>(
+    name: &str,
+    args: &[S],
+) -> (Child, mpsc::Receiver<String>) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(name);
+    let mut child = Command::new(python())
+        .arg(script)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn python {name}: {e}"));
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, lines)
 }
 
 /// A vidgear sender's frames: `frames` of `width`x`height`x`channels`; with `jpeg` (its

@@ -3,9 +3,7 @@
 //! the scripts `common::Peer` does not start (netgear_pixels.py, netgear_paced.py).
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -16,25 +14,7 @@ pub struct ScriptPeer {
 
 impl ScriptPeer {
     pub fn start(script: &str, args: &[String]) -> ScriptPeer {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/python")
-            .join(script);
-        let mut child = Command::new(super::common::python())
-            .arg(path)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn vidgear script");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, lines) = super::common::spawn_script(script, args);
         ScriptPeer { child, lines }
     }
 
