@@ -479,13 +479,18 @@ pub fn check_plausible(jpeg: &[u8]) -> Result<JpegInfo, JpegError> {
 
 pub struct Decoder {
     handle: Handle,
+    /// Planar decoding's planes in the JPEG's own subsampling, reused across frames.
+    scratch: Vec<planar::Plane>,
 }
 
 impl Decoder {
     pub fn new() -> Result<Decoder, JpegError> {
         let mut handle = Handle::new(raw::TJINIT_TJINIT_DECOMPRESS)?;
         handle.set(raw::TJPARAM_TJPARAM_SCANLIMIT, MAX_SCANS)?;
-        Ok(Decoder { handle })
+        Ok(Decoder {
+            handle,
+            scratch: Vec::new(),
+        })
     }
 
     /// Reads the size from a JPEG's header without decoding it; refuses a JPEG whose data

@@ -45,8 +45,9 @@ pub struct PlaneMut<'a> {
     pub stride: usize,
 }
 
-/// One decoded plane in memory of our own.
-struct Plane {
+/// One decoded plane in memory of our own (kept across frames by the decoder).
+#[derive(Default)]
+pub(super) struct Plane {
     bytes: Vec<u8>,
     width: usize,
     height: usize,
@@ -120,13 +121,18 @@ impl Decoder {
         if native == wanted.tj() && self.fits_directly(&planes, info, native) {
             return self.decode_into(jpeg, &mut planes);
         }
-        let own = self.decode_own(jpeg, info, native)?;
-        copy_rows(&own[0], &mut planes[0], info.width, info.height)?;
+        let y_direct = self.decode_own(jpeg, info, native, &mut planes[0])?;
+        let short = || JpegError::Malformed("plane smaller than the picture");
+        if !y_direct {
+            let y = self.scratch.first().ok_or_else(short)?;
+            copy_rows(y, &mut planes[0], info.width, info.height)?;
+        }
+        let gray = native == raw::TJSAMP_TJSAMP_GRAY as c_int;
         for (index, plane) in planes.iter_mut().enumerate().skip(1) {
-            match own.get(index) {
-                Some(chroma) => resample(chroma, plane, cw, ch)?,
+            match gray {
                 // Gray JPEG: neutral chroma.
-                None => fill_rows(plane, cw, ch, 128),
+                true => fill_rows(plane, cw, ch, 128),
+                false => resample(self.scratch.get(index).ok_or_else(short)?, plane, cw, ch)?,
             }
         }
         Ok(())
@@ -185,38 +191,47 @@ impl Decoder {
         }
     }
 
-    /// Decodes into planes of the JPEG's own subsampling (only Y for gray).
+    /// Decodes in the JPEG's own subsampling (only Y for gray): Y straight into the
+    /// caller's plane when libjpeg-turbo's padded plane fits there (returns true), the rest
+    /// into scratch planes reused across frames.
     fn decode_own(
         &mut self,
         jpeg: &[u8],
         info: JpegInfo,
         native: c_int,
-    ) -> Result<Vec<Plane>, JpegError> {
-        let count = if native == raw::TJSAMP_TJSAMP_GRAY as c_int {
-            1
-        } else {
-            3
+        y: &mut PlaneMut<'_>,
+    ) -> Result<bool, JpegError> {
+        let count = match native == raw::TJSAMP_TJSAMP_GRAY as c_int {
+            true => 1,
+            false => 3,
         };
-        let mut own = Vec::with_capacity(count);
-        for component in 0..count as c_int {
-            let (width, height) = tj_plane_size(component, info, native)
-                .ok_or(JpegError::Malformed("unsupported chroma subsampling"))?;
-            own.push(Plane {
-                bytes: vec![0; width.saturating_mul(height)],
-                width,
-                height,
-            });
-        }
+        let y_direct = tj_plane_size(0, info, native)
+            .is_some_and(|(w, h)| holds(y.bytes.len(), w, h, y.stride));
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.resize_with(3, Plane::default);
         let mut pointers = [std::ptr::null_mut(); 3];
         let mut strides = [0 as c_int; 3];
-        for ((pointer, stride), plane) in pointers.iter_mut().zip(&mut strides).zip(&mut own) {
-            *pointer = plane.bytes.as_mut_ptr();
-            *stride = to_int(plane.width, "stride")?;
+        for (component, plane) in scratch.iter_mut().enumerate().take(count) {
+            let (width, height) = tj_plane_size(component as c_int, info, native)
+                .ok_or(JpegError::Malformed("unsupported chroma subsampling"))?;
+            if component == 0 && y_direct {
+                pointers[0] = y.bytes.as_mut_ptr();
+                strides[0] = to_int(y.stride, "stride")?;
+                continue;
+            }
+            plane.bytes.clear();
+            plane.bytes.resize(width.saturating_mul(height), 0);
+            (plane.width, plane.height) = (width, height);
+            pointers[component] = plane.bytes.as_mut_ptr();
+            strides[component] = to_int(width, "stride")?;
         }
-        // SAFETY: each plane was allocated at libjpeg-turbo's own plane size and stride;
-        // a gray JPEG has only the Y plane (the others stay null, as libjpeg-turbo wants).
-        unsafe { self.decompress_planes(jpeg, &mut pointers, &mut strides) }?;
-        Ok(own)
+        // SAFETY: each plane holds libjpeg-turbo's own plane size at its stride (the
+        // caller's Y checked by `holds`, the others allocated so); a gray JPEG has only Y
+        // (the other pointers stay null, as libjpeg-turbo wants). Moving `scratch` back
+        // below does not move the planes' heap memory.
+        let decoded = unsafe { self.decompress_planes(jpeg, &mut pointers, &mut strides) };
+        self.scratch = scratch;
+        decoded.map(|()| y_direct)
     }
 }
 
@@ -417,6 +432,48 @@ mod tests {
             matches!(result, Err(JpegError::ShortOutput { .. })),
             "{result:?}"
         );
+    }
+
+    #[test]
+    fn a_gray_jpeg_gets_its_luma_and_neutral_chroma() {
+        let (w, h) = (21, 13);
+        let pixels: Vec<u8> = (0..w * h).map(|i| (i * 7 % 251) as u8).collect();
+        let gray = Colorspace::from_name("GRAY").unwrap();
+        let image = Image {
+            pixels: &pixels,
+            width: w,
+            height: h,
+            pitch: w,
+            colorspace: gray,
+        };
+        let params = EncodeParams {
+            quality: 95,
+            fast_dct: false,
+        };
+        let mut data = Vec::new();
+        Encoder::new()
+            .unwrap()
+            .encode(image, params, &mut data)
+            .unwrap();
+        let mut decoder = Decoder::new().unwrap();
+        let info = decoder.info(&data).unwrap();
+        let mut packed = vec![0u8; w * h];
+        decoder
+            .decode(&data, info, gray, w, DecodeParams::default(), &mut packed)
+            .unwrap();
+        let planes = decode(&data, Subsampling::S420, w, h);
+        let ys = w.next_multiple_of(4);
+        for row in 0..h {
+            assert_eq!(
+                planes[0][row * ys..row * ys + w],
+                packed[row * w..(row + 1) * w]
+            );
+        }
+        let (cw, ch) = Subsampling::S420.chroma_size(w, h);
+        let cs = cw.next_multiple_of(4);
+        for plane in &planes[1..] {
+            assert!((0..ch).all(|r| plane[r * cs..r * cs + cw].iter().all(|&v| v == 128)));
+        }
     }
 
     #[test]
