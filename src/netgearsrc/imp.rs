@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MPL-2.0
 
-use super::timing::{Timed, Timing};
 /**
  * SECTION:element-netgearsrc
  * @see_also: netgearsink, netgeardemux
@@ -17,18 +16,20 @@ use super::timing::{Timed, Timing};
  * gst-launch-1.0 netgearsrc ! jpegparse ! matroskamux ! filesink location=feed.mkv
  * ]|
  */
+use super::returns::{self, Returns};
+use super::timing::{Timed, Timing};
+use super::CAT;
 use crate::config::{Pattern, Role};
 use crate::formats::{decoded_format, raw_format, reorderable, PLANAR_FORMATS, SEND_FORMATS};
 use crate::frames::rate::{frame_duration, RateMode};
 use crate::frames::{
     frame_decoder, DecodeTarget, FrameDecoder, FrameError, FrameReader, Output, OutputKey,
-    ReturnEncoder, ReturnJpeg, ReturnedFrame,
 };
 use crate::glue::{self, Interrupt, WarningLimiter};
 use crate::jpeg::{Colorspace, JpegError};
 use crate::link_setup;
 use crate::meta;
-use crate::properties::{common_properties, string_value, CommonSettings, JsonProperty};
+use crate::properties::{common_properties, string_value, CommonSettings};
 use crate::protocol::{self, Dtype, FrameHeader, Incoming, PayloadKind, RawLayout};
 use crate::security::Refusal;
 use crate::stats::Stats;
@@ -42,16 +43,8 @@ use gst_base::subclass::prelude::*;
 use gst_video::VideoFormat;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "netgearsrc",
-        gst::DebugColorFlags::empty(),
-        Some("NetGear receiver"),
-    )
-});
 
 /// 0: never end on silence.
 const DEFAULT_TIMEOUT_MS: u32 = 0;
@@ -59,13 +52,12 @@ const DEFAULT_TIMEOUT_MS: u32 = 0;
 /// arrival times (see `frames::rate`), which holds the first frames and is opt-in.
 const DEFAULT_FRAMERATE: gst::Fraction = gst::Fraction::from_integer(-1);
 
+/// The properties that hold for a whole stream (the `return-*` ones live in `Returns`).
 #[derive(Debug, Clone)]
 struct Settings {
     common: CommonSettings,
-    return_data: JsonProperty,
     timeout_ms: u32,
     allowed_addresses: String,
-    returns: ReturnSettings,
     framerate: gst::Fraction,
 }
 
@@ -73,10 +65,8 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             common: CommonSettings::new(Role::Receiver),
-            return_data: JsonProperty::default(),
             timeout_ms: DEFAULT_TIMEOUT_MS,
             allowed_addresses: String::new(),
-            returns: ReturnSettings::default(),
             framerate: DEFAULT_FRAMERATE,
         }
     }
@@ -161,70 +151,6 @@ enum Step {
 /// Smaller JPEGs decode in less time than handing them to another thread saves.
 const MIN_OVERLAP_PIXELS: usize = 640 * 480;
 
-/// The `return` request pad (bidirectional / multi-client mode): its latest frame goes
-/// back with every reply until a newer one arrives, as vidgear's `recv(return_data=frame)`
-/// does (with `return-once`, with the next reply only).
-#[derive(Default)]
-struct Returns {
-    pad: Option<gst::Pad>,
-    /// Made from the pad's caps; `None` before caps, and while a buffer is being prepared.
-    encoder: Option<ReturnEncoder>,
-    /// Prepared once per buffer, shared by the replies that carry it.
-    frame: Option<Arc<ReturnedFrame>>,
-}
-
-const DEFAULT_RETURN_JPEG_QUALITY: u32 = 90;
-const MIN_RETURN_JPEG_QUALITY: u32 = 10;
-const MAX_RETURN_JPEG_QUALITY: u32 = 100;
-/// The source's settings for returned frames.
-#[derive(Debug, Clone, Copy)]
-struct ReturnSettings {
-    once: bool,
-    jpeg: ReturnJpeg,
-}
-
-impl Default for ReturnSettings {
-    fn default() -> Self {
-        ReturnSettings {
-            once: false,
-            jpeg: ReturnJpeg {
-                enabled: false,
-                quality: DEFAULT_RETURN_JPEG_QUALITY,
-                fast_dct: true,
-            },
-        }
-    }
-}
-
-impl ReturnSettings {
-    /// Applies a `return-*` property of `return_properties()`; `false` for any other.
-    fn set_property(&mut self, value: &glib::Value, pspec: &glib::ParamSpec) -> bool {
-        let defaults = ReturnSettings::default();
-        match pspec.name() {
-            "return-once" => self.once = value.get().unwrap_or(defaults.once),
-            "return-jpeg" => self.jpeg.enabled = value.get().unwrap_or(defaults.jpeg.enabled),
-            "return-jpeg-quality" => {
-                self.jpeg.quality = value.get().unwrap_or(defaults.jpeg.quality)
-            }
-            "return-jpeg-fastdct" => {
-                self.jpeg.fast_dct = value.get().unwrap_or(defaults.jpeg.fast_dct)
-            }
-            _ => return false,
-        }
-        true
-    }
-
-    fn property(&self, pspec: &glib::ParamSpec) -> Option<glib::Value> {
-        Some(match pspec.name() {
-            "return-once" => self.once.to_value(),
-            "return-jpeg" => self.jpeg.enabled.to_value(),
-            "return-jpeg-quality" => self.jpeg.quality.to_value(),
-            "return-jpeg-fastdct" => self.jpeg.fast_dct.to_value(),
-            _ => return None,
-        })
-    }
-}
-
 /// vidgear's receiver give-up (patterns 0/1): after `max` silent periods in a row (each
 /// 3 × request-timeout with no message at all) the stream ends; 0 never gives up.
 #[derive(Debug, Clone, Copy)]
@@ -254,8 +180,7 @@ impl Silence {
 pub struct NetGearSrc {
     settings: Mutex<Settings>,
     state: Mutex<State>,
-    /// Its own lock: the return pad's buffers come from another streaming thread.
-    returns: Mutex<Returns>,
+    returns: Returns,
     interrupt: Interrupt,
     warnings: WarningLimiter,
     /// The port the link bound (read-only `bound-port`), 0 when stopped.
@@ -273,10 +198,6 @@ impl NetGearSrc {
 
     fn state(&self) -> MutexGuard<'_, State> {
         glue::lock(&self.state)
-    }
-
-    fn returns(&self) -> MutexGuard<'_, Returns> {
-        glue::lock(&self.returns)
     }
 
     /// The stream, and whether downstream asked to renegotiate since the last frame.
@@ -532,25 +453,12 @@ impl NetGearSrc {
             let ack = stream.ack.clone();
             return self.reply(stream, &[&ack]);
         }
-        if let Some(frame) = self.frame_to_return() {
+        if let Some(frame) = self.returns.frame_to_return() {
             let header = protocol::encode_frame_reply(stream.reply_port, &frame.kind);
             return self.reply(stream, &[&header, frame.bytes()]);
         }
-        // `return-data` may change while playing: read for every reply on purpose.
-        let data = self.settings().return_data.json().clone();
-        let answer = protocol::encode_data_reply(stream.reply_port, &data);
+        let answer = protocol::encode_data_reply(stream.reply_port, &self.returns.data());
         self.reply(stream, &[&answer])
-    }
-
-    /// The frame this reply carries: the latest returned one, which stays for the next
-    /// replies too unless `return-once` is set.
-    fn frame_to_return(&self) -> Option<Arc<ReturnedFrame>> {
-        let once = self.settings().returns.once;
-        let mut returns = self.returns();
-        match once {
-            true => returns.frame.take(),
-            false => returns.frame.clone(),
-        }
     }
 
     fn reply(&self, stream: &mut Stream, parts: &[&[u8]]) -> Result<(), gst::FlowError> {
@@ -929,64 +837,7 @@ impl NetGearSrc {
 
 /// The `return` request pad's glue.
 impl NetGearSrc {
-    /// Prepares the buffer once (packed or JPEG-encoded) and keeps it as the frame the
-    /// next replies carry. The encoder is taken out meanwhile, so replies are not held up.
-    fn return_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let jpeg = self.settings().returns.jpeg;
-        let mut encoder = self
-            .returns()
-            .encoder
-            .take()
-            .ok_or(gst::FlowError::NotNegotiated)?;
-        if let Some(format) = encoder.cannot_compress(&jpeg) {
-            gst::debug!(CAT, imp = self, "{format:?} cannot be JPEG: returned raw");
-        }
-        let prepared = encoder.prepare(&buffer, &jpeg);
-        let mut returns = self.returns();
-        // A caps event may not come in between (same thread); keep the encoder unless
-        // the pad was released meanwhile.
-        if returns.pad.is_some() && returns.encoder.is_none() {
-            returns.encoder = Some(encoder);
-        }
-        match prepared {
-            Ok(frame) => {
-                returns.frame = Some(Arc::new(frame));
-                Ok(gst::FlowSuccess::Ok)
-            }
-            Err(e) => {
-                drop(returns);
-                gst::element_imp_error!(self, gst::StreamError::Format, ["Return frame: {}", e]);
-                Err(gst::FlowError::Error)
-            }
-        }
-    }
-
-    fn return_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
-        match event.view() {
-            gst::EventView::Caps(c) => match ReturnEncoder::new(c.caps()) {
-                Ok(encoder) => {
-                    self.returns().encoder = Some(encoder);
-                    true
-                }
-                Err(e) => {
-                    gst::warning!(CAT, imp = self, "return pad: {e}");
-                    self.returns().encoder = None;
-                    false
-                }
-            },
-            gst::EventView::FlushStart(_) => {
-                self.returns().frame = None;
-                true
-            }
-            // The return branch ending does not end the stream of frames we receive; its
-            // last frame keeps going back, as vidgear's return_data stays until replaced.
-            gst::EventView::Eos(_)
-            | gst::EventView::Segment(_)
-            | gst::EventView::StreamStart(_) => true,
-            _ => gst::Pad::event_default(pad, Some(&*self.obj()), event),
-        }
-    }
-
+    /// The `return` request pad, whose buffers and events go to `Returns`.
     fn new_return_pad(&self, template: &gst::PadTemplate) -> gst::Pad {
         gst::Pad::builder_from_template(template)
             .name("return")
@@ -994,14 +845,14 @@ impl NetGearSrc {
                 NetGearSrc::catch_panic_pad_function(
                     parent,
                     || Err(gst::FlowError::Error),
-                    |imp| imp.return_chain(buffer),
+                    |imp| imp.returns.chain(&imp.obj(), buffer),
                 )
             })
             .event_function(|pad, parent, event| {
                 NetGearSrc::catch_panic_pad_function(
                     parent,
                     || false,
-                    |imp| imp.return_event(pad, event),
+                    |imp| imp.returns.event(&imp.obj(), pad, event),
                 )
             })
             .build()
@@ -1018,11 +869,6 @@ impl ObjectSubclass for NetGearSrc {
 
 fn src_properties() -> Vec<glib::ParamSpec> {
     vec![
-        glib::ParamSpecString::builder("return-data")
-            .nick("Return data")
-            .blurb("Returned to the sender with every reply in bidirectional / multi-client mode: JSON if it parses, else a string; may change while playing")
-            .mutable_playing()
-            .build(),
         glib::ParamSpecUInt::builder("timeout")
             .nick("Timeout")
             .blurb("End the stream (EOS) when no frame arrives for this many milliseconds; 0 waits forever. Useful with pattern=pub-sub, whose termination message can be lost")
@@ -1051,36 +897,6 @@ fn src_properties() -> Vec<glib::ParamSpec> {
     ]
 }
 
-/// How frames from the `return` pad go back (vidgear's receiver with `return_data=frame`).
-fn return_properties() -> Vec<glib::ParamSpec> {
-    vec![
-        glib::ParamSpecBoolean::builder("return-once")
-            .nick("Return once")
-            .blurb("Send a frame from the return pad with the next reply only, return-data with the ones after it. Default false: the latest frame goes back with every reply until a newer one arrives, as vidgear's return_data does")
-            .mutable_playing()
-            .build(),
-        glib::ParamSpecBoolean::builder("return-jpeg")
-            .nick("Return JPEG")
-            .blurb("JPEG-compress raw frames from the return pad (4:2:2, gray for GRAY8; GRAY16_LE stays raw), as vidgear's receiver does with jpeg_compression on; each frame is encoded once. Default false: raw, byte for byte. image/jpeg input goes as it is either way")
-            .mutable_playing()
-            .build(),
-        glib::ParamSpecUInt::builder("return-jpeg-quality")
-            .nick("Return JPEG quality")
-            .blurb("JPEG quality of returned frames (vidgear's jpeg_compression_quality)")
-            .minimum(MIN_RETURN_JPEG_QUALITY)
-            .maximum(MAX_RETURN_JPEG_QUALITY)
-            .default_value(DEFAULT_RETURN_JPEG_QUALITY)
-            .mutable_playing()
-            .build(),
-        glib::ParamSpecBoolean::builder("return-jpeg-fastdct")
-            .nick("Return JPEG fast DCT")
-            .blurb("Encode returned frames with the fast DCT and ask the sender to decode with it (vidgear's jpeg_compression_fastdct)")
-            .default_value(true)
-            .mutable_playing()
-            .build(),
-    ]
-}
-
 impl ObjectImpl for NetGearSrc {
     fn constructed(&self) {
         self.parent_constructed();
@@ -1094,8 +910,9 @@ impl ObjectImpl for NetGearSrc {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let mut props = common_properties(Role::Receiver);
+            props.push(returns::data_property());
             props.extend(src_properties());
-            props.extend(return_properties());
+            props.extend(returns::frame_properties());
             props.push(crate::uri::uri_property());
             props
         });
@@ -1106,13 +923,15 @@ impl ObjectImpl for NetGearSrc {
         if pspec.name() == "uri" {
             return self.set_uri_property(value);
         }
-        let mut s = self.settings();
         gst::debug!(CAT, imp = self, "{} set", pspec.name());
-        if s.common.set_property(value, pspec) || s.returns.set_property(value, pspec) {
+        if self.returns.set_property(value, pspec) {
+            return;
+        }
+        let mut s = self.settings();
+        if s.common.set_property(value, pspec) {
             return;
         }
         match pspec.name() {
-            "return-data" => s.return_data.set(value),
             "timeout" => s.timeout_ms = value.get().unwrap_or(DEFAULT_TIMEOUT_MS),
             "allowed-addresses" => s.allowed_addresses = string_value(value),
             "framerate" => s.framerate = value.get().unwrap_or(DEFAULT_FRAMERATE),
@@ -1127,16 +946,14 @@ impl ObjectImpl for NetGearSrc {
             "bound-port" => return self.bound_port.load(Ordering::Relaxed).to_value(),
             _ => {}
         }
+        if let Some(v) = self.returns.property(pspec) {
+            return v;
+        }
         let s = self.settings();
-        if let Some(v) = s
-            .common
-            .property(pspec)
-            .or_else(|| s.returns.property(pspec))
-        {
+        if let Some(v) = s.common.property(pspec) {
             return v;
         }
         match pspec.name() {
-            "return-data" => s.return_data.to_value(),
             "timeout" => s.timeout_ms.to_value(),
             "allowed-addresses" => s.allowed_addresses.to_value(),
             "framerate" => s.framerate.to_value(),
@@ -1155,22 +972,12 @@ impl ElementImpl for NetGearSrc {
         _name: Option<&str>,
         _caps: Option<&gst::Caps>,
     ) -> Option<gst::Pad> {
-        let mut returns = self.returns();
-        if returns.pad.is_some() {
-            gst::warning!(CAT, imp = self, "there is one return pad");
-            return None;
-        }
-        let pad = self.new_return_pad(template);
-        if self.obj().current_state() > gst::State::Ready {
-            let _ = pad.set_active(true);
-        }
-        self.obj().add_pad(&pad).ok()?;
-        returns.pad = Some(pad.clone());
-        Some(pad)
+        self.returns
+            .request_pad(&self.obj(), || self.new_return_pad(template))
     }
 
     fn release_pad(&self, pad: &gst::Pad) {
-        *self.returns() = Returns::default();
+        self.returns.release_pad();
         let _ = pad.set_active(false);
         let _ = self.obj().remove_pad(pad);
     }
@@ -1212,8 +1019,7 @@ impl ElementImpl for NetGearSrc {
 
 impl BaseSrcImpl for NetGearSrc {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        // The settings as they are now hold for the whole stream, except `return-data`
-        // (mutable-playing), which `acknowledge` reads per reply.
+        // The settings as they are now hold for the whole stream.
         let settings = self.settings().clone();
         let stream = self.open_stream(&settings)?;
         let bound = stream.link.bound_port().unwrap_or(0);

@@ -1,11 +1,24 @@
 // SPDX-License-Identifier: MPL-2.0
 //! `netgearsrc`: receives frames from a vidgear NetGear sender (vidgear's "client" role).
+//!
+//! `imp` is the GStreamer glue and the receiving side; `returns` holds what goes back
+//! with the replies; `timing` the measured frame rate.
 
 use gst::glib;
 use gst::prelude::*;
+use std::sync::LazyLock;
 
 mod imp;
+mod returns;
 mod timing;
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "netgearsrc",
+        gst::DebugColorFlags::empty(),
+        Some("NetGear receiver"),
+    )
+});
 
 glib::wrapper! {
     pub struct NetGearSrc(ObjectSubclass<imp::NetGearSrc>) @extends gst_base::PushSrc, gst_base::BaseSrc, gst::Element, gst::Object, @implements gst::URIHandler;
