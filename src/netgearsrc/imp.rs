@@ -16,21 +16,19 @@
  * gst-launch-1.0 netgearsrc ! jpegparse ! matroskamux ! filesink location=feed.mkv
  * ]|
  */
+use super::negotiation::Negotiation;
 use super::returns::{self, Returns};
 use super::timing::{Timed, Timing};
 use super::CAT;
 use crate::config::{Pattern, Role};
-use crate::formats::{decoded_format, raw_format, reorderable, PLANAR_FORMATS, SEND_FORMATS};
 use crate::frames::rate::{frame_duration, RateMode};
-use crate::frames::{
-    frame_decoder, DecodeTarget, FrameDecoder, FrameError, FrameReader, Output, OutputKey,
-};
+use crate::frames::{frame_decoder, FrameDecoder, FrameError, FrameReader, OutputKey};
 use crate::glue::{self, Interrupt, WarningLimiter};
-use crate::jpeg::{Colorspace, JpegError};
+use crate::jpeg::JpegError;
 use crate::link_setup;
 use crate::meta;
 use crate::properties::{common_properties, string_value, CommonSettings};
-use crate::protocol::{self, Dtype, FrameHeader, Incoming, PayloadKind, RawLayout};
+use crate::protocol::{self, FrameHeader, Incoming, PayloadKind};
 use crate::security::Refusal;
 use crate::stats::Stats;
 use crate::transport::{HandshakeFailure, LinkError, LinkEvent, Received, ReceiverLink};
@@ -40,7 +38,6 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
-use gst_video::VideoFormat;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
@@ -77,18 +74,9 @@ impl Default for Settings {
 struct Stream {
     link: ReceiverLink,
     reader: FrameReader,
-    /// What the source pad carries now.
-    output: Option<Output>,
-    /// Whether downstream takes image/jpeg; asked again after a reconfigure.
-    jpeg_passthrough: Option<bool>,
-    /// The header colorspace JPEG last came in and what it decodes to for downstream.
-    decode_choice: Option<(Colorspace, DecodeTarget)>,
-    /// The format raw frames last came in and the packed format downstream gets them in.
-    raw_choice: Option<(VideoFormat, VideoFormat)>,
+    negotiation: Negotiation,
     /// Multi-server: senders that sent frames and have not terminated yet.
     servers: BTreeSet<u16>,
-    /// Whether downstream wants `meta::SERVER_EOS`s; asked at the first termination.
-    server_eos_wanted: Option<bool>,
     last_message: Instant,
     last_frame: Instant,
     /// Overlapping (see `decode_overlapped`): how long the last receive waited, how long
@@ -117,14 +105,6 @@ struct Stream {
     timeout: Option<Duration>,
     max_frame_bytes: u64,
     silence: Silence,
-}
-
-impl Stream {
-    fn release_output(&mut self) {
-        if let Some(old) = self.output.take() {
-            old.release();
-        }
-    }
 }
 
 struct Started {
@@ -430,16 +410,10 @@ impl NetGearSrc {
         Ok(if left == 0 { Step::Eos } else { Step::Again })
     }
 
-    /// Tells downstream that server `port` ended, if downstream asked for it (a custom
-    /// event stops some consumers, e.g. `appsink`'s pull, so it goes only to those that
-    /// answer the query of the same name: `netgeardemux`).
+    /// Tells downstream that server `port` ended, if downstream asked for it.
     fn announce_server_eos(&self, stream: &mut Stream, port: u16) {
         let pad = self.obj().src_pad().clone();
-        let wanted = *stream.server_eos_wanted.get_or_insert_with(|| {
-            let mut query = gst::query::Custom::new(gst::Structure::new_empty(meta::SERVER_EOS));
-            pad.peer_query(&mut query)
-        });
-        if wanted {
+        if stream.negotiation.server_eos_wanted(&pad) {
             let s = gst::Structure::builder(meta::SERVER_EOS)
                 .field("port", u32::from(port))
                 .build();
@@ -482,7 +456,7 @@ impl NetGearSrc {
             Err(FrameError::Refused(caps)) => {
                 Stats::bump(&self.stats.dropped);
                 // The refused caps stay pending on the pad: the next frame sets its own.
-                stream.release_output();
+                stream.negotiation.release_output();
                 let why = format!(
                     "downstream does not accept {caps}; put a videoconvert after netgearsrc for other formats"
                 );
@@ -545,34 +519,18 @@ impl NetGearSrc {
         kind: &PayloadKind,
         payload: zmq::Message,
     ) -> Result<gst::Buffer, FrameError> {
-        let passthrough = matches!(kind, PayloadKind::Jpeg(_)) && self.jpeg_passthrough(stream);
-        let key = match stream.reader.output_key(kind, &payload, passthrough)? {
-            OutputKey::Decoded {
-                target: DecodeTarget::Packed(colorspace),
-                width,
-                height,
-            } => OutputKey::Decoded {
-                target: self.decode_target(stream, colorspace),
-                width,
-                height,
-            },
-            OutputKey::Raw(layout) => self.raw_target(stream, layout),
-            key => key,
-        };
-        if stream.output.as_ref().is_none_or(|o| o.key != key) {
-            let output = Output::new(key, stream.max_frame_bytes, true)?;
-            gst::debug!(CAT, imp = self, "new caps {}", output.caps);
-            let applied = self.set_output_caps(&output.caps).is_ok();
-            stream.release_output();
-            if !applied {
-                return Err(FrameError::Refused(output.caps.to_string()));
-            }
-            stream.output = Some(output);
-        }
+        let element = self.obj();
+        let key = stream
+            .negotiation
+            .output_key(&element, &mut stream.reader, kind, &payload)?;
+        let max_frame_bytes = stream.max_frame_bytes;
+        stream
+            .negotiation
+            .switch_output(&element, &self.timing, key, max_frame_bytes)?;
         if self.behind(stream) {
             return self.decode_overlapped(stream, kind, payload);
         }
-        let output = stream.output.as_ref().ok_or(FrameError::Buffer)?;
+        let output = stream.negotiation.output().ok_or(FrameError::Buffer)?;
         // Decodes on this thread only: an overlapped step would count the wait for the next
         // frame too and keep itself going.
         let started = Instant::now();
@@ -586,7 +544,7 @@ impl NetGearSrc {
     /// decoder gains no latency. Patterns 0/1: one frame per answer, nothing skipped.
     fn behind(&self, stream: &Stream) -> bool {
         let large = matches!(
-            stream.output.as_ref().map(|o| &o.key),
+            stream.negotiation.output().map(|o| &o.key),
             Some(OutputKey::Decoded { width, height, .. }) if width * height >= MIN_OVERLAP_PIXELS
         );
         large
@@ -609,7 +567,7 @@ impl NetGearSrc {
         if stream.decoder.is_none() {
             stream.decoder = frame_decoder().ok();
         }
-        let output = stream.output.as_ref().ok_or(FrameError::Buffer)?;
+        let output = stream.negotiation.output().ok_or(FrameError::Buffer)?;
         let Some(decoder) = stream.decoder.as_mut() else {
             // No thread to spare: decode here, as before.
             return stream.reader.fill(output, kind, payload);
@@ -643,7 +601,10 @@ impl NetGearSrc {
                 return;
             }
         };
-        if !self.same_output(stream, &parts) {
+        if !stream
+            .negotiation
+            .decodes_into_output(&mut stream.reader, &parts)
+        {
             stream.link.hold(parts);
             return;
         }
@@ -654,132 +615,6 @@ impl NetGearSrc {
         let step = self.on_message(stream, parts);
         stream.taking_ahead = false;
         stream.ahead = Some(step);
-    }
-
-    /// Whether a message is a JPEG frame that decodes into what the pad carries now.
-    fn same_output(&self, stream: &mut Stream, parts: &[zmq::Message]) -> bool {
-        let (Some(head), Some(payload), 2) = (parts.first(), parts.get(1), parts.len()) else {
-            return false;
-        };
-        let Ok(Incoming::Frame(header)) = protocol::parse_header(head) else {
-            return false;
-        };
-        let Ok(OutputKey::Decoded {
-            target: DecodeTarget::Packed(colorspace),
-            width,
-            height,
-        }) = stream.reader.output_key(&header.payload, payload, false)
-        else {
-            return false;
-        };
-        let chosen = match stream.decode_choice {
-            Some((from, chosen)) if from == colorspace => chosen,
-            _ => return false,
-        };
-        let key = OutputKey::Decoded {
-            target: chosen,
-            width,
-            height,
-        };
-        stream.output.as_ref().is_some_and(|o| o.key == key)
-    }
-
-    /// What a JPEG decodes into: the header's colorspace if downstream takes it, else the
-    /// first packed layout libjpeg-turbo writes that downstream takes, else planar YUV
-    /// (I420, Y42B, Y444), so nothing needs converting downstream. Asked once per header
-    /// colorspace, and again after a reconfigure.
-    fn decode_target(&self, stream: &mut Stream, from: Colorspace) -> DecodeTarget {
-        if let Some((header, chosen)) = stream.decode_choice {
-            if header == from {
-                return chosen;
-            }
-        }
-        let takes = self.downstream_takes();
-        let packed = SEND_FORMATS
-            .iter()
-            .filter_map(|f| Some((f.video, Colorspace::from_name(f.jpeg_colorspace?)?)))
-            .find(|(video, _)| takes(*video))
-            .map(|(_, colorspace)| DecodeTarget::Packed(colorspace));
-        let planar = || {
-            PLANAR_FORMATS
-                .iter()
-                .find(|(video, _)| takes(*video))
-                .map(|(_, subsampling)| DecodeTarget::Planar(*subsampling))
-        };
-        let chosen = match takes(decoded_format(from.name()).1) {
-            true => DecodeTarget::Packed(from),
-            false => packed.or_else(planar).unwrap_or(DecodeTarget::Packed(from)),
-        };
-        gst::info!(
-            CAT,
-            imp = self,
-            "JPEG with colorspace {} decodes to {chosen:?}",
-            from.name()
-        );
-        stream.decode_choice = Some((from, chosen));
-        chosen
-    }
-
-    /// Raw frames as they came if downstream takes their format, else rewritten into a
-    /// packed layout downstream takes (3 and 4 channels). Asked once per format.
-    fn raw_target(&self, stream: &mut Stream, layout: RawLayout) -> OutputKey {
-        let Some(format) = raw_format(&layout).filter(|_| layout.dtype == Dtype::U8) else {
-            return OutputKey::Raw(layout);
-        };
-        let chosen = match stream.raw_choice {
-            Some((came, chosen)) if came == format => chosen,
-            _ => {
-                let takes = self.downstream_takes();
-                let chosen = match takes(format) {
-                    true => format,
-                    false => reorderable(layout.channels)
-                        .map(|f| f.video)
-                        .find(|video| takes(*video))
-                        .unwrap_or(format),
-                };
-                gst::info!(
-                    CAT,
-                    imp = self,
-                    "raw {format:?} frames go out as {chosen:?}"
-                );
-                stream.raw_choice = Some((format, chosen));
-                chosen
-            }
-        };
-        match chosen == format {
-            true => OutputKey::Raw(layout),
-            false => OutputKey::Reordered {
-                layout,
-                format: chosen,
-            },
-        }
-    }
-
-    /// Whether downstream takes a video format (asks its caps once per call).
-    fn downstream_takes(&self) -> impl Fn(VideoFormat) -> bool {
-        let peer = self.obj().src_pad().peer_query_caps(None);
-        move |format| peer.can_intersect(&gst_video::VideoCapsBuilder::new().format(format).build())
-    }
-
-    /// Whether downstream takes JPEG as it is (asked once, and again after a reconfigure).
-    fn jpeg_passthrough(&self, stream: &mut Stream) -> bool {
-        if let Some(decided) = stream.jpeg_passthrough {
-            return decided;
-        }
-        let jpeg = gst::Caps::builder("image/jpeg").build();
-        let takes = self
-            .obj()
-            .src_pad()
-            .peer_query_caps(Some(&jpeg))
-            .can_intersect(&jpeg);
-        let how = if takes {
-            "pushed as image/jpeg"
-        } else {
-            "decoded to raw"
-        };
-        gst::info!(CAT, imp = self, "JPEG frames: {how}");
-        stream.jpeg_passthrough = Some(takes);
-        takes
     }
 
     fn open_stream(&self, settings: &Settings) -> Result<Box<Stream>, gst::ErrorMessage> {
@@ -805,12 +640,8 @@ impl NetGearSrc {
         Ok(Box::new(Stream {
             link,
             reader: FrameReader::default(),
-            output: None,
-            jpeg_passthrough: None,
-            decode_choice: None,
-            raw_choice: None,
+            negotiation: Negotiation::default(),
             servers: BTreeSet::new(),
-            server_eos_wanted: None,
             last_message: now,
             last_frame: now,
             waited: Duration::ZERO,
@@ -1048,7 +879,7 @@ impl BaseSrcImpl for NetGearSrc {
             ..
         }) = state
         {
-            stream.release_output();
+            stream.negotiation.release_output();
         }
         self.interrupt.disarm();
         self.bound_port.store(0, Ordering::Relaxed);
@@ -1093,11 +924,7 @@ impl PushSrcImpl for NetGearSrc {
         loop {
             let (mut stream, renegotiate) = self.take_stream().ok_or(gst::FlowError::Flushing)?;
             if renegotiate {
-                stream.jpeg_passthrough = None;
-                stream.decode_choice = None;
-                stream.raw_choice = None;
-                stream.server_eos_wanted = None;
-                stream.release_output();
+                stream.negotiation.reset();
             }
             let step = self.receive(&mut stream);
             self.put_stream(stream);
@@ -1148,24 +975,6 @@ impl NetGearSrc {
 impl NetGearSrc {
     fn timing(&self) -> MutexGuard<'_, Option<Timing>> {
         glue::lock(&self.timing)
-    }
-
-    /// Sets the caps a frame needs, with the frame rate; while the rate is measured they
-    /// wait for it (the held frames are pushed after them).
-    fn set_output_caps(&self, caps: &gst::Caps) -> Result<(), glib::BoolError> {
-        let caps = match self.timing().as_mut() {
-            Some(timing) => timing.caps_for(caps),
-            None => Some(caps.clone()),
-        };
-        // A refused caps event is still stored and fails the next push, which would end
-        // the stream: ask downstream first.
-        match caps {
-            Some(caps) if !self.obj().src_pad().peer_query_accept_caps(&caps) => {
-                Err(glib::bool_error!("downstream does not accept {caps}"))
-            }
-            Some(caps) => self.obj().set_caps(&caps),
-            None => Ok(()),
-        }
     }
 
     /// The running time now, at which a frame arrived.

@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: MPL-2.0
 //! `netgearsrc`: receives frames from a vidgear NetGear sender (vidgear's "client" role).
 //!
-//! `imp` is the GStreamer glue and the receiving side; `returns` holds what goes back
-//! with the replies; `timing` the measured frame rate.
+//! `imp` is the GStreamer glue and the receiving side; `negotiation` decides what the
+//! source pad carries; `returns` holds what goes back with the replies; `timing` the
+//! measured frame rate.
 
 use gst::glib;
 use gst::prelude::*;
 use std::sync::LazyLock;
 
 mod imp;
+mod negotiation;
 mod returns;
 mod timing;
 
