@@ -16,15 +16,15 @@
  * gst-launch-1.0 netgearsrc ! jpegparse ! matroskamux ! filesink location=feed.mkv
  * ]|
  */
+use super::decode_ahead::{DecodeAhead, Handed};
 use super::negotiation::Negotiation;
 use super::returns::{self, Returns};
 use super::timing::{Timed, Timing};
 use super::CAT;
 use crate::config::{Pattern, Role};
 use crate::frames::rate::{frame_duration, RateMode};
-use crate::frames::{frame_decoder, FrameDecoder, FrameError, FrameReader, OutputKey};
+use crate::frames::{FrameError, FrameReader};
 use crate::glue::{self, Interrupt, WarningLimiter};
-use crate::jpeg::JpegError;
 use crate::link_setup;
 use crate::meta;
 use crate::properties::{common_properties, string_value, CommonSettings};
@@ -79,20 +79,7 @@ struct Stream {
     servers: BTreeSet<u16>,
     last_message: Instant,
     last_frame: Instant,
-    /// Overlapping (see `decode_overlapped`): how long the last receive waited, how long
-    /// the last frame took to become a buffer, whether this machine has a core to spare,
-    /// the decoder thread once needed, and the next message's result, taken early.
-    waited: Duration,
-    took: Duration,
-    cores: bool,
-    decoder: Option<FrameDecoder>,
-    ahead: Option<Result<Step, gst::FlowError>>,
-    /// While the frame taken ahead is handled: it decodes here, and its bus message waits.
-    taking_ahead: bool,
-    /// The frame taken ahead's message, posted when that frame is handed out.
-    ahead_message: Option<(String, Option<u16>)>,
-    /// When the message being handled arrived (running time): its frame's timestamp.
-    arrival: Option<gst::ClockTime>,
+    overlap: DecodeAhead<Result<Step, gst::FlowError>>,
     /// From the settings at start.
     pattern: Pattern,
     /// Replies are JSON (bidirectional or multi-client).
@@ -121,15 +108,19 @@ enum State {
     Started(Started),
 }
 
+/// A frame's message for the bus (`netgear-message`), with the server's port.
+struct BusMessage {
+    text: String,
+    port: Option<u16>,
+}
+
 /// What one received message led to.
 enum Step {
-    Push(gst::Buffer),
+    /// A frame to hand out; its message goes on the bus as it does.
+    Push(gst::Buffer, Option<BusMessage>),
     Again,
     Eos,
 }
-
-/// Smaller JPEGs decode in less time than handing them to another thread saves.
-const MIN_OVERLAP_PIXELS: usize = 640 * 480;
 
 /// vidgear's receiver give-up (patterns 0/1): after `max` silent periods in a row (each
 /// 3 × request-timeout with no message at all) the stream ends; 0 never gives up.
@@ -252,11 +243,8 @@ impl NetGearSrc {
 
     /// Waits for the next message and turns it into a step.
     fn receive(&self, stream: &mut Stream) -> Result<Step, gst::FlowError> {
-        if let Some(step) = stream.ahead.take() {
-            if let Some((text, port)) = stream.ahead_message.take() {
-                self.post_message(text, port);
-            }
-            return step;
+        if let Some(next) = stream.overlap.take_ahead() {
+            return next;
         }
         let rebind_at = stream
             .pattern
@@ -271,17 +259,24 @@ impl NetGearSrc {
         let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let waiting = Instant::now();
         let received = stream.link.recv(wait, &self.stats);
-        stream.waited = waiting.elapsed();
+        stream.overlap.set_waited(waiting.elapsed());
         match received {
             Err(e) => Err(self.link_failed(e, gst::ResourceError::Read)),
             Ok(Received::TimedOut) => self.on_silence(stream, rebind_at, eos_at),
             Ok(Received::Message(parts)) => {
-                stream.arrival = self.arrival_time();
-                stream.last_message = Instant::now();
-                stream.silence.heard();
-                self.on_message(stream, parts)
+                let arrival = self.heard(stream);
+                self.on_message(stream, parts, arrival)
             }
         }
+    }
+
+    /// A message arrived: the silence is over. Returns when (running time), the frame's
+    /// timestamp.
+    fn heard(&self, stream: &mut Stream) -> Option<gst::ClockTime> {
+        let arrival = self.arrival_time();
+        stream.last_message = Instant::now();
+        stream.silence.heard();
+        arrival
     }
 
     fn link_failed(&self, error: LinkError, kind: gst::ResourceError) -> gst::FlowError {
@@ -356,6 +351,7 @@ impl NetGearSrc {
         &self,
         stream: &mut Stream,
         mut parts: Vec<zmq::Message>,
+        arrival: Option<gst::ClockTime>,
     ) -> Result<Step, gst::FlowError> {
         let parsed = parts
             .first()
@@ -382,7 +378,7 @@ impl NetGearSrc {
             return Ok(Step::Again);
         }
         let payload = parts.swap_remove(1);
-        Ok(self.on_frame(stream, &header, payload))
+        Ok(self.on_frame(stream, &header, payload, arrival))
     }
 
     fn on_termination(
@@ -447,10 +443,14 @@ impl NetGearSrc {
     }
 
     /// A frame's payload as a buffer with its meta, or dropped (counted and warned about).
-    fn on_frame(&self, stream: &mut Stream, header: &FrameHeader, payload: zmq::Message) -> Step {
+    fn on_frame(
+        &self,
+        stream: &mut Stream,
+        header: &FrameHeader,
+        payload: zmq::Message,
+        arrival: Option<gst::ClockTime>,
+    ) -> Step {
         let payload_len = payload.len();
-        // Taken now: decoding may receive the next frame meanwhile.
-        let arrival = stream.arrival;
         let mut buffer = match self.frame_buffer(stream, &header.payload, payload) {
             Ok(b) => b,
             Err(FrameError::Refused(caps)) => {
@@ -475,44 +475,27 @@ impl NetGearSrc {
         // Stamped with its arrival, not when it is handed out (a frame received ahead of
         // the one before it is handed out after it).
         buffer.make_mut().set_pts(arrival);
-        if let Some(message) = self.attach_message(buffer.make_mut(), header, port) {
-            match stream.taking_ahead {
-                true => stream.ahead_message = Some(message),
-                false => self.post_message(message.0, message.1),
-            }
-        }
+        let message = attach_message(buffer.make_mut(), header, port);
         stream.last_frame = Instant::now();
         Stats::bump(&self.stats.frames);
         Stats::add(&self.stats.bytes, payload_len as u64);
-        Step::Push(buffer)
-    }
-
-    /// The frame's message (and server port) as `NetGearMeta`; returns the message to post.
-    fn attach_message(
-        &self,
-        buffer: &mut gst::BufferRef,
-        header: &FrameHeader,
-        port: Option<u16>,
-    ) -> Option<(String, Option<u16>)> {
-        let message = header.message.as_ref().map(|m| m.as_str().to_owned());
-        if message.is_none() && port.is_none() {
-            return None;
-        }
-        let info = meta::NetGearInfo {
-            message: message.clone(),
-            port,
-        };
-        meta::attach(buffer, &info);
-        message.map(|text| (text, port))
+        Step::Push(buffer, message)
     }
 
     /// A frame's message on the bus, as `netgear-message`.
-    fn post_message(&self, text: String, port: Option<u16>) {
-        let fields = |b: gst::structure::Builder| b.field("message", text);
-        glue::post_element_message(self.obj().upcast_ref(), "netgear-message", fields, port);
+    fn post_message(&self, message: BusMessage) {
+        let fields = |b: gst::structure::Builder| b.field("message", message.text);
+        let element = self.obj();
+        glue::post_element_message(
+            element.upcast_ref(),
+            "netgear-message",
+            fields,
+            message.port,
+        );
     }
 
-    /// Turns a frame's payload into a buffer, renegotiating when the frame format changes.
+    /// Turns a frame's payload into a buffer, renegotiating when the frame format changes;
+    /// while frames wait for us, the decode overlaps with receiving the next message.
     fn frame_buffer(
         &self,
         stream: &mut Stream,
@@ -524,80 +507,38 @@ impl NetGearSrc {
             .negotiation
             .output_key(&element, &mut stream.reader, kind, &payload)?;
         let max_frame_bytes = stream.max_frame_bytes;
-        stream
-            .negotiation
-            .switch_output(&element, &self.timing, key, max_frame_bytes)?;
-        if self.behind(stream) {
-            return self.decode_overlapped(stream, kind, payload);
+        let output =
+            stream
+                .negotiation
+                .switch_output(&element, &self.timing, key, max_frame_bytes)?;
+        if !stream.overlap.should_overlap(output) {
+            return stream
+                .overlap
+                .decode_here(&mut stream.reader, output, kind, payload);
         }
-        let output = stream.negotiation.output().ok_or(FrameError::Buffer)?;
-        // Decodes on this thread only: an overlapped step would count the wait for the next
-        // frame too and keep itself going.
-        let started = Instant::now();
-        let buffer = stream.reader.fill(output, kind, payload);
-        stream.took = started.elapsed();
-        buffer
+        match stream
+            .overlap
+            .hand_over(&mut stream.reader, output, kind, payload)?
+        {
+            Handed::Done(buffer) => return buffer,
+            Handed::Decoding => Stats::bump(&self.stats.parallel_decodes),
+        }
+        self.receive_ahead(stream);
+        stream.overlap.finish()
     }
 
-    /// Whether frames wait for us (the next one was there before we finished the last):
-    /// only then is decoding overlapped with receiving, so a live stream slower than one
-    /// decoder gains no latency. Patterns 0/1: one frame per answer, nothing skipped.
-    fn behind(&self, stream: &Stream) -> bool {
-        let large = matches!(
-            stream.negotiation.output().map(|o| &o.key),
-            Some(OutputKey::Decoded { width, height, .. }) if width * height >= MIN_OVERLAP_PIXELS
-        );
-        large
-            && stream.cores
-            && stream.pattern.is_acknowledged()
-            && !stream.taking_ahead
-            && stream.ahead.is_none()
-            && stream.waited < stream.took / 4
-    }
-
-    /// Decodes this frame on the decoder thread while receiving the next, which, if it
-    /// comes within a decode's time and needs the same output, is answered and made into a
-    /// buffer here, to be pushed after this one.
-    fn decode_overlapped(
-        &self,
-        stream: &mut Stream,
-        kind: &PayloadKind,
-        payload: zmq::Message,
-    ) -> Result<gst::Buffer, FrameError> {
-        if stream.decoder.is_none() {
-            stream.decoder = frame_decoder().ok();
-        }
-        let output = stream.negotiation.output().ok_or(FrameError::Buffer)?;
-        let Some(decoder) = stream.decoder.as_mut() else {
-            // No thread to spare: decode here, as before.
-            return stream.reader.fill(output, kind, payload);
-        };
-        let job = match stream.reader.prepare_decode(output, kind, payload)? {
-            Ok(job) => job,
-            Err(payload) => return stream.reader.fill(output, kind, payload),
-        };
-        let lost = || FrameError::Jpeg(JpegError::Library("the decoder thread failed".into()));
-        decoder.submit(job).map_err(|_| lost())?;
-        Stats::bump(&self.stats.parallel_decodes);
-        let within = stream.took;
-        self.receive_ahead(stream, within);
-        // A decode is bounded CPU work: this wait ends without unlock()'s help.
-        match stream.decoder.as_mut().and_then(|d| d.next_result()) {
-            Some(Ok(decoded)) => decoded,
-            _ => Err(lost()),
-        }
-    }
-
-    /// Takes the next message if it arrives `within`: a frame for the current output is
-    /// handled now (its result kept for the next create()); anything else is given back,
-    /// unanswered, for the next receive.
-    fn receive_ahead(&self, stream: &mut Stream, within: Duration) {
+    /// Takes the next message if it arrives within a decode's time: a frame for the
+    /// current output is handled now (decoded here, its result kept for the next
+    /// receive); anything else is given back, unanswered, for the next receive.
+    fn receive_ahead(&self, stream: &mut Stream) {
+        let within = stream.overlap.window();
         let parts = match stream.link.recv(Some(within), &self.stats) {
             Ok(Received::Message(parts)) => parts,
             // unlock() included: its waker still stands for the next receive, which reports it.
             Ok(Received::TimedOut) | Err(LinkError::Interrupted) => return,
             Err(e) => {
-                stream.ahead = Some(Err(self.link_failed(e, gst::ResourceError::Read)));
+                let failed = self.link_failed(e, gst::ResourceError::Read);
+                stream.overlap.keep_ahead(Err(failed));
                 return;
             }
         };
@@ -608,15 +549,31 @@ impl NetGearSrc {
             stream.link.hold(parts);
             return;
         }
-        stream.arrival = self.arrival_time();
-        stream.last_message = Instant::now();
-        stream.silence.heard();
-        stream.taking_ahead = true;
-        let step = self.on_message(stream, parts);
-        stream.taking_ahead = false;
-        stream.ahead = Some(step);
+        let arrival = self.heard(stream);
+        let next = self.on_message(stream, parts, arrival);
+        stream.overlap.keep_ahead(next);
     }
+}
 
+/// The frame's message (and server port) as `NetGearMeta`; returns the message for the bus.
+fn attach_message(
+    buffer: &mut gst::BufferRef,
+    header: &FrameHeader,
+    port: Option<u16>,
+) -> Option<BusMessage> {
+    let message = header.message.as_ref().map(|m| m.as_str().to_owned());
+    if message.is_none() && port.is_none() {
+        return None;
+    }
+    let info = meta::NetGearInfo {
+        message: message.clone(),
+        port,
+    };
+    meta::attach(buffer, &info);
+    message.map(|text| BusMessage { text, port })
+}
+
+impl NetGearSrc {
     fn open_stream(&self, settings: &Settings) -> Result<Box<Stream>, gst::ErrorMessage> {
         let c = &settings.common;
         let options = link_setup::KeyOptions {
@@ -644,14 +601,7 @@ impl NetGearSrc {
             servers: BTreeSet::new(),
             last_message: now,
             last_frame: now,
-            waited: Duration::ZERO,
-            took: Duration::ZERO,
-            cores: std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
-            decoder: None,
-            ahead: None,
-            taking_ahead: false,
-            ahead_message: None,
-            arrival: None,
+            overlap: DecodeAhead::new(c.pattern),
             pattern: c.pattern,
             json_replies: c.bidirectional || c.multi_client,
             multi_server: c.multi_server,
@@ -929,10 +879,15 @@ impl PushSrcImpl for NetGearSrc {
             let step = self.receive(&mut stream);
             self.put_stream(stream);
             match step? {
-                Step::Push(buffer) => match self.timed(buffer)? {
-                    Some(ready) => return Ok(ready),
-                    None => continue,
-                },
+                Step::Push(buffer, message) => {
+                    if let Some(message) = message {
+                        self.post_message(message);
+                    }
+                    match self.timed(buffer)? {
+                        Some(ready) => return Ok(ready),
+                        None => continue,
+                    }
+                }
                 Step::Again => match self.held_after_window()? {
                     Some(ready) => return Ok(ready),
                     None => continue,
@@ -986,7 +941,7 @@ impl NetGearSrc {
 
     /// A frame stamped with its arrival and duration: pushed now, or held while measuring.
     fn timed(&self, buffer: gst::Buffer) -> Result<Option<CreateSuccess>, gst::FlowError> {
-        // Frames carry their arrival (see `on_frame`).
+        // Frames carry their arrival (see `heard`).
         let arrival = buffer.pts().or_else(|| self.arrival_time());
         let timed = match self.timing().as_mut() {
             Some(timing) => {

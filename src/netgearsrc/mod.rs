@@ -2,13 +2,14 @@
 //! `netgearsrc`: receives frames from a vidgear NetGear sender (vidgear's "client" role).
 //!
 //! `imp` is the GStreamer glue and the receiving side; `negotiation` decides what the
-//! source pad carries; `returns` holds what goes back with the replies; `timing` the
-//! measured frame rate.
+//! source pad carries; `decode_ahead` overlaps a frame's decode with receiving the next;
+//! `returns` holds what goes back with the replies; `timing` the measured frame rate.
 
 use gst::glib;
 use gst::prelude::*;
 use std::sync::LazyLock;
 
+mod decode_ahead;
 mod imp;
 mod negotiation;
 mod returns;

@@ -45,11 +45,6 @@ impl Negotiation {
         }
     }
 
-    /// What the source pad carries now.
-    pub fn output(&self) -> Option<&Output> {
-        self.output.as_ref()
-    }
-
     /// The output a frame needs, given what downstream takes.
     pub fn output_key(
         &mut self,
