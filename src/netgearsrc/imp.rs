@@ -16,32 +16,26 @@
  * gst-launch-1.0 netgearsrc ! jpegparse ! matroskamux ! filesink location=feed.mkv
  * ]|
  */
-use super::decode_ahead::{DecodeAhead, Handed};
-use super::negotiation::Negotiation;
+use super::receiver::{self, BusMessage, Context, Step, Stream};
 use super::returns::{self, Returns};
 use super::timing::{Timed, Timing};
 use super::CAT;
-use crate::config::{Pattern, Role};
+use crate::config::Role;
 use crate::frames::rate::{frame_duration, RateMode};
-use crate::frames::{FrameError, FrameReader};
 use crate::glue::{self, Interrupt, WarningLimiter};
 use crate::link_setup;
-use crate::meta;
 use crate::properties::{common_properties, string_value, CommonSettings};
-use crate::protocol::{self, FrameHeader, Incoming, PayloadKind};
 use crate::security::Refusal;
 use crate::stats::Stats;
-use crate::transport::{HandshakeFailure, LinkError, LinkEvent, Received, ReceiverLink};
+use crate::transport::{HandshakeFailure, LinkEvent, ReceiverLink};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 /// 0: never end on silence.
 const DEFAULT_TIMEOUT_MS: u32 = 0;
@@ -69,31 +63,6 @@ impl Default for Settings {
     }
 }
 
-/// What the streaming thread works with; taken out of the state while waiting for the
-/// network, so no lock is held across the wait.
-struct Stream {
-    link: ReceiverLink,
-    reader: FrameReader,
-    negotiation: Negotiation,
-    /// Multi-server: senders that sent frames and have not terminated yet.
-    servers: BTreeSet<u16>,
-    last_message: Instant,
-    last_frame: Instant,
-    overlap: DecodeAhead<Result<Step, gst::FlowError>>,
-    /// From the settings at start.
-    pattern: Pattern,
-    /// Replies are JSON (bidirectional or multi-client).
-    json_replies: bool,
-    multi_server: bool,
-    /// Multi-client: the port named in every reply.
-    reply_port: Option<u16>,
-    ack: Vec<u8>,
-    request_timeout: Duration,
-    timeout: Option<Duration>,
-    max_frame_bytes: u64,
-    silence: Silence,
-}
-
 struct Started {
     /// `None` while the streaming thread has it.
     stream: Option<Box<Stream>>,
@@ -106,45 +75,6 @@ enum State {
     #[default]
     Stopped,
     Started(Started),
-}
-
-/// A frame's message for the bus (`netgear-message`), with the server's port.
-struct BusMessage {
-    text: String,
-    port: Option<u16>,
-}
-
-/// What one received message led to.
-enum Step {
-    /// A frame to hand out; its message goes on the bus as it does.
-    Push(gst::Buffer, Option<BusMessage>),
-    Again,
-    Eos,
-}
-
-/// vidgear's receiver give-up (patterns 0/1): after `max` silent periods in a row (each
-/// 3 × request-timeout with no message at all) the stream ends; 0 never gives up.
-#[derive(Debug, Clone, Copy)]
-struct Silence {
-    max: u32,
-    /// Silent periods since the last message.
-    periods: u32,
-}
-
-impl Silence {
-    fn new(max: u32) -> Self {
-        Silence { max, periods: 0 }
-    }
-
-    fn heard(&mut self) {
-        self.periods = 0;
-    }
-
-    /// Counts one more silent period; `true` once there have been `max` in a row.
-    fn gives_up(&mut self) -> bool {
-        self.periods = self.periods.saturating_add(1);
-        self.max > 0 && self.periods >= self.max
-    }
 }
 
 #[derive(Default)]
@@ -188,6 +118,17 @@ impl NetGearSrc {
         }
     }
 
+    /// What the stream reports to and asks of the element (`element` is `self.obj()`).
+    fn context<'a>(&'a self, element: &'a super::NetGearSrc) -> Context<'a> {
+        Context {
+            element,
+            stats: &self.stats,
+            warnings: &self.warnings,
+            returns: &self.returns,
+            timing: &self.timing,
+        }
+    }
+
     /// Secure mode: the authentication turned a client away (called from its thread).
     fn refused(&self, peer: &str, why: &Refusal) {
         Stats::bump(&self.stats.refused);
@@ -222,266 +163,6 @@ impl NetGearSrc {
         }
     }
 
-    /// Counts a rejected message and warns on the bus, at most once per interval.
-    fn malformed(&self, stream: &Stream, why: &dyn std::fmt::Display) {
-        Stats::bump(&self.stats.malformed);
-        self.warn_dropped(stream, "a malformed message", why);
-    }
-
-    fn warn_dropped(&self, stream: &Stream, what: &str, why: &dyn std::fmt::Display) {
-        let endpoints = stream.link.config().endpoint_list();
-        if self.warnings.due() {
-            gst::element_imp_warning!(
-                self,
-                gst::StreamError::Decode,
-                ["Dropped {} on {}: {}", what, endpoints, why]
-            );
-        } else {
-            gst::debug!(CAT, imp = self, "dropped {what} on {endpoints}: {why}");
-        }
-    }
-
-    /// Waits for the next message and turns it into a step.
-    fn receive(&self, stream: &mut Stream) -> Result<Step, gst::FlowError> {
-        if let Some(next) = stream.overlap.take_ahead() {
-            return next;
-        }
-        let rebind_at = stream
-            .pattern
-            .is_acknowledged()
-            .then(|| stream.last_message + stream.request_timeout * 3);
-        let eos_at = stream.timeout.map(|t| stream.last_frame + t);
-        let deadline = match (rebind_at, eos_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let deadline = self.hold_deadline(deadline);
-        let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let waiting = Instant::now();
-        let received = stream.link.recv(wait, &self.stats);
-        stream.overlap.set_waited(waiting.elapsed());
-        match received {
-            Err(e) => Err(self.link_failed(e, gst::ResourceError::Read)),
-            Ok(Received::TimedOut) => self.on_silence(stream, rebind_at, eos_at),
-            Ok(Received::Message(parts)) => {
-                let arrival = self.heard(stream);
-                self.on_message(stream, parts, arrival)
-            }
-        }
-    }
-
-    /// A message arrived: the silence is over. Returns when (running time), the frame's
-    /// timestamp.
-    fn heard(&self, stream: &mut Stream) -> Option<gst::ClockTime> {
-        let arrival = self.arrival_time();
-        stream.last_message = Instant::now();
-        stream.silence.heard();
-        arrival
-    }
-
-    fn link_failed(&self, error: LinkError, kind: gst::ResourceError) -> gst::FlowError {
-        if let LinkError::Interrupted = error {
-            return gst::FlowError::Flushing;
-        }
-        gst::element_imp_error!(self, kind, ["{}", error]);
-        gst::FlowError::Error
-    }
-
-    /// Nothing arrived before a deadline: end of stream (`timeout`, or `max-retries`
-    /// silent periods in a row), or rebind so a new sender can replace a dead one
-    /// (patterns 0/1).
-    fn on_silence(
-        &self,
-        stream: &mut Stream,
-        rebind_at: Option<Instant>,
-        eos_at: Option<Instant>,
-    ) -> Result<Step, gst::FlowError> {
-        let now = Instant::now();
-        if eos_at.is_some_and(|t| now >= t) {
-            gst::info!(
-                CAT,
-                imp = self,
-                "nothing arrived for the timeout: end of stream"
-            );
-            return Ok(Step::Eos);
-        }
-        if rebind_at.is_some_and(|t| now >= t) {
-            if stream.silence.gives_up() {
-                self.give_up(stream);
-                return Ok(Step::Eos);
-            }
-            gst::info!(
-                CAT,
-                imp = self,
-                "silence on {}: rebinding for a new sender",
-                stream.link.config().endpoint_list()
-            );
-            stream
-                .link
-                .rebind(&self.stats)
-                .map_err(|e| self.link_failed(e, gst::ResourceError::OpenRead))?;
-            stream.last_message = now;
-        }
-        Ok(Step::Again)
-    }
-
-    /// Says on the bus why the stream ends: `max-retries` silent periods in a row, each
-    /// 3 × request-timeout, as vidgear's receiver abandons an offline sender.
-    fn give_up(&self, stream: &Stream) {
-        let period_ms = (stream.request_timeout * 3).as_millis();
-        let endpoints = stream.link.config().endpoint_list();
-        gst::element_imp_warning!(
-            self,
-            gst::ResourceError::Read,
-            (
-                "No sender for {} × {} ms on {}: end of stream",
-                stream.silence.periods,
-                period_ms,
-                endpoints
-            ),
-            [
-                "max-retries={} silent periods of 3 × request-timeout={} ms",
-                stream.silence.max,
-                stream.request_timeout.as_millis()
-            ]
-        );
-    }
-
-    fn on_message(
-        &self,
-        stream: &mut Stream,
-        mut parts: Vec<zmq::Message>,
-        arrival: Option<gst::ClockTime>,
-    ) -> Result<Step, gst::FlowError> {
-        let parsed = parts
-            .first()
-            .ok_or(protocol::ProtocolError::PartCount(0))
-            .and_then(|h| protocol::parse_header(h));
-        if let Ok(Incoming::Terminate { port }) = parsed {
-            return self.on_termination(stream, port);
-        }
-        // Answer before decoding, as vidgear does; a REP socket must answer every request.
-        if stream.pattern.is_acknowledged() {
-            self.acknowledge(stream)?;
-        }
-        let header = match parsed {
-            Ok(Incoming::Frame(h)) => h,
-            Ok(Incoming::Terminate { .. }) => return Ok(Step::Again),
-            Err(e) => {
-                self.malformed(stream, &e);
-                return Ok(Step::Again);
-            }
-        };
-        if parts.len() != 2 {
-            let error = protocol::ProtocolError::PartCount(parts.len());
-            self.malformed(stream, &error);
-            return Ok(Step::Again);
-        }
-        let payload = parts.swap_remove(1);
-        Ok(self.on_frame(stream, &header, payload, arrival))
-    }
-
-    fn on_termination(
-        &self,
-        stream: &mut Stream,
-        port: Option<u16>,
-    ) -> Result<Step, gst::FlowError> {
-        Stats::bump(&self.stats.terminations);
-        if stream.pattern == Pattern::ReqRep {
-            let answer = match stream.multi_server {
-                true => protocol::TERMINATION_ACK_MULTISERVER,
-                false => protocol::TERMINATION_ACK,
-            };
-            self.reply(stream, &[answer.as_bytes()])?;
-        }
-        if !stream.multi_server {
-            gst::info!(CAT, imp = self, "sender terminated: end of stream");
-            return Ok(Step::Eos);
-        }
-        if let Some(p) = port.filter(|p| stream.servers.remove(p)) {
-            self.announce_server_eos(stream, p);
-        }
-        let left = stream.servers.len();
-        gst::info!(CAT, imp = self, "server {port:?} terminated, {left} left");
-        Ok(if left == 0 { Step::Eos } else { Step::Again })
-    }
-
-    /// Tells downstream that server `port` ended, if downstream asked for it.
-    fn announce_server_eos(&self, stream: &mut Stream, port: u16) {
-        let pad = self.obj().src_pad().clone();
-        if stream.negotiation.server_eos_wanted(&pad) {
-            let s = gst::Structure::builder(meta::SERVER_EOS)
-                .field("port", u32::from(port))
-                .build();
-            pad.push_event(gst::event::CustomDownstream::new(s));
-        }
-    }
-
-    /// The reply to a frame: a returned frame, return data, or the plain acknowledgement.
-    fn acknowledge(&self, stream: &mut Stream) -> Result<(), gst::FlowError> {
-        if !stream.json_replies {
-            let ack = stream.ack.clone();
-            return self.reply(stream, &[&ack]);
-        }
-        if let Some(frame) = self.returns.frame_to_return() {
-            let header = protocol::encode_frame_reply(stream.reply_port, &frame.kind);
-            return self.reply(stream, &[&header, frame.bytes()]);
-        }
-        let answer = protocol::encode_data_reply(stream.reply_port, &self.returns.data());
-        self.reply(stream, &[&answer])
-    }
-
-    fn reply(&self, stream: &mut Stream, parts: &[&[u8]]) -> Result<(), gst::FlowError> {
-        match stream.link.reply(parts) {
-            Ok(true) => Ok(()),
-            Ok(false) => {
-                gst::debug!(CAT, imp = self, "reply dropped: the sender is gone");
-                Ok(())
-            }
-            Err(e) => Err(self.link_failed(e, gst::ResourceError::Write)),
-        }
-    }
-
-    /// A frame's payload as a buffer with its meta, or dropped (counted and warned about).
-    fn on_frame(
-        &self,
-        stream: &mut Stream,
-        header: &FrameHeader,
-        payload: zmq::Message,
-        arrival: Option<gst::ClockTime>,
-    ) -> Step {
-        let payload_len = payload.len();
-        let mut buffer = match self.frame_buffer(stream, &header.payload, payload) {
-            Ok(b) => b,
-            Err(FrameError::Refused(caps)) => {
-                Stats::bump(&self.stats.dropped);
-                // The refused caps stay pending on the pad: the next frame sets its own.
-                stream.negotiation.release_output();
-                let why = format!(
-                    "downstream does not accept {caps}; put a videoconvert after netgearsrc for other formats"
-                );
-                self.warn_dropped(stream, "a frame", &why);
-                return Step::Again;
-            }
-            Err(why) => {
-                self.malformed(stream, &why);
-                return Step::Again;
-            }
-        };
-        let port = header.port.filter(|_| stream.multi_server);
-        if let Some(p) = port {
-            stream.servers.insert(p);
-        }
-        // Stamped with its arrival, not when it is handed out (a frame received ahead of
-        // the one before it is handed out after it).
-        buffer.make_mut().set_pts(arrival);
-        let message = attach_message(buffer.make_mut(), header, port);
-        stream.last_frame = Instant::now();
-        Stats::bump(&self.stats.frames);
-        Stats::add(&self.stats.bytes, payload_len as u64);
-        Step::Push(buffer, message)
-    }
-
     /// A frame's message on the bus, as `netgear-message`.
     fn post_message(&self, message: BusMessage) {
         let fields = |b: gst::structure::Builder| b.field("message", message.text);
@@ -494,86 +175,6 @@ impl NetGearSrc {
         );
     }
 
-    /// Turns a frame's payload into a buffer, renegotiating when the frame format changes;
-    /// while frames wait for us, the decode overlaps with receiving the next message.
-    fn frame_buffer(
-        &self,
-        stream: &mut Stream,
-        kind: &PayloadKind,
-        payload: zmq::Message,
-    ) -> Result<gst::Buffer, FrameError> {
-        let element = self.obj();
-        let key = stream
-            .negotiation
-            .output_key(&element, &mut stream.reader, kind, &payload)?;
-        let max_frame_bytes = stream.max_frame_bytes;
-        let output =
-            stream
-                .negotiation
-                .switch_output(&element, &self.timing, key, max_frame_bytes)?;
-        if !stream.overlap.should_overlap(output) {
-            return stream
-                .overlap
-                .decode_here(&mut stream.reader, output, kind, payload);
-        }
-        match stream
-            .overlap
-            .hand_over(&mut stream.reader, output, kind, payload)?
-        {
-            Handed::Done(buffer) => return buffer,
-            Handed::Decoding => Stats::bump(&self.stats.parallel_decodes),
-        }
-        self.receive_ahead(stream);
-        stream.overlap.finish()
-    }
-
-    /// Takes the next message if it arrives within a decode's time: a frame for the
-    /// current output is handled now (decoded here, its result kept for the next
-    /// receive); anything else is given back, unanswered, for the next receive.
-    fn receive_ahead(&self, stream: &mut Stream) {
-        let within = stream.overlap.window();
-        let parts = match stream.link.recv(Some(within), &self.stats) {
-            Ok(Received::Message(parts)) => parts,
-            // unlock() included: its waker still stands for the next receive, which reports it.
-            Ok(Received::TimedOut) | Err(LinkError::Interrupted) => return,
-            Err(e) => {
-                let failed = self.link_failed(e, gst::ResourceError::Read);
-                stream.overlap.keep_ahead(Err(failed));
-                return;
-            }
-        };
-        if !stream
-            .negotiation
-            .decodes_into_output(&mut stream.reader, &parts)
-        {
-            stream.link.hold(parts);
-            return;
-        }
-        let arrival = self.heard(stream);
-        let next = self.on_message(stream, parts, arrival);
-        stream.overlap.keep_ahead(next);
-    }
-}
-
-/// The frame's message (and server port) as `NetGearMeta`; returns the message for the bus.
-fn attach_message(
-    buffer: &mut gst::BufferRef,
-    header: &FrameHeader,
-    port: Option<u16>,
-) -> Option<BusMessage> {
-    let message = header.message.as_ref().map(|m| m.as_str().to_owned());
-    if message.is_none() && port.is_none() {
-        return None;
-    }
-    let info = meta::NetGearInfo {
-        message: message.clone(),
-        port,
-    };
-    meta::attach(buffer, &info);
-    message.map(|text| BusMessage { text, port })
-}
-
-impl NetGearSrc {
     fn open_stream(&self, settings: &Settings) -> Result<Box<Stream>, gst::ErrorMessage> {
         let c = &settings.common;
         let options = link_setup::KeyOptions {
@@ -593,31 +194,9 @@ impl NetGearSrc {
         let link = ReceiverLink::open(config, waker.clone(), on_refused)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{}", e]))?;
         self.interrupt.arm(waker);
-        let now = Instant::now();
-        Ok(Box::new(Stream {
-            link,
-            reader: FrameReader::default(),
-            negotiation: Negotiation::default(),
-            servers: BTreeSet::new(),
-            last_message: now,
-            last_frame: now,
-            overlap: DecodeAhead::new(c.pattern),
-            pattern: c.pattern,
-            json_replies: c.bidirectional || c.multi_client,
-            multi_server: c.multi_server,
-            reply_port: c.multi_client.then(|| c.own_port()),
-            ack: protocol::encode_ack(&protocol::device_id()),
-            request_timeout: Duration::from_millis(u64::from(c.request_timeout_ms)),
-            timeout: (settings.timeout_ms > 0)
-                .then(|| Duration::from_millis(u64::from(settings.timeout_ms))),
-            max_frame_bytes: c.max_frame_bytes,
-            silence: Silence::new(c.max_retries),
-        }))
+        Ok(Box::new(Stream::new(link, c, settings.timeout_ms)))
     }
-}
 
-/// The `return` request pad's glue.
-impl NetGearSrc {
     /// The `return` request pad, whose buffers and events go to `Returns`.
     fn new_return_pad(&self, template: &gst::PadTemplate) -> gst::Pad {
         gst::Pad::builder_from_template(template)
@@ -803,14 +382,15 @@ impl BaseSrcImpl for NetGearSrc {
         // The settings as they are now hold for the whole stream.
         let settings = self.settings().clone();
         let stream = self.open_stream(&settings)?;
-        let bound = stream.link.bound_port().unwrap_or(0);
+        let link = stream.link();
+        let bound = link.bound_port().unwrap_or(0);
         self.bound_port.store(u32::from(bound), Ordering::Relaxed);
         gst::info!(
             CAT,
             imp = self,
             "listening on {} (secure: {:?})",
-            stream.link.config().endpoint_list(),
-            stream.link.config().curve
+            link.config().endpoint_list(),
+            link.config().curve
         );
         self.stats.reset();
         self.warnings.reset();
@@ -829,7 +409,7 @@ impl BaseSrcImpl for NetGearSrc {
             ..
         }) = state
         {
-            stream.negotiation.release_output();
+            stream.release_output();
         }
         self.interrupt.disarm();
         self.bound_port.store(0, Ordering::Relaxed);
@@ -874,9 +454,9 @@ impl PushSrcImpl for NetGearSrc {
         loop {
             let (mut stream, renegotiate) = self.take_stream().ok_or(gst::FlowError::Flushing)?;
             if renegotiate {
-                stream.negotiation.reset();
+                stream.renegotiate();
             }
-            let step = self.receive(&mut stream);
+            let step = stream.receive(&self.context(&self.obj()));
             self.put_stream(stream);
             match step? {
                 Step::Push(buffer, message) => {
@@ -932,17 +512,10 @@ impl NetGearSrc {
         glue::lock(&self.timing)
     }
 
-    /// The running time now, at which a frame arrived.
-    fn arrival_time(&self) -> Option<gst::ClockTime> {
-        let obj = self.obj();
-        let now = obj.clock()?.time();
-        Some(now.saturating_sub(obj.base_time()?))
-    }
-
     /// A frame stamped with its arrival and duration: pushed now, or held while measuring.
     fn timed(&self, buffer: gst::Buffer) -> Result<Option<CreateSuccess>, gst::FlowError> {
-        // Frames carry their arrival (see `heard`).
-        let arrival = buffer.pts().or_else(|| self.arrival_time());
+        // Frames carry their arrival (see `receiver`).
+        let arrival = buffer.pts().or_else(|| receiver::arrival_time(&self.obj()));
         let timed = match self.timing().as_mut() {
             Some(timing) => {
                 let was_measuring = timing.is_measuring();
@@ -1016,15 +589,6 @@ impl NetGearSrc {
         match kept {
             Some((caps, buffer)) => self.ready(Timed::Push(caps, vec![buffer])),
             None => Ok(None),
-        }
-    }
-
-    /// The network wait ends by the end of the measurement window, if frames are held.
-    fn hold_deadline(&self, deadline: Option<Instant>) -> Option<Instant> {
-        let hold = self.timing().as_ref().and_then(|t| t.hold_deadline());
-        match (deadline, hold) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
         }
     }
 

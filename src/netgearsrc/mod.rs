@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MPL-2.0
 //! `netgearsrc`: receives frames from a vidgear NetGear sender (vidgear's "client" role).
 //!
-//! `imp` is the GStreamer glue and the receiving side; `negotiation` decides what the
+//! `imp` is the GStreamer glue (properties, state, the base class' virtual methods);
+//! `receiver` turns messages into frames and replies; `negotiation` decides what the
 //! source pad carries; `decode_ahead` overlaps a frame's decode with receiving the next;
 //! `returns` holds what goes back with the replies; `timing` the measured frame rate.
 
@@ -12,6 +13,7 @@ use std::sync::LazyLock;
 mod decode_ahead;
 mod imp;
 mod negotiation;
+mod receiver;
 mod returns;
 mod timing;
 

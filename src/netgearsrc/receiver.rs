@@ -1,0 +1,505 @@
+// SPDX-License-Identifier: MPL-2.0
+//! `netgearsrc`'s receiving side: waits for messages on the link, rebinds or gives up on
+//! silence, answers frames and terminations as vidgear's receiver does, and turns frames
+//! into buffers (with `negotiation` and `decode_ahead`).
+
+use super::decode_ahead::{DecodeAhead, Handed};
+use super::negotiation::Negotiation;
+use super::returns::Returns;
+use super::timing::Timing;
+use super::{NetGearSrc, CAT};
+use crate::config::Pattern;
+use crate::frames::{FrameError, FrameReader};
+use crate::glue::{self, WarningLimiter};
+use crate::meta;
+use crate::properties::CommonSettings;
+use crate::protocol::{self, FrameHeader, Incoming, PayloadKind};
+use crate::stats::Stats;
+use crate::transport::{LinkError, Received, ReceiverLink};
+use gst::prelude::*;
+use gst_base::prelude::*;
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// What the stream reports to and asks of its element while it handles messages.
+pub struct Context<'a> {
+    pub element: &'a NetGearSrc,
+    pub stats: &'a Stats,
+    pub warnings: &'a WarningLimiter,
+    pub returns: &'a Returns,
+    pub timing: &'a Mutex<Option<Timing>>,
+}
+
+impl Context<'_> {
+    fn link_failed(&self, error: LinkError, kind: gst::ResourceError) -> gst::FlowError {
+        if let LinkError::Interrupted = error {
+            return gst::FlowError::Flushing;
+        }
+        gst::element_error!(self.element, kind, ["{}", error]);
+        gst::FlowError::Error
+    }
+}
+
+/// The settings a stream runs with, copied at start.
+struct StreamSettings {
+    pattern: Pattern,
+    /// Replies are JSON (bidirectional or multi-client).
+    json_replies: bool,
+    multi_server: bool,
+    /// Multi-client: the port named in every reply.
+    reply_port: Option<u16>,
+    /// The plain acknowledgement, without JSON replies.
+    ack: Vec<u8>,
+    request_timeout: Duration,
+    /// `timeout`: the stream ends when no frame arrives for this long.
+    timeout: Option<Duration>,
+    max_frame_bytes: u64,
+}
+
+impl StreamSettings {
+    fn new(common: &CommonSettings, timeout_ms: u32) -> Self {
+        StreamSettings {
+            pattern: common.pattern,
+            json_replies: common.bidirectional || common.multi_client,
+            multi_server: common.multi_server,
+            reply_port: common.multi_client.then(|| common.own_port()),
+            ack: protocol::encode_ack(&protocol::device_id()),
+            request_timeout: Duration::from_millis(u64::from(common.request_timeout_ms)),
+            timeout: (timeout_ms > 0).then(|| Duration::from_millis(u64::from(timeout_ms))),
+            max_frame_bytes: common.max_frame_bytes,
+        }
+    }
+}
+
+/// vidgear's receiver give-up (patterns 0/1): after `max` silent periods in a row (each
+/// 3 × request-timeout with no message at all) the stream ends; 0 never gives up.
+#[derive(Debug, Clone, Copy)]
+struct Silence {
+    max: u32,
+    /// Silent periods since the last message.
+    periods: u32,
+}
+
+impl Silence {
+    fn new(max: u32) -> Self {
+        Silence { max, periods: 0 }
+    }
+
+    fn heard(&mut self) {
+        self.periods = 0;
+    }
+
+    /// Counts one more silent period; `true` once there have been `max` in a row.
+    fn gives_up(&mut self) -> bool {
+        self.periods = self.periods.saturating_add(1);
+        self.max > 0 && self.periods >= self.max
+    }
+}
+
+/// A frame's message for the bus (`netgear-message`), with the server's port.
+pub struct BusMessage {
+    pub text: String,
+    pub port: Option<u16>,
+}
+
+/// What one received message led to.
+pub enum Step {
+    /// A frame to hand out; its message goes on the bus as it does.
+    Push(gst::Buffer, Option<BusMessage>),
+    Again,
+    Eos,
+}
+
+/// What the streaming thread works with; taken out of the element's state while waiting
+/// for the network, so no lock is held across the wait.
+pub struct Stream {
+    link: ReceiverLink,
+    reader: FrameReader,
+    negotiation: Negotiation,
+    overlap: DecodeAhead<Result<Step, gst::FlowError>>,
+    /// Multi-server: senders that sent frames and have not terminated yet.
+    servers: BTreeSet<u16>,
+    last_message: Instant,
+    last_frame: Instant,
+    silence: Silence,
+    settings: StreamSettings,
+}
+
+impl Stream {
+    pub fn new(link: ReceiverLink, common: &CommonSettings, timeout_ms: u32) -> Self {
+        let now = Instant::now();
+        Stream {
+            link,
+            reader: FrameReader::default(),
+            negotiation: Negotiation::default(),
+            overlap: DecodeAhead::new(common.pattern),
+            servers: BTreeSet::new(),
+            last_message: now,
+            last_frame: now,
+            silence: Silence::new(common.max_retries),
+            settings: StreamSettings::new(common, timeout_ms),
+        }
+    }
+
+    pub fn link(&self) -> &ReceiverLink {
+        &self.link
+    }
+
+    /// Downstream changed: the next frame asks it again and sets its caps anew.
+    pub fn renegotiate(&mut self) {
+        self.negotiation.reset();
+    }
+
+    pub fn release_output(&mut self) {
+        self.negotiation.release_output();
+    }
+
+    /// The next message's step: the one taken ahead, else one waited for.
+    pub fn receive(&mut self, ctx: &Context) -> Result<Step, gst::FlowError> {
+        if let Some(next) = self.overlap.take_ahead() {
+            return next;
+        }
+        let rebind_at = self
+            .settings
+            .pattern
+            .is_acknowledged()
+            .then(|| self.last_message + self.settings.request_timeout * 3);
+        let eos_at = self.settings.timeout.map(|t| self.last_frame + t);
+        // The wait ends by the end of the frame rate's measurement, if frames are held.
+        let hold = glue::lock(ctx.timing)
+            .as_ref()
+            .and_then(Timing::hold_deadline);
+        let deadline = earliest(earliest(rebind_at, eos_at), hold);
+        let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let waiting = Instant::now();
+        let received = self.link.recv(wait, ctx.stats);
+        self.overlap.set_waited(waiting.elapsed());
+        match received {
+            Err(e) => Err(ctx.link_failed(e, gst::ResourceError::Read)),
+            Ok(Received::TimedOut) => self.on_silence(ctx, rebind_at, eos_at),
+            Ok(Received::Message(parts)) => {
+                let arrival = self.heard(ctx);
+                self.on_message(ctx, parts, arrival)
+            }
+        }
+    }
+
+    /// A message arrived: the silence is over. Returns when (running time), the frame's
+    /// timestamp.
+    fn heard(&mut self, ctx: &Context) -> Option<gst::ClockTime> {
+        let arrival = arrival_time(ctx.element);
+        self.last_message = Instant::now();
+        self.silence.heard();
+        arrival
+    }
+
+    /// Nothing arrived before a deadline: end of stream (`timeout`, or `max-retries`
+    /// silent periods in a row), or rebind so a new sender can replace a dead one
+    /// (patterns 0/1).
+    fn on_silence(
+        &mut self,
+        ctx: &Context,
+        rebind_at: Option<Instant>,
+        eos_at: Option<Instant>,
+    ) -> Result<Step, gst::FlowError> {
+        let now = Instant::now();
+        if eos_at.is_some_and(|t| now >= t) {
+            gst::info!(
+                CAT,
+                obj = ctx.element,
+                "nothing arrived for the timeout: end of stream"
+            );
+            return Ok(Step::Eos);
+        }
+        if rebind_at.is_some_and(|t| now >= t) {
+            if self.silence.gives_up() {
+                self.give_up(ctx);
+                return Ok(Step::Eos);
+            }
+            gst::info!(
+                CAT,
+                obj = ctx.element,
+                "silence on {}: rebinding for a new sender",
+                self.link.config().endpoint_list()
+            );
+            self.link
+                .rebind(ctx.stats)
+                .map_err(|e| ctx.link_failed(e, gst::ResourceError::OpenRead))?;
+            self.last_message = now;
+        }
+        Ok(Step::Again)
+    }
+
+    /// Says on the bus why the stream ends: `max-retries` silent periods in a row, each
+    /// 3 × request-timeout, as vidgear's receiver abandons an offline sender.
+    fn give_up(&self, ctx: &Context) {
+        let request_timeout = self.settings.request_timeout;
+        let period_ms = (request_timeout * 3).as_millis();
+        let endpoints = self.link.config().endpoint_list();
+        gst::element_warning!(
+            ctx.element,
+            gst::ResourceError::Read,
+            (
+                "No sender for {} × {} ms on {}: end of stream",
+                self.silence.periods,
+                period_ms,
+                endpoints
+            ),
+            [
+                "max-retries={} silent periods of 3 × request-timeout={} ms",
+                self.silence.max,
+                request_timeout.as_millis()
+            ]
+        );
+    }
+
+    fn on_message(
+        &mut self,
+        ctx: &Context,
+        mut parts: Vec<zmq::Message>,
+        arrival: Option<gst::ClockTime>,
+    ) -> Result<Step, gst::FlowError> {
+        let parsed = parts
+            .first()
+            .ok_or(protocol::ProtocolError::PartCount(0))
+            .and_then(|h| protocol::parse_header(h));
+        if let Ok(Incoming::Terminate { port }) = parsed {
+            return self.on_termination(ctx, port);
+        }
+        // Answer before decoding, as vidgear does; a REP socket must answer every request.
+        if self.settings.pattern.is_acknowledged() {
+            self.acknowledge(ctx)?;
+        }
+        let header = match parsed {
+            Ok(Incoming::Frame(h)) => h,
+            Ok(Incoming::Terminate { .. }) => return Ok(Step::Again),
+            Err(e) => {
+                self.malformed(ctx, &e);
+                return Ok(Step::Again);
+            }
+        };
+        if parts.len() != 2 {
+            let error = protocol::ProtocolError::PartCount(parts.len());
+            self.malformed(ctx, &error);
+            return Ok(Step::Again);
+        }
+        let payload = parts.swap_remove(1);
+        Ok(self.on_frame(ctx, &header, payload, arrival))
+    }
+
+    fn on_termination(&mut self, ctx: &Context, port: Option<u16>) -> Result<Step, gst::FlowError> {
+        Stats::bump(&ctx.stats.terminations);
+        if self.settings.pattern == Pattern::ReqRep {
+            let answer = match self.settings.multi_server {
+                true => protocol::TERMINATION_ACK_MULTISERVER,
+                false => protocol::TERMINATION_ACK,
+            };
+            self.reply(ctx, &[answer.as_bytes()])?;
+        }
+        if !self.settings.multi_server {
+            gst::info!(CAT, obj = ctx.element, "sender terminated: end of stream");
+            return Ok(Step::Eos);
+        }
+        if let Some(p) = port.filter(|p| self.servers.remove(p)) {
+            self.announce_server_eos(ctx, p);
+        }
+        let left = self.servers.len();
+        gst::info!(
+            CAT,
+            obj = ctx.element,
+            "server {port:?} terminated, {left} left"
+        );
+        Ok(if left == 0 { Step::Eos } else { Step::Again })
+    }
+
+    /// Tells downstream that server `port` ended, if downstream asked for it.
+    fn announce_server_eos(&mut self, ctx: &Context, port: u16) {
+        let pad = ctx.element.src_pad().clone();
+        if self.negotiation.server_eos_wanted(&pad) {
+            let s = gst::Structure::builder(meta::SERVER_EOS)
+                .field("port", u32::from(port))
+                .build();
+            pad.push_event(gst::event::CustomDownstream::new(s));
+        }
+    }
+
+    /// The reply to a frame: a returned frame, return data, or the plain acknowledgement.
+    fn acknowledge(&mut self, ctx: &Context) -> Result<(), gst::FlowError> {
+        if !self.settings.json_replies {
+            let ack = self.settings.ack.clone();
+            return self.reply(ctx, &[&ack]);
+        }
+        let port = self.settings.reply_port;
+        if let Some(frame) = ctx.returns.frame_to_return() {
+            let header = protocol::encode_frame_reply(port, &frame.kind);
+            return self.reply(ctx, &[&header, frame.bytes()]);
+        }
+        let answer = protocol::encode_data_reply(port, &ctx.returns.data());
+        self.reply(ctx, &[&answer])
+    }
+
+    fn reply(&mut self, ctx: &Context, parts: &[&[u8]]) -> Result<(), gst::FlowError> {
+        match self.link.reply(parts) {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                gst::debug!(CAT, obj = ctx.element, "reply dropped: the sender is gone");
+                Ok(())
+            }
+            Err(e) => Err(ctx.link_failed(e, gst::ResourceError::Write)),
+        }
+    }
+
+    /// A frame's payload as a buffer with its meta, or dropped (counted and warned about).
+    fn on_frame(
+        &mut self,
+        ctx: &Context,
+        header: &FrameHeader,
+        payload: zmq::Message,
+        arrival: Option<gst::ClockTime>,
+    ) -> Step {
+        let payload_len = payload.len();
+        let mut buffer = match self.frame_buffer(ctx, &header.payload, payload) {
+            Ok(b) => b,
+            Err(FrameError::Refused(caps)) => {
+                Stats::bump(&ctx.stats.dropped);
+                // The refused caps stay pending on the pad: the next frame sets its own.
+                self.negotiation.release_output();
+                let why = format!(
+                    "downstream does not accept {caps}; put a videoconvert after netgearsrc for other formats"
+                );
+                self.warn_dropped(ctx, "a frame", &why);
+                return Step::Again;
+            }
+            Err(why) => {
+                self.malformed(ctx, &why);
+                return Step::Again;
+            }
+        };
+        let port = header.port.filter(|_| self.settings.multi_server);
+        if let Some(p) = port {
+            self.servers.insert(p);
+        }
+        // Stamped with its arrival, not when it is handed out (a frame received ahead of
+        // the one before it is handed out after it).
+        buffer.make_mut().set_pts(arrival);
+        let message = attach_message(buffer.make_mut(), header, port);
+        self.last_frame = Instant::now();
+        Stats::bump(&ctx.stats.frames);
+        Stats::add(&ctx.stats.bytes, payload_len as u64);
+        Step::Push(buffer, message)
+    }
+
+    /// Turns a frame's payload into a buffer, renegotiating when the frame format changes;
+    /// while frames wait for us, the decode overlaps with receiving the next message.
+    fn frame_buffer(
+        &mut self,
+        ctx: &Context,
+        kind: &PayloadKind,
+        payload: zmq::Message,
+    ) -> Result<gst::Buffer, FrameError> {
+        let key = self
+            .negotiation
+            .output_key(ctx.element, &mut self.reader, kind, &payload)?;
+        let max_frame_bytes = self.settings.max_frame_bytes;
+        let output =
+            self.negotiation
+                .switch_output(ctx.element, ctx.timing, key, max_frame_bytes)?;
+        if !self.overlap.should_overlap(output) {
+            return self
+                .overlap
+                .decode_here(&mut self.reader, output, kind, payload);
+        }
+        match self
+            .overlap
+            .hand_over(&mut self.reader, output, kind, payload)?
+        {
+            Handed::Done(buffer) => return buffer,
+            Handed::Decoding => Stats::bump(&ctx.stats.parallel_decodes),
+        }
+        self.receive_ahead(ctx);
+        self.overlap.finish()
+    }
+
+    /// Takes the next message if it arrives within a decode's time: a frame for the
+    /// current output is handled now (decoded here, its result kept for the next
+    /// receive); anything else is given back, unanswered, for the next receive.
+    fn receive_ahead(&mut self, ctx: &Context) {
+        let within = self.overlap.window();
+        let parts = match self.link.recv(Some(within), ctx.stats) {
+            Ok(Received::Message(parts)) => parts,
+            // unlock() included: its waker still stands for the next receive, which reports it.
+            Ok(Received::TimedOut) | Err(LinkError::Interrupted) => return,
+            Err(e) => {
+                let failed = ctx.link_failed(e, gst::ResourceError::Read);
+                self.overlap.keep_ahead(Err(failed));
+                return;
+            }
+        };
+        if !self
+            .negotiation
+            .decodes_into_output(&mut self.reader, &parts)
+        {
+            self.link.hold(parts);
+            return;
+        }
+        let arrival = self.heard(ctx);
+        let next = self.on_message(ctx, parts, arrival);
+        self.overlap.keep_ahead(next);
+    }
+
+    /// Counts a rejected message and warns on the bus, at most once per interval.
+    fn malformed(&self, ctx: &Context, why: &dyn std::fmt::Display) {
+        Stats::bump(&ctx.stats.malformed);
+        self.warn_dropped(ctx, "a malformed message", why);
+    }
+
+    fn warn_dropped(&self, ctx: &Context, what: &str, why: &dyn std::fmt::Display) {
+        let endpoints = self.link.config().endpoint_list();
+        if ctx.warnings.due() {
+            gst::element_warning!(
+                ctx.element,
+                gst::StreamError::Decode,
+                ["Dropped {} on {}: {}", what, endpoints, why]
+            );
+        } else {
+            gst::debug!(
+                CAT,
+                obj = ctx.element,
+                "dropped {what} on {endpoints}: {why}"
+            );
+        }
+    }
+}
+
+/// The earlier of two optional deadlines.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The frame's message (and server port) as `NetGearMeta`; returns the message for the bus.
+fn attach_message(
+    buffer: &mut gst::BufferRef,
+    header: &FrameHeader,
+    port: Option<u16>,
+) -> Option<BusMessage> {
+    let message = header.message.as_ref().map(|m| m.as_str().to_owned());
+    if message.is_none() && port.is_none() {
+        return None;
+    }
+    let info = meta::NetGearInfo {
+        message: message.clone(),
+        port,
+    };
+    meta::attach(buffer, &info);
+    message.map(|text| BusMessage { text, port })
+}
+
+/// The element's running time now: when a frame arrived.
+pub fn arrival_time(element: &NetGearSrc) -> Option<gst::ClockTime> {
+    let now = element.clock()?.time();
+    Some(now.saturating_sub(element.base_time()?))
+}
