@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The modes an SSH tunnel cannot serve, refused before ssh runs.
+
+use crate::config::{Protocol, Role};
+use std::fmt;
+
+/// vidgear's refusals for SSH tunnel mode, and ipc, which has no port to forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelClash {
+    Receiver,
+    MultiServer,
+    MultiClient,
+    Ipc,
+}
+
+impl fmt::Display for TunnelClash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let why = "a tunnel forwards one port to one receiver";
+        match self {
+            TunnelClash::Receiver => write!(
+                f,
+                "an SSH tunnel is for the sending side only: the receiver binds, the sender reaches it through the tunnel"
+            ),
+            TunnelClash::MultiServer => {
+                write!(f, "ssh-tunnel cannot be combined with multi-server=true: {why}")
+            }
+            TunnelClash::MultiClient => {
+                write!(f, "ssh-tunnel cannot be combined with multi-client=true: {why}")
+            }
+            TunnelClash::Ipc => write!(
+                f,
+                "ssh-tunnel needs protocol=tcp: an ipc socket is a local file, not a port to forward"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TunnelClash {}
+
+/// Refuses what vidgear refuses with `ssh_tunnel_mode` set: the receiving side (vidgear
+/// logs and ignores it there; we refuse, as a property that does nothing is a defect),
+/// multi-server and multi-client mode; and ipc (vidgear builds a broken forward from the
+/// path).
+pub fn check_tunnel_modes(
+    role: Role,
+    protocol: Protocol,
+    multi_server: bool,
+    multi_client: bool,
+) -> Result<(), TunnelClash> {
+    if role == Role::Receiver {
+        return Err(TunnelClash::Receiver);
+    }
+    if multi_server {
+        return Err(TunnelClash::MultiServer);
+    }
+    if multi_client {
+        return Err(TunnelClash::MultiClient);
+    }
+    if protocol != Protocol::Tcp {
+        return Err(TunnelClash::Ipc);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clashes_like_vidgear() {
+        let tcp = Protocol::Tcp;
+        assert_eq!(check_tunnel_modes(Role::Sender, tcp, false, false), Ok(()));
+        assert_eq!(
+            check_tunnel_modes(Role::Receiver, tcp, false, false),
+            Err(TunnelClash::Receiver)
+        );
+        assert_eq!(
+            check_tunnel_modes(Role::Sender, tcp, true, false),
+            Err(TunnelClash::MultiServer)
+        );
+        assert_eq!(
+            check_tunnel_modes(Role::Sender, tcp, false, true),
+            Err(TunnelClash::MultiClient)
+        );
+        assert_eq!(
+            check_tunnel_modes(Role::Sender, Protocol::Ipc, false, false),
+            Err(TunnelClash::Ipc)
+        );
+        let text = TunnelClash::MultiClient.to_string();
+        assert!(text.contains("multi-client=true"), "{text}");
+    }
+}
