@@ -30,6 +30,9 @@ mod secret;
 mod stderr_log;
 mod tunnel;
 
+#[cfg(test)]
+mod tests;
+
 pub use clash::check_tunnel_modes;
 pub use error::TunnelError;
 pub use host::SshHost;

@@ -242,7 +242,7 @@ fn wait_for_forward(
 }
 
 /// A port on 127.0.0.1 that nobody listens on right now.
-fn free_local_port() -> Result<u16, TunnelError> {
+pub(super) fn free_local_port() -> Result<u16, TunnelError> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(TunnelError::Local)?;
     Ok(listener.local_addr().map_err(TunnelError::Local)?.port())
 }
