@@ -4,7 +4,7 @@
 //! the user's `~/.ssh/config`, agent and `known_hosts` apply as they do for `ssh` itself.
 //!
 //! The tunnel is `ssh -N -L 127.0.0.1:LOCAL:REMOTE_HOST:REMOTE_PORT [user@]host`, owned by
-//! its [`Tunnel`]: killed and reaped on close or drop, killed by the kernel if the owning
+//! its [`Tunnel`]: killed and reaped on drop, killed by the kernel if the owning
 //! process dies (so no `ssh` outlives a crashed pipeline), and never interactive: keys
 //! or agent with `BatchMode=yes`, or a password answered by a private `SSH_ASKPASS`
 //! helper that reads it from ssh's environment (never from a command line).

@@ -68,12 +68,12 @@ fn assert_echoes(local_port: u16) {
     assert!(got == sent, "bytes changed in the tunnel");
 }
 
-/// Closes the tunnel and checks its ssh is gone: not running, not a zombie.
+/// Drops the tunnel and checks its ssh is gone: not running, not a zombie.
 fn close_and_check(tunnel: Tunnel) {
     let port = tunnel.local_port();
     let pids = ssh_pids_for(port);
     assert_eq!(pids.len(), 1, "one ssh runs the tunnel: {pids:?}");
-    tunnel.close();
+    drop(tunnel);
     assert!(
         !PathBuf::from(format!("/proc/{}", pids[0])).exists(),
         "ssh {} is still there (running or unreaped)",
@@ -167,7 +167,7 @@ fn ssh_dies_with_its_process() {
         .find_map(|l| l.strip_prefix("TUNNEL ").and_then(|p| p.parse().ok()))
         .expect("the owner reports its tunnel");
     assert_eq!(ssh_pids_for(port).len(), 1, "the owner's ssh runs");
-    // SIGKILL: no Drop, no close(); only the kernel can stop ssh now.
+    // SIGKILL: no Drop; only the kernel can stop ssh now.
     owner.kill().expect("kill owner");
     owner.wait().expect("reap owner");
     let mut left = ssh_pids_for(port);
@@ -223,7 +223,7 @@ fn restart_keeps_the_local_port_and_reports_a_lost_server() {
         }
         other => panic!("no end reported: {other:?}"),
     }
-    tunnel.close();
+    drop(tunnel);
     assert!(ssh_pids_for(port).is_empty());
 }
 
@@ -247,7 +247,7 @@ fn receiver_unreachable_from_the_ssh_host_is_reported_by_messages() {
         text.contains("open failed") && text.contains("Connection refused"),
         "{text}"
     );
-    tunnel.close();
+    drop(tunnel);
 }
 
 #[test]
@@ -408,7 +408,7 @@ fn unknown_host_key_is_refused_by_default() {
     assert!(std::fs::read_to_string(&empty)
         .expect("read")
         .contains("ssh-ed25519"));
-    tunnel.close();
+    drop(tunnel);
 }
 
 /// With a password, the askpass helper answers password prompts only: the host key

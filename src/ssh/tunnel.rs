@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
 //! The [`Tunnel`]: what it logs in with, and its life from open (ssh started, the forward
-//! usable) through checks and restarts to close.
+//! usable) through checks and restarts to its drop.
 
 use super::askpass::AskpassHelper;
 use super::command::{forward_target, is_option, printable, ssh_command};
@@ -61,8 +61,8 @@ impl TunnelConfig {
     }
 }
 
-/// A local port forward through ssh, owned by its creator: closed on [`Tunnel::close`]
-/// or drop, never left behind.
+/// A local port forward through ssh, owned by its creator: closed on drop, never left
+/// behind.
 pub struct Tunnel {
     config: TunnelConfig,
     target: String,
@@ -153,21 +153,9 @@ impl Tunnel {
         self.start(Some(self.local_port))
     }
 
-    /// Stops ssh and waits for it: no process is left behind.
-    pub fn close(mut self) {
-        self.shutdown();
-    }
-
     /// The ssh command line, for debug logs (it never holds the password).
     pub fn command_line(&self) -> String {
         printable(&self.command(self.local_port))
-    }
-
-    fn shutdown(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.stop();
-        }
-        self.askpass = None;
     }
 
     /// Runs ssh until the forward is usable, retrying with a new port when another
@@ -206,8 +194,13 @@ impl Tunnel {
 }
 
 impl Drop for Tunnel {
+    /// Stops ssh and waits for it, then removes the askpass helper: no process or file
+    /// is left behind.
     fn drop(&mut self) {
-        self.shutdown();
+        if let Some(mut process) = self.process.take() {
+            process.stop();
+        }
+        self.askpass = None;
     }
 }
 
