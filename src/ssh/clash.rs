@@ -2,40 +2,22 @@
 //! The modes an SSH tunnel cannot serve, refused before ssh runs.
 
 use crate::config::{Protocol, Role};
-use std::fmt;
+
+/// Why a tunnel cannot serve several ports or receivers.
+const ONE_RECEIVER: &str = "a tunnel forwards one port to one receiver";
 
 /// vidgear's refusals for SSH tunnel mode, and ipc, which has no port to forward.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TunnelClash {
+    #[error("an SSH tunnel is for the sending side only: the receiver binds, the sender reaches it through the tunnel")]
     Receiver,
+    #[error("ssh-tunnel cannot be combined with multi-server=true: {ONE_RECEIVER}")]
     MultiServer,
+    #[error("ssh-tunnel cannot be combined with multi-client=true: {ONE_RECEIVER}")]
     MultiClient,
+    #[error("ssh-tunnel needs protocol=tcp: an ipc socket is a local file, not a port to forward")]
     Ipc,
 }
-
-impl fmt::Display for TunnelClash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let why = "a tunnel forwards one port to one receiver";
-        match self {
-            TunnelClash::Receiver => write!(
-                f,
-                "an SSH tunnel is for the sending side only: the receiver binds, the sender reaches it through the tunnel"
-            ),
-            TunnelClash::MultiServer => {
-                write!(f, "ssh-tunnel cannot be combined with multi-server=true: {why}")
-            }
-            TunnelClash::MultiClient => {
-                write!(f, "ssh-tunnel cannot be combined with multi-client=true: {why}")
-            }
-            TunnelClash::Ipc => write!(
-                f,
-                "ssh-tunnel needs protocol=tcp: an ipc socket is a local file, not a port to forward"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for TunnelClash {}
 
 /// Refuses what vidgear refuses with `ssh_tunnel_mode` set: the receiving side (vidgear
 /// logs and ignores it there; we refuse, as a property that does nothing is a defect),

@@ -2,46 +2,54 @@
 //! Why a tunnel could not be opened or stopped working, in ssh's own words where ssh
 //! said something, with a hint where the cause is clear.
 
-use std::fmt;
 use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// Why a tunnel could not be opened or stopped working.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum TunnelError {
     /// The remote address cannot be put in an `-L` forward.
+    #[error("'{0}' cannot be forwarded to")]
     BadRemote(String),
     /// An extra option is not `Key=Value`.
+    #[error("ssh option '{0}' is not Key=Value")]
     BadOption(String),
     /// The key file cannot be read.
-    KeyFile {
-        path: PathBuf,
-        source: io::Error,
-    },
+    #[error("SSH key file {}: {source}", .path.display())]
+    KeyFile { path: PathBuf, source: io::Error },
     /// The askpass helper could not be written.
-    Askpass(io::Error),
+    #[error("cannot write the SSH_ASKPASS helper: {0}")]
+    Askpass(#[source] io::Error),
     /// No free local port, or ssh could not be started.
-    Local(io::Error),
-    Spawn {
-        program: PathBuf,
-        source: io::Error,
-    },
+    #[error("no local port for the SSH tunnel: {0}")]
+    Local(#[source] io::Error),
+    #[error("cannot run {}: {source}", .program.display())]
+    Spawn { program: PathBuf, source: io::Error },
     /// ssh ended before the forward was usable; `message` is what ssh said.
+    #[error("ssh failed{}: {}", exit_note(.status), or_silent(.message))]
     Failed {
         message: String,
         status: Option<i32>,
     },
     /// Neither the forward nor an error from ssh within the timeout.
-    TimedOut {
-        after: Duration,
-        message: String,
-    },
+    #[error(
+        "the SSH tunnel was not up after {:.1} s: {}",
+        .after.as_secs_f64(),
+        or_silent(.message)
+    )]
+    TimedOut { after: Duration, message: String },
     /// ssh ended after the forward was up (network lost, server gone, killed).
+    #[error("the SSH tunnel ended{}: {}", exit_note(.status), or_silent(.message))]
     Exited {
         message: String,
         status: Option<i32>,
     },
+}
+
+/// ` (exit CODE)` when ssh exited with a code.
+fn exit_note(status: &Option<i32>) -> String {
+    status.map_or_else(String::new, |code| format!(" (exit {code})"))
 }
 
 fn or_silent(message: &str) -> &str {
@@ -49,41 +57,6 @@ fn or_silent(message: &str) -> &str {
         "ssh printed nothing"
     } else {
         message
-    }
-}
-
-impl fmt::Display for TunnelError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TunnelError::BadRemote(r) => write!(f, "'{r}' cannot be forwarded to"),
-            TunnelError::BadOption(o) => write!(f, "ssh option '{o}' is not Key=Value"),
-            TunnelError::KeyFile { path, source } => {
-                write!(f, "SSH key file {}: {source}", path.display())
-            }
-            TunnelError::Askpass(e) => write!(f, "cannot write the SSH_ASKPASS helper: {e}"),
-            TunnelError::Local(e) => write!(f, "no local port for the SSH tunnel: {e}"),
-            TunnelError::Spawn { program, source } => {
-                write!(f, "cannot run {}: {source}", program.display())
-            }
-            TunnelError::Failed { message, status } => match status {
-                Some(code) => write!(f, "ssh failed (exit {code}): {}", or_silent(message)),
-                None => write!(f, "ssh failed: {}", or_silent(message)),
-            },
-            TunnelError::TimedOut { after, message } => write!(
-                f,
-                "the SSH tunnel was not up after {:.1} s: {}",
-                after.as_secs_f64(),
-                or_silent(message)
-            ),
-            TunnelError::Exited { message, status } => match status {
-                Some(code) => write!(
-                    f,
-                    "the SSH tunnel ended (exit {code}): {}",
-                    or_silent(message)
-                ),
-                None => write!(f, "the SSH tunnel ended: {}", or_silent(message)),
-            },
-        }
     }
 }
 
@@ -100,16 +73,6 @@ impl TunnelError {
             Some("the SSH host refused the login: check the key file, the agent or the password")
         } else {
             None
-        }
-    }
-}
-
-impl std::error::Error for TunnelError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            TunnelError::KeyFile { source, .. } | TunnelError::Spawn { source, .. } => Some(source),
-            TunnelError::Askpass(e) | TunnelError::Local(e) => Some(e),
-            _ => None,
         }
     }
 }

@@ -17,30 +17,21 @@ pub struct SshHost {
 }
 
 /// Why a `[user@]host[:port]` text is not one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpecError {
+    #[error("the SSH host is empty: expected [user@]host[:port]")]
     Empty,
+    #[error("nothing before '@': expected user@host[:port]")]
     EmptyUser,
+    #[error("no host name: expected [user@]host[:port]")]
     EmptyHost,
+    #[error("'{0}' is not a user name")]
     BadUser(String),
+    #[error("'{0}' is not a host name or address")]
     BadHost(String),
+    #[error("'{0}' is not a port number (1-65535)")]
     BadPort(String),
 }
-
-impl fmt::Display for SpecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SpecError::Empty => write!(f, "the SSH host is empty: expected [user@]host[:port]"),
-            SpecError::EmptyUser => write!(f, "nothing before '@': expected user@host[:port]"),
-            SpecError::EmptyHost => write!(f, "no host name: expected [user@]host[:port]"),
-            SpecError::BadUser(u) => write!(f, "'{u}' is not a user name"),
-            SpecError::BadHost(h) => write!(f, "'{h}' is not a host name or address"),
-            SpecError::BadPort(p) => write!(f, "'{p}' is not a port number (1-65535)"),
-        }
-    }
-}
-
-impl std::error::Error for SpecError {}
 
 /// Letters ssh takes in a host name, alias or IPv4 address (no spaces, no option-like
 /// leading '-', nothing a shell or ssh would interpret).
