@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: MPL-2.0
 //! A real OpenSSH server for the tunnel tests: `/usr/sbin/sshd -D -e` on a free loopback
 //! port with a temporary host key, a temporary authorized key and password logins for a
-//! dedicated test user. Needs root (as CI and the development machine run the tests) and
-//! Debian's openssh-server (scripts/setup installs it): missing is a failure, not a skip.
+//! dedicated test user, and a view of the ssh clients running. Needs root (as CI and the
+//! development machine run the tests) and Debian's openssh-server (scripts/setup installs
+//! it): missing is a failure, not a skip.
+//!
+//! One file for both test crates: the unit tests in src/ssh/tests.rs and the element tests
+//! in tests/ssh_tunnel.rs (`#[path]`).
+// Each crate that includes this file uses part of it.
 #![allow(dead_code)]
 
 use std::fs;
@@ -337,5 +342,39 @@ pub fn random_text() -> String {
     bytes
         .iter()
         .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// The pid and arguments of every running ssh client.
+pub fn ssh_clients() -> Vec<(u32, Vec<String>)> {
+    let mut clients = Vec::new();
+    for entry in fs::read_dir("/proc").expect("/proc").map_while(Result::ok) {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(raw) = fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = raw
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let is_ssh = args
+            .first()
+            .is_some_and(|a| a == "ssh" || a.ends_with("/ssh"));
+        if is_ssh {
+            clients.push((pid, args));
+        }
+    }
+    clients
+}
+
+/// Every process whose command line is an ssh forwarding `local_port`.
+pub fn ssh_pids_for(local_port: u16) -> Vec<u32> {
+    let forward = format!("127.0.0.1:{local_port}:");
+    ssh_clients()
+        .into_iter()
+        .filter(|(_, args)| args.iter().any(|a| a.starts_with(&forward)))
+        .map(|(pid, _)| pid)
         .collect()
 }
