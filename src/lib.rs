@@ -2,11 +2,12 @@
 //! GStreamer elements that speak vidgear's NetGear protocol: `netgearsink` sends frames to
 //! a NetGear receiver, `netgearsrc` receives them from a NetGear sender.
 //!
-//! Where each concern lives: the wire format in `protocol` (pure), sockets in `transport`,
-//! modes and their rules in `config`, shared properties in `properties`, start-up in
-//! `link_setup`, frames between wire and buffers in `frames`, the format table in
-//! `formats`, JPEG in `jpeg`, CURVE keys in `security`, the `stats` counters, the
-//! `NetGearMeta` in `meta`, and glue both elements share in `glue`.
+//! Where each concern lives: the wire format, JPEG, CURVE key files and address lists in
+//! the `netgear_protocol` crate (no GStreamer, no sockets), sockets and the ZAP handler in
+//! `transport`, modes and their rules in `config`, shared properties in `properties`,
+//! start-up in `link_setup`, frames between wire and buffers in `frames`, the format table
+//! in `formats`, the `stats` counters, the `NetGearMeta` in `meta`, and glue both elements
+//! share in `glue`.
 
 use gst::glib;
 
@@ -14,15 +15,12 @@ pub mod config;
 mod formats;
 mod frames;
 mod glue;
-pub mod jpeg;
 mod link_setup;
 pub mod meta;
 mod netgeardemux;
 mod netgearsink;
 mod netgearsrc;
 mod properties;
-pub mod protocol;
-pub mod security;
 pub mod ssh;
 mod stats;
 pub mod transport;

@@ -10,7 +10,7 @@
 //! place (the worker makes itself a fresh state and goes on); a waiting caller can be woken
 //! from another thread with an [`Interrupter`]; dropping the pool joins its threads.
 
-use crate::jpeg::{Colorspace, EncodeParams, Encoder, Image, JpegError};
+use netgear_protocol::jpeg::{Colorspace, EncodeParams, Encoder, Image, JpegError};
 use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;

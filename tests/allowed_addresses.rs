@@ -6,7 +6,9 @@ mod common;
 
 use common::*;
 use gst::prelude::*;
-use gstnetgear::security::{AllowedAddresses, ClientPolicy, KeyDirs, OnRefused, ZapHandler};
+use gstnetgear::transport::{apply_keys, ClientPolicy, OnRefused, ZapHandler};
+use netgear_protocol::addresses::AllowedAddresses;
+use netgear_protocol::keys::KeyDirs;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -42,7 +44,7 @@ fn connect_from(certs: &Path, allowed: &str, source: &str) -> (String, Vec<Strin
     let context = zmq::Context::new();
     let _zap = ZapHandler::start(&context, policy, on_refused).unwrap();
     let socket = context.socket(zmq::REP).unwrap();
-    set.server_keys().unwrap().apply(&socket).unwrap();
+    apply_keys(&set.server_keys().unwrap(), &socket).unwrap();
     let port = free_port();
     socket.bind(&format!("tcp://127.0.0.1:{port}")).unwrap();
 

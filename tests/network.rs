@@ -8,11 +8,11 @@ use common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use gstnetgear::config::{Pattern, Role};
-use gstnetgear::security::{ClientPolicy, KeyDirs};
 use gstnetgear::transport::{
-    EventHandler, Exchanged, HandshakeFailure, LinkConfig, LinkError, LinkEvent, Part, Received,
-    ReceiverLink, SenderLink, Stats, Unanswered, Waker,
+    ClientPolicy, EventHandler, Exchanged, HandshakeFailure, LinkConfig, LinkError, LinkEvent,
+    Part, Received, ReceiverLink, SenderLink, Stats, Unanswered, Waker,
 };
+use netgear_protocol::keys::KeyDirs;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};

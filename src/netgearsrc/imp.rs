@@ -25,13 +25,11 @@ use crate::frames::{
     ReturnEncoder, ReturnJpeg, ReturnedFrame,
 };
 use crate::glue::{self, Interrupt, WarningLimiter};
-use crate::jpeg::{Colorspace, JpegError};
 use crate::link_setup;
 use crate::meta;
 use crate::properties::{common_properties, string_value, CommonSettings, JsonProperty};
-use crate::protocol::{self, Dtype, FrameHeader, Incoming, PayloadKind, RawLayout};
-use crate::security::Refusal;
 use crate::stats::Stats;
+use crate::transport::Refusal;
 use crate::transport::{HandshakeFailure, LinkError, LinkEvent, Received, ReceiverLink};
 use gst::glib;
 use gst::prelude::*;
@@ -40,6 +38,8 @@ use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 use gst_video::VideoFormat;
+use netgear_protocol::jpeg::{Colorspace, JpegError};
+use netgear_protocol::{self as protocol, Dtype, FrameHeader, Incoming, PayloadKind, RawLayout};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};

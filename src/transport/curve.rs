@@ -1,76 +1,35 @@
 // SPDX-License-Identifier: MPL-2.0
-//! Secure mode: ZeroMQ CURVE with vidgear's key files, and the ZAP handler that decides
-//! which clients a receiver accepts (rust-zmq has no authenticator of its own).
-//!
-//! Key layout, as vidgear's `generate_auth_certificates` makes it:
-//! `DIR/.vidgear/keys/public_keys/{server,client}.key` and
-//! `DIR/.vidgear/keys/private_keys/{server,client}.key_secret`, in ZeroMQ's certificate
-//! text format with Z85 keys. Secret keys never appear in logs or errors: only paths do.
+//! CURVE on ZeroMQ sockets: a key set applied to a socket, and the ZAP handler that
+//! decides which clients a receiver accepts (rust-zmq has no authenticator of its own).
+//! The key files themselves are read and written by `netgear_protocol::keys`.
 
-mod allow;
-mod keys;
-pub mod z85;
-
-pub use allow::{AddressListError, AllowedAddresses, IpNetwork};
-pub use keys::{
-    parse_certificate, public_of, read_key_file, Certificate, FileProblem, KeyDirs, KeyError,
-    KeySet, KeyWarning, MAX_KEY_FILE_BYTES,
-};
-
+use netgear_protocol::addresses::AllowedAddresses;
+use netgear_protocol::keys::{CurveKeys, Key};
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// A CURVE key in binary form.
-pub type Key = [u8; 32];
-
 /// Where libzmq looks for the ZAP handler of a context (RFC 27).
 const ZAP_ENDPOINT: &str = "inproc://zeromq.zap.01";
 
-/// The CURVE options of a socket.
-#[derive(Clone, PartialEq, Eq)]
-pub enum CurveKeys {
-    Server {
-        public: Key,
-        secret: Key,
-    },
-    Client {
-        public: Key,
-        secret: Key,
-        server: Key,
-    },
-}
-
-impl std::fmt::Debug for CurveKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print key material.
-        match self {
-            CurveKeys::Server { .. } => f.write_str("CurveKeys::Server"),
-            CurveKeys::Client { .. } => f.write_str("CurveKeys::Client"),
+/// Applies the keys to a socket before it binds or connects.
+pub fn apply_keys(keys: &CurveKeys, socket: &zmq::Socket) -> zmq::Result<()> {
+    match keys {
+        CurveKeys::Server { public, secret } => {
+            socket.set_curve_server(true)?;
+            socket.set_curve_publickey(public)?;
+            socket.set_curve_secretkey(secret)
         }
-    }
-}
-
-impl CurveKeys {
-    /// Applies the keys to a socket before it binds or connects.
-    pub fn apply(&self, socket: &zmq::Socket) -> zmq::Result<()> {
-        match self {
-            CurveKeys::Server { public, secret } => {
-                socket.set_curve_server(true)?;
-                socket.set_curve_publickey(public)?;
-                socket.set_curve_secretkey(secret)
-            }
-            CurveKeys::Client {
-                public,
-                secret,
-                server,
-            } => {
-                socket.set_curve_serverkey(server)?;
-                socket.set_curve_publickey(public)?;
-                socket.set_curve_secretkey(secret)
-            }
+        CurveKeys::Client {
+            public,
+            secret,
+            server,
+        } => {
+            socket.set_curve_serverkey(server)?;
+            socket.set_curve_publickey(public)?;
+            socket.set_curve_secretkey(secret)
         }
     }
 }
@@ -273,25 +232,7 @@ fn answer(request: &[Vec<u8>], policy: &ClientPolicy, on_refused: &OnRefused) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-
-    #[test]
-    fn key_dirs_follow_vidgear() {
-        let dirs = KeyDirs::new("/data/certs").unwrap();
-        assert_eq!(
-            dirs.public,
-            PathBuf::from("/data/certs/.vidgear/keys/public_keys")
-        );
-        assert_eq!(
-            dirs.private,
-            PathBuf::from("/data/certs/.vidgear/keys/private_keys")
-        );
-        let dirs = KeyDirs::new("/data/certs/.vidgear").unwrap();
-        assert_eq!(
-            dirs.public,
-            PathBuf::from("/data/certs/.vidgear/keys/public_keys")
-        );
-    }
+    use std::sync::Mutex;
 
     fn request(address: &str, mechanism: &str, key: &[u8]) -> Vec<Vec<u8>> {
         vec![
@@ -305,7 +246,7 @@ mod tests {
         ]
     }
 
-    type Log = Arc<std::sync::Mutex<Vec<String>>>;
+    type Log = Arc<Mutex<Vec<String>>>;
 
     fn logging() -> (Log, OnRefused) {
         let refused = Log::default();
