@@ -12,12 +12,14 @@ mod events;
 mod monitor;
 mod receiver;
 mod sender;
+#[cfg(test)]
+mod tests;
 
 pub use crate::stats::Stats;
-pub use address::{endpoint, port_of};
-pub use curve::{apply_keys, ClientPolicy, OnRefused, Refusal, ZapHandler};
+pub use address::endpoint;
+pub use curve::{ClientPolicy, Refusal};
 pub use error::LinkError;
-pub use events::{EventHandler, HandshakeFailure, LinkEvent, OnEvent, Unanswered};
+pub use events::{EventHandler, HandshakeFailure, LinkEvent, Unanswered};
 pub use receiver::{Received, ReceiverLink};
 pub use sender::{Exchanged, SenderLink};
 
