@@ -15,7 +15,7 @@
 //!   netgear-bench multiserver --servers 128 --frames 50 [--width 320 --height 240]
 //!       that many multi-server sinks into one netgearsrc, in this process
 use gst::prelude::*;
-use gstnetgear::jpeg::{Colorspace, DecodeParams, Decoder, EncodeParams, Encoder, Image};
+use netgear_protocol::jpeg::{Colorspace, DecodeParams, Decoder, EncodeParams, Encoder, Image};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -8,7 +8,7 @@
 //! to both machines: `cert-dir=DIR` on our elements, `custom_cert_location=DIR` in vidgear.
 //! An existing set is checked and kept unless --force; a partial or invalid set is an
 //! error naming the file, as it is for the elements.
-use gstnetgear::security::KeyDirs;
+use netgear_protocol::keys::KeyDirs;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -6,9 +6,10 @@
 
 pub mod tensors;
 
-use crate::jpeg::{Colorspace, Subsampling};
-use crate::protocol::{Dtype, PixelMap, RawLayout};
 use gst_video::VideoFormat;
+use netgear_protocol::jpeg::{Colorspace, Subsampling};
+use netgear_protocol::pixels::PixelMap;
+use netgear_protocol::{Dtype, RawLayout};
 
 /// A raw format we accept, how its pixels map to OpenCV's BGR / BGRA / gray, the numpy
 /// layout it is sent as, and the colorspace JPEG encodes it from (None: no JPEG).

@@ -1,33 +1,37 @@
 // SPDX-License-Identifier: MPL-2.0
 //! GStreamer elements that speak vidgear's NetGear protocol: `netgearsink` sends frames to
-//! a NetGear receiver, `netgearsrc` receives them from a NetGear sender.
+//! a NetGear receiver, `netgearsrc` receives them from a NetGear sender, `netgeardemux`
+//! splits a multi-server stream by server.
 //!
-//! Where each concern lives: the wire format in `protocol` (pure), sockets in `transport`,
-//! modes and their rules in `config`, shared properties in `properties`, start-up in
-//! `link_setup`, frames between wire and buffers in `frames`, the format table in
-//! `formats`, JPEG in `jpeg`, CURVE keys in `security`, the `stats` counters, the
-//! `NetGearMeta` in `meta`, and glue both elements share in `glue`.
+//! Where each concern lives: the wire format, JPEG codec, CURVE key files and address
+//! lists in the `netgear_protocol` crate (no GStreamer, no sockets); sockets and the ZAP
+//! handler in `transport`; modes and their rules in `config`; shared properties in
+//! `properties`; start-up in `link_setup`; frames between wire and buffers in `frames`; the
+//! format table in `formats`; the ordered worker pool and JPEG encode jobs in `workers`;
+//! the `netgear://` URI in `uri`; SSH tunnels in `ssh`; the `stats` counters; the
+//! `NetGearMeta` in `meta`; glue both elements share in `glue`; and each element's own glue
+//! in `netgearsink`, `netgearsrc` and `netgeardemux`. Only `meta` is public: the rest is
+//! reached through GStreamer.
 
 use gst::glib;
 
-pub mod config;
+mod config;
 mod formats;
 mod frames;
 mod glue;
-pub mod jpeg;
 mod link_setup;
 pub mod meta;
 mod netgeardemux;
 mod netgearsink;
 mod netgearsrc;
 mod properties;
-pub mod protocol;
-pub mod security;
-pub mod ssh;
+mod ssh;
 mod stats;
-pub mod transport;
+#[cfg(test)]
+mod test_support;
+mod transport;
 mod uri;
-pub mod workers;
+mod workers;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register();

@@ -5,12 +5,10 @@
 use crate::config::Protocol;
 use crate::config::{ModeError, Pattern, Role, SecureMode};
 use crate::properties::CommonSettings;
-use crate::protocol;
-use crate::security::{
-    AddressListError, AllowedAddresses, ClientPolicy, CurveKeys, KeyDirs, KeyError, KeySet,
-};
-use crate::transport::{endpoint, LinkConfig, Waker};
+use crate::transport::{endpoint, ClientPolicy, LinkConfig, Waker};
 use gst::prelude::*;
+use netgear_protocol::addresses::{AddressListError, AllowedAddresses};
+use netgear_protocol::keys::{CurveKeys, KeyDirs, KeyError, KeySet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,7 +68,7 @@ pub fn link_config(
         max_message_bytes: i64::try_from(
             settings
                 .max_frame_bytes
-                .max(protocol::MAX_HEADER_BYTES as u64),
+                .max(netgear_protocol::MAX_HEADER_BYTES as u64),
         )
         .unwrap_or(i64::MAX),
         curve,

@@ -2,6 +2,10 @@
 //! `NetGearMeta`: a custom meta carrying a frame's NetGear `message` (JSON text) and the
 //! sending server's `port` on buffers, so `netgearsrc ! … ! netgearsink` relays them and
 //! applications can read them with `gst_buffer_get_custom_meta(buffer, "NetGearMeta")`.
+//!
+//! The plugin's one public Rust API, on purpose: applications that link the plugin read
+//! ([`read`]) and set ([`attach`]) a buffer's message and port with [`NetGearInfo`]
+//! instead of spelling the meta's structure fields.
 
 use gst::meta::CustomMeta;
 

@@ -3,9 +3,9 @@
 //! the settings struct they fill. Every default is written once, here.
 
 use crate::config::{parse_ports, ModeError, Modes, Pattern, Protocol, Role, SecureMode};
-use crate::protocol::JsonText;
 use gst::glib;
 use gst::prelude::*;
+use netgear_protocol::JsonText;
 
 pub const DEFAULT_SENDER_ADDRESS: &str = "localhost";
 pub const DEFAULT_RECEIVER_ADDRESS: &str = "*";

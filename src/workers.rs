@@ -5,12 +5,12 @@
 //!
 //! Each of N threads owns its state (e.g. an [`Encoder`]) made by `init` in that
 //! thread. [`OrderedPool::submit`] blocks only while N jobs are unfinished;
-//! [`OrderedPool::next_result`] and [`OrderedPool::try_next`] return results in the order
-//! the jobs were submitted. A panicking job comes back as [`PoolError::Panicked`] in its
+//! [`OrderedPool::next_result`] and [`Results::take`] return results in the order the jobs
+//! were submitted. A panicking job comes back as [`PoolError::Panicked`] in its
 //! place (the worker makes itself a fresh state and goes on); a waiting caller can be woken
 //! from another thread with an [`Interrupter`]; dropping the pool joins its threads.
 
-use crate::jpeg::{Colorspace, EncodeParams, Encoder, Image, JpegError};
+use netgear_protocol::jpeg::{Colorspace, EncodeParams, Encoder, Image, JpegError};
 use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
@@ -147,12 +147,13 @@ impl<J: Send + 'static, O: Send + 'static> OrderedPool<J, O> {
     }
 
     /// Jobs submitted whose results have not been handed out yet.
+    #[cfg(test)]
     pub fn pending(&self) -> usize {
         self.shared.lock().results.len()
     }
 
     /// Queues a job; blocks while `workers()` jobs are unfinished (queued or running).
-    /// Finished results wait for `next_result`/`try_next` (or [`Results::take`]) and never
+    /// Finished results wait for `next_result` (or [`Results::take`]) and never
     /// block a submit. Returns the job's sequence number. `Err(Interrupted)` (the job
     /// dropped) only when it would have to wait.
     pub fn submit(&mut self, job: J) -> Result<u64, PoolError> {
@@ -188,6 +189,7 @@ impl<J: Send + 'static, O: Send + 'static> OrderedPool<J, O> {
     }
 
     /// The oldest job's result if it has finished; never waits.
+    #[cfg(test)]
     pub fn try_next(&mut self) -> Option<Result<O, PoolError>> {
         let mut state = self.shared.lock();
         match state.results.front() {
@@ -197,6 +199,7 @@ impl<J: Send + 'static, O: Send + 'static> OrderedPool<J, O> {
     }
 
     /// Drops every pending job: queued ones are not run, running ones' results discarded.
+    #[cfg(test)]
     pub fn flush(&mut self) {
         let mut state = self.shared.lock();
         let dropped = state.queue.len();

@@ -7,8 +7,8 @@ mod common;
 use common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
-use gstnetgear::jpeg::{Colorspace, EncodeParams, Encoder, Image};
-use gstnetgear::protocol::{encode_frame_header, Compression, Dtype, PayloadKind, RawLayout};
+use netgear_protocol::jpeg::{Colorspace, EncodeParams, Encoder, Image};
+use netgear_protocol::{encode_frame_header, Compression, Dtype, PayloadKind, RawLayout};
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ fn raw_header(h: usize, w: usize, c: usize) -> Vec<u8> {
     encode_frame_header(
         None,
         &PayloadKind::Raw(RawLayout::new(Dtype::U8, h, w, c)),
-        &gstnetgear::protocol::JsonText::null(),
+        &netgear_protocol::JsonText::null(),
         1,
     )
 }
@@ -31,7 +31,7 @@ fn jpeg_header() -> Vec<u8> {
     encode_frame_header(
         None,
         &PayloadKind::Jpeg(c),
-        &gstnetgear::protocol::JsonText::null(),
+        &netgear_protocol::JsonText::null(),
         1,
     )
 }

@@ -285,7 +285,7 @@ fn sink_sends_to_vidgear_ipc_pair_gray16() {
 /// Python's json.loads reads our headers with the keys and values vidgear expects.
 #[test]
 fn python_reads_our_headers() {
-    use gstnetgear::protocol::*;
+    use netgear_protocol::*;
     let raw = PayloadKind::Raw(RawLayout::new(Dtype::U8, 2, 3, 3));
     let jpeg = PayloadKind::Jpeg(Compression {
         dct: true,

@@ -264,7 +264,7 @@ fn our_sink_to_our_source_with_jpeg_in_every_pattern() {
 
 #[test]
 fn corrupt_jpeg_is_dropped_with_a_warning_and_the_stream_goes_on() {
-    use gstnetgear::jpeg::{Colorspace, EncodeParams, Encoder, Image};
+    use netgear_protocol::jpeg::{Colorspace, EncodeParams, Encoder, Image};
     init();
     for caps in [raw_caps(), gst::Caps::builder("image/jpeg").build()] {
         let port = free_port().to_string();
@@ -325,7 +325,7 @@ fn corrupt_jpeg_is_dropped_with_a_warning_and_the_stream_goes_on() {
 
 #[test]
 fn jpeg_bomb_is_refused_from_its_header_and_the_stream_goes_on() {
-    use gstnetgear::jpeg::{Colorspace, EncodeParams, Encoder, Image};
+    use netgear_protocol::jpeg::{Colorspace, EncodeParams, Encoder, Image};
     init();
     let port = free_port().to_string();
     let receiver = Receiver::with_caps(
@@ -460,7 +460,7 @@ fn closest_sent(frame: &[u8], idx: usize, count: usize, width: usize, height: us
 /// frame arrives, in order, and the stats count the overlapped decodes.
 #[test]
 fn a_receiver_behind_its_sender_decodes_while_receiving_and_keeps_the_order() {
-    use gstnetgear::jpeg::{Colorspace, EncodeParams, Encoder, Image};
+    use netgear_protocol::jpeg::{Colorspace, EncodeParams, Encoder, Image};
     init();
     const N: usize = 40;
     let (w, h) = (1280usize, 720usize);

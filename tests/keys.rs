@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
-use gstnetgear::security::{KeyDirs, KeyError, KeyWarning};
+use netgear_protocol::keys::{KeyDirs, KeyError, KeyWarning};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -321,7 +321,7 @@ fn generate_and_read(dir: &Path) -> String {
     let client = set.client_keys().expect("client keys");
     assert!(matches!(
         client,
-        gstnetgear::security::CurveKeys::Client { .. }
+        netgear_protocol::keys::CurveKeys::Client { .. }
     ));
     let files: Vec<String> = snapshot(&dirs)
         .into_iter()

@@ -40,7 +40,7 @@ fn vidgear_keys(tag: &str) -> PathBuf {
 /// A key set made by our key tool's code.
 fn our_keys(tag: &str) -> PathBuf {
     let dir = temp_dir(tag);
-    gstnetgear::security::KeyDirs::new(dir.to_str().unwrap())
+    netgear_protocol::keys::KeyDirs::new(dir.to_str().unwrap())
         .unwrap()
         .generate()
         .unwrap();
@@ -510,7 +510,9 @@ fn overwrite_cert_regenerates_the_keys() {
     start("true");
     let after = std::fs::read_to_string(&server_key).unwrap();
     assert_ne!(after, before, "overwrite-cert=true made a new set");
-    assert!(gstnetgear::security::KeyDirs::new(certs.to_str().unwrap())
-        .unwrap()
-        .complete());
+    assert!(
+        netgear_protocol::keys::KeyDirs::new(certs.to_str().unwrap())
+            .unwrap()
+            .complete()
+    );
 }

@@ -3,8 +3,9 @@
 //! copied into GStreamer's padded layout or the JPEG decoded, with a 16 MB frame limit.
 //! The input is split at its first NUL byte into header and payload.
 #![no_main]
-use gstnetgear::jpeg::{Colorspace, DecodeParams, Decoder};
-use gstnetgear::protocol::{check_raw_payload, copy_rows, parse_header, Incoming, PayloadKind};
+use netgear_protocol::jpeg::{Colorspace, DecodeParams, Decoder};
+use netgear_protocol::pixels::copy_rows;
+use netgear_protocol::{check_raw_payload, parse_header, Incoming, PayloadKind};
 use libfuzzer_sys::fuzz_target;
 
 const LIMIT: usize = 16 << 20;

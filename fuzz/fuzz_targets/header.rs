@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Any first message part: a sender's header or a receiver's reply.
 #![no_main]
-use gstnetgear::protocol::{check_raw_payload, parse_header, parse_reply, Incoming, PayloadKind};
+use netgear_protocol::{check_raw_payload, parse_header, parse_reply, Incoming, PayloadKind};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

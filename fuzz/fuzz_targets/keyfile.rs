@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Key files: the certificate reader on arbitrary bytes, and the Z85 key decoder.
 #![no_main]
-use gstnetgear::security::{parse_certificate, z85};
+use netgear_protocol::keys::{parse_certificate, z85};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,7 +2,7 @@
 //! vidgear messages: the input as a JSON text on its own (the Python-compatible scanner and
 //! respacing), inside a vidgear header (the header parser around it), and as a reply.
 #![no_main]
-use gstnetgear::protocol::{
+use netgear_protocol::{
     encode_data_reply, encode_frame_header, parse_header, parse_reply, Dtype, Incoming,
     JsonText, PayloadKind, RawLayout, Reply,
 };

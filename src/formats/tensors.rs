@@ -19,8 +19,8 @@
 //! pads shapes with trailing 1s (`3:640:480:1`): entries past the third must be 1 and are
 //! ignored.
 
-use crate::protocol::{Dtype, RawLayout};
 use gst::prelude::*;
+use netgear_protocol::{Dtype, RawLayout};
 
 /// The caps media type.
 pub const MEDIA_TYPE: &str = "other/tensors";

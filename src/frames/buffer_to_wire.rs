@@ -4,11 +4,11 @@
 
 use super::FrameError;
 use crate::formats::{send_format, tensors, SendFormat};
-use crate::jpeg::{Colorspace, EncodeParams, Encoder, Image};
-use crate::protocol::{self, Compression, PayloadKind, RawLayout};
 use crate::transport::SharedBytes;
 use crate::workers::EncodeJob;
 use gst_video::prelude::*;
+use netgear_protocol::jpeg::{Colorspace, EncodeParams, Encoder, Image};
+use netgear_protocol::{pixels, Compression, PayloadKind, RawLayout};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -331,7 +331,7 @@ fn tight_range(buffer: &gst::Buffer, raw: &RawInput) -> Option<Range<usize>> {
 fn pack(data: &[u8], stride: usize, raw: &RawInput, out: &mut Vec<u8>) -> Result<(), FrameError> {
     let layout = &raw.layout;
     out.resize(layout.frame_bytes(), 0);
-    protocol::pack_pixels(
+    pixels::pack_pixels(
         data,
         stride,
         layout.width,

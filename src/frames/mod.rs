@@ -16,9 +16,9 @@ pub use wire_to_buffer::{
     frame_decoder, DecodeTarget, FrameDecoder, FrameReader, Output, OutputKey,
 };
 
-use crate::jpeg::JpegError;
-use crate::protocol::ProtocolError;
 use gst_video::VideoFormat;
+use netgear_protocol::jpeg::JpegError;
+use netgear_protocol::ProtocolError;
 
 /// Why a frame could not cross between the wire and a buffer.
 #[derive(Debug, thiserror::Error)]

@@ -4,8 +4,8 @@
 //! JPEG-compressed, and the result is kept so any number of replies can carry it.
 
 use super::{FrameError, FrameWriter, Input, JpegSettings, Payload, Uncompressible};
-use crate::protocol::PayloadKind;
 use crate::transport::SharedBytes;
+use netgear_protocol::PayloadKind;
 use std::sync::Arc;
 
 /// How returned frames are encoded (the source's `return-jpeg*` properties).

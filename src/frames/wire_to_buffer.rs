@@ -4,11 +4,13 @@
 
 use super::{check_decoded_size, video_info, FrameError};
 use crate::formats::{decoded_format, planar_format, raw_format, send_format, tensors};
-use crate::jpeg::{Colorspace, DecodeParams, Decoder, JpegError, JpegInfo, PlaneMut, Subsampling};
-use crate::protocol::{self, Compression, PayloadKind, RawLayout};
 use crate::workers::OrderedPool;
 use gst::prelude::*;
 use gst_video::VideoFormat;
+use netgear_protocol::jpeg::{
+    Colorspace, DecodeParams, Decoder, JpegError, JpegInfo, PlaneMut, Subsampling,
+};
+use netgear_protocol::{self as protocol, pixels, Compression, PayloadKind, RawLayout};
 
 /// What a JPEG decodes into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -476,7 +478,7 @@ fn repad(output: &Output, layout: &RawLayout, payload: &[u8]) -> Result<gst::Buf
         let buffer = buffer.get_mut().ok_or(FrameError::Buffer)?;
         let mut map = buffer.map_writable().map_err(|_| FrameError::Buffer)?;
         let row = layout.row_bytes();
-        protocol::copy_rows(payload, row, &mut map, stride, row, layout.height)
+        pixels::copy_rows(payload, row, &mut map, stride, row, layout.height)
             .ok_or(FrameError::Buffer)?;
     }
     Ok(buffer)
@@ -485,7 +487,7 @@ fn repad(output: &Output, layout: &RawLayout, payload: &[u8]) -> Result<gst::Buf
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Dtype;
+    use netgear_protocol::Dtype;
 
     #[test]
     fn tensors_get_their_caps_and_are_bounded_by_the_limit() {

@@ -9,8 +9,8 @@
 
 use crate::config::Pattern;
 use crate::frames::{frame_decoder, FrameDecoder, FrameError, FrameReader, Output, OutputKey};
-use crate::jpeg::JpegError;
-use crate::protocol::PayloadKind;
+use netgear_protocol::jpeg::JpegError;
+use netgear_protocol::PayloadKind;
 use std::time::{Duration, Instant};
 
 /// Smaller JPEGs decode in less time than handing them to another thread saves.

@@ -25,7 +25,7 @@ use crate::frames::rate::{frame_duration, RateMode};
 use crate::glue::{self, Interrupt, WarningLimiter};
 use crate::link_setup;
 use crate::properties::{common_properties, string_value, CommonSettings};
-use crate::security::Refusal;
+use crate::transport::Refusal;
 use crate::stats::Stats;
 use crate::transport::{HandshakeFailure, LinkEvent, ReceiverLink};
 use gst::glib;

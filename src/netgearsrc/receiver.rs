@@ -13,7 +13,7 @@ use crate::frames::{FrameError, FrameReader};
 use crate::glue::{self, WarningLimiter};
 use crate::meta;
 use crate::properties::CommonSettings;
-use crate::protocol::{self, FrameHeader, Incoming, PayloadKind};
+use netgear_protocol::{self as protocol, FrameHeader, Incoming, PayloadKind};
 use crate::stats::Stats;
 use crate::transport::{LinkError, Received, ReceiverLink};
 use gst::prelude::*;

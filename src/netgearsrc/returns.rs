@@ -8,7 +8,7 @@ use super::{NetGearSrc, CAT};
 use crate::frames::{ReturnEncoder, ReturnJpeg, ReturnedFrame};
 use crate::glue;
 use crate::properties::JsonProperty;
-use crate::protocol::JsonText;
+use netgear_protocol::JsonText;
 use gst::glib;
 use gst::prelude::*;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -6,23 +6,27 @@
 //! `GST_DEBUG=netgear*:4`.
 
 mod address;
+mod curve;
 mod error;
 mod events;
 mod monitor;
 mod receiver;
 mod sender;
+#[cfg(test)]
+mod tests;
 
 pub use crate::stats::Stats;
-pub use address::{endpoint, port_of};
+pub use address::endpoint;
+pub use curve::{ClientPolicy, Refusal};
 pub use error::LinkError;
-pub use events::{EventHandler, HandshakeFailure, LinkEvent, OnEvent, Unanswered};
+pub use events::{EventHandler, HandshakeFailure, LinkEvent, Unanswered};
 pub use receiver::{Received, ReceiverLink};
 pub use sender::{Exchanged, SenderLink};
 
 use crate::config::{Pattern, Role};
-use crate::security::{ClientPolicy, CurveKeys};
 use error::socket_error;
 use monitor::{Monitor, Peers};
+use netgear_protocol::keys::CurveKeys;
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -284,7 +288,7 @@ impl Channel {
             .map_err(&err)?;
         // Applied to every socket, so one re-created after a timeout keeps its keys.
         if let Some(curve) = &config.curve {
-            curve.apply(&socket).map_err(&err)?;
+            curve::apply_keys(curve, &socket).map_err(&err)?;
         }
         let monitor = Monitor::attach(context, &mut socket).map_err(&err)?;
         Ok(Channel {

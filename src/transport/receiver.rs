@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MPL-2.0
 //! The receiver's side (`netgearsrc`): binds, receives, replies, rebinds after silence.
 
+use super::curve::{OnRefused, ZapHandler};
 use super::error::{socket_error, LinkError};
 use super::events::LinkEvent;
 use super::{address, pause, recv_parts, Channel, LinkConfig, Stats, Wait, Waker, CAT};
-use crate::protocol::{parse_header, Incoming};
-use crate::security::{OnRefused, ZapHandler};
+use netgear_protocol::{parse_header, Incoming};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -5,6 +5,7 @@
 //! planes first and its chroma resampled with a box filter.
 
 use super::{to_int, to_size, DecodeParams, Decoder, JpegError, JpegInfo};
+use crate::pixels::copy_rows;
 use std::ffi::c_int;
 use turbojpeg_sys as raw;
 
@@ -125,7 +126,16 @@ impl Decoder {
         let short = || JpegError::Malformed("plane smaller than the picture");
         if !y_direct {
             let y = self.scratch.first().ok_or_else(short)?;
-            copy_rows(y, &mut planes[0], info.width, info.height)?;
+            let to = &mut planes[0];
+            copy_rows(
+                &y.bytes,
+                y.width,
+                to.bytes,
+                to.stride,
+                info.width,
+                info.height,
+            )
+            .ok_or_else(short)?;
         }
         let gray = native == raw::TJSAMP_TJSAMP_GRAY as c_int;
         for (index, plane) in planes.iter_mut().enumerate().skip(1) {
@@ -233,27 +243,6 @@ impl Decoder {
         self.scratch = scratch;
         decoded.map(|()| y_direct)
     }
-}
-
-fn copy_rows(
-    from: &Plane,
-    to: &mut PlaneMut<'_>,
-    width: usize,
-    height: usize,
-) -> Result<(), JpegError> {
-    let short = JpegError::Malformed("plane smaller than the picture");
-    for y in 0..height {
-        let src = from
-            .bytes
-            .get(y * from.width..y * from.width + width)
-            .ok_or(short.clone())?;
-        let dst = to
-            .bytes
-            .get_mut(y * to.stride..y * to.stride + width)
-            .ok_or(short.clone())?;
-        dst.copy_from_slice(src);
-    }
-    Ok(())
 }
 
 fn fill_rows(to: &mut PlaneMut<'_>, width: usize, height: usize, value: u8) {

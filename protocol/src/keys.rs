@@ -1,14 +1,19 @@
 // SPDX-License-Identifier: MPL-2.0
 //! vidgear's CURVE key files: layout, atomic generation, strict validation.
 //!
+//! Key layout, as vidgear's `generate_auth_certificates` makes it:
+//! `DIR/.vidgear/keys/public_keys/{server,client}.key` and
+//! `DIR/.vidgear/keys/private_keys/{server,client}.key_secret`, in ZeroMQ's certificate
+//! text format with Z85 keys. Secret keys never appear in logs or errors: only paths do.
+//!
 //! Rules: a key directory with none of the four files gets a fresh set; a complete set is
 //! loaded and every file must be a valid certificate; anything in between is an error
 //! naming what is missing (never a silent regeneration, which would lock out remote peers).
 //! Generation and loading hold an exclusive lock on the `keys` directory, and each file is
 //! written under a temporary name and renamed, so elements starting together share one set.
 
-use super::z85::{self, Z85Error};
-use super::{CurveKeys, Key};
+pub mod z85;
+
 use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Read, Write};
@@ -16,6 +21,34 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use thiserror::Error;
+use z85::Z85Error;
+
+/// A CURVE key in binary form.
+pub type Key = [u8; 32];
+
+/// The CURVE options of a socket.
+#[derive(Clone, PartialEq, Eq)]
+pub enum CurveKeys {
+    Server {
+        public: Key,
+        secret: Key,
+    },
+    Client {
+        public: Key,
+        secret: Key,
+        server: Key,
+    },
+}
+
+impl std::fmt::Debug for CurveKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        match self {
+            CurveKeys::Server { .. } => f.write_str("CurveKeys::Server"),
+            CurveKeys::Client { .. } => f.write_str("CurveKeys::Client"),
+        }
+    }
+}
 
 /// Real certificates are ~300 bytes; anything far larger is not one.
 pub const MAX_KEY_FILE_BYTES: u64 = 8192;
@@ -544,4 +577,27 @@ pub fn public_of(secret: &Key) -> Option<Key> {
     }
     let text: String = out[..40].iter().map(|c| *c as u8 as char).collect();
     z85::decode_key(&text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_dirs_follow_vidgear() {
+        let dirs = KeyDirs::new("/data/certs").unwrap();
+        assert_eq!(
+            dirs.public,
+            PathBuf::from("/data/certs/.vidgear/keys/public_keys")
+        );
+        assert_eq!(
+            dirs.private,
+            PathBuf::from("/data/certs/.vidgear/keys/private_keys")
+        );
+        let dirs = KeyDirs::new("/data/certs/.vidgear").unwrap();
+        assert_eq!(
+            dirs.public,
+            PathBuf::from("/data/certs/.vidgear/keys/public_keys")
+        );
+    }
 }

@@ -1,76 +1,35 @@
 // SPDX-License-Identifier: MPL-2.0
-//! Secure mode: ZeroMQ CURVE with vidgear's key files, and the ZAP handler that decides
-//! which clients a receiver accepts (rust-zmq has no authenticator of its own).
-//!
-//! Key layout, as vidgear's `generate_auth_certificates` makes it:
-//! `DIR/.vidgear/keys/public_keys/{server,client}.key` and
-//! `DIR/.vidgear/keys/private_keys/{server,client}.key_secret`, in ZeroMQ's certificate
-//! text format with Z85 keys. Secret keys never appear in logs or errors: only paths do.
+//! CURVE on ZeroMQ sockets: a key set applied to a socket, and the ZAP handler that
+//! decides which clients a receiver accepts (rust-zmq has no authenticator of its own).
+//! The key files themselves are read and written by `netgear_protocol::keys`.
 
-mod allow;
-mod keys;
-pub mod z85;
-
-pub use allow::{AddressListError, AllowedAddresses, IpNetwork};
-pub use keys::{
-    parse_certificate, public_of, read_key_file, Certificate, FileProblem, KeyDirs, KeyError,
-    KeySet, KeyWarning, MAX_KEY_FILE_BYTES,
-};
-
+use netgear_protocol::addresses::AllowedAddresses;
+use netgear_protocol::keys::{CurveKeys, Key};
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// A CURVE key in binary form.
-pub type Key = [u8; 32];
-
 /// Where libzmq looks for the ZAP handler of a context (RFC 27).
 const ZAP_ENDPOINT: &str = "inproc://zeromq.zap.01";
 
-/// The CURVE options of a socket.
-#[derive(Clone, PartialEq, Eq)]
-pub enum CurveKeys {
-    Server {
-        public: Key,
-        secret: Key,
-    },
-    Client {
-        public: Key,
-        secret: Key,
-        server: Key,
-    },
-}
-
-impl std::fmt::Debug for CurveKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print key material.
-        match self {
-            CurveKeys::Server { .. } => f.write_str("CurveKeys::Server"),
-            CurveKeys::Client { .. } => f.write_str("CurveKeys::Client"),
+/// Applies the keys to a socket before it binds or connects.
+pub fn apply_keys(keys: &CurveKeys, socket: &zmq::Socket) -> zmq::Result<()> {
+    match keys {
+        CurveKeys::Server { public, secret } => {
+            socket.set_curve_server(true)?;
+            socket.set_curve_publickey(public)?;
+            socket.set_curve_secretkey(secret)
         }
-    }
-}
-
-impl CurveKeys {
-    /// Applies the keys to a socket before it binds or connects.
-    pub fn apply(&self, socket: &zmq::Socket) -> zmq::Result<()> {
-        match self {
-            CurveKeys::Server { public, secret } => {
-                socket.set_curve_server(true)?;
-                socket.set_curve_publickey(public)?;
-                socket.set_curve_secretkey(secret)
-            }
-            CurveKeys::Client {
-                public,
-                secret,
-                server,
-            } => {
-                socket.set_curve_serverkey(server)?;
-                socket.set_curve_publickey(public)?;
-                socket.set_curve_secretkey(secret)
-            }
+        CurveKeys::Client {
+            public,
+            secret,
+            server,
+        } => {
+            socket.set_curve_serverkey(server)?;
+            socket.set_curve_publickey(public)?;
+            socket.set_curve_secretkey(secret)
         }
     }
 }
@@ -273,25 +232,11 @@ fn answer(request: &[Vec<u8>], policy: &ClientPolicy, on_refused: &OnRefused) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-
-    #[test]
-    fn key_dirs_follow_vidgear() {
-        let dirs = KeyDirs::new("/data/certs").unwrap();
-        assert_eq!(
-            dirs.public,
-            PathBuf::from("/data/certs/.vidgear/keys/public_keys")
-        );
-        assert_eq!(
-            dirs.private,
-            PathBuf::from("/data/certs/.vidgear/keys/private_keys")
-        );
-        let dirs = KeyDirs::new("/data/certs/.vidgear").unwrap();
-        assert_eq!(
-            dirs.public,
-            PathBuf::from("/data/certs/.vidgear/keys/public_keys")
-        );
-    }
+    use crate::test_support::{free_port, python};
+    use netgear_protocol::keys::KeyDirs;
+    use std::path::Path;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
 
     fn request(address: &str, mechanism: &str, key: &[u8]) -> Vec<Vec<u8>> {
         vec![
@@ -305,7 +250,7 @@ mod tests {
         ]
     }
 
-    type Log = Arc<std::sync::Mutex<Vec<String>>>;
+    type Log = Arc<Mutex<Vec<String>>>;
 
     fn logging() -> (Log, OnRefused) {
         let refused = Log::default();
@@ -381,5 +326,111 @@ mod tests {
                 ": address  is not in allowed-addresses"
             ]
         );
+    }
+
+    /// A CURVE REQ client with the set's client keys, connecting from `source`.
+    const PEER: &str = r#"
+import sys, zmq, zmq.auth
+certs, port, source = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+public, secret = zmq.auth.load_certificate(certs + "/.vidgear/keys/private_keys/client.key_secret")
+server, _ = zmq.auth.load_certificate(certs + "/.vidgear/keys/public_keys/server.key")
+s = zmq.Context().socket(zmq.REQ)
+s.curve_publickey, s.curve_secretkey, s.curve_serverkey = public, secret, server
+s.linger = 0
+s.connect("tcp://%s:0;127.0.0.1:%d" % (source, port))
+s.send(b"hello from " + source.encode())
+print("REPLY " + s.recv().decode() if s.poll(3000) else "NOREPLY", flush=True)
+"#;
+
+    /// Runs the peer from `source` against a REP socket guarded by `allowed`; returns what
+    /// the peer printed, what the server received and what the handler refused.
+    fn connect_from(
+        certs: &Path,
+        allowed: &str,
+        source: &str,
+    ) -> (String, Vec<String>, Vec<String>) {
+        let set = KeyDirs::new(certs.to_str().unwrap())
+            .unwrap()
+            .load(false)
+            .unwrap();
+        let policy = ClientPolicy::listed(set.allowed_clients().unwrap())
+            .with_addresses(AllowedAddresses::parse(allowed).unwrap());
+        let refused = Arc::new(Mutex::new(Vec::new()));
+        let log = refused.clone();
+        let on_refused: OnRefused = Box::new(move |peer, why| {
+            log.lock().unwrap().push(format!("{peer}: {why}"));
+        });
+        let context = zmq::Context::new();
+        let _zap = ZapHandler::start(&context, policy, on_refused).unwrap();
+        let socket = context.socket(zmq::REP).unwrap();
+        apply_keys(&set.server_keys().unwrap(), &socket).unwrap();
+        let port = free_port();
+        socket.bind(&format!("tcp://127.0.0.1:{port}")).unwrap();
+
+        let (certs, source) = (certs.to_owned(), source.to_owned());
+        let peer = std::thread::spawn(move || {
+            let out = std::process::Command::new(python())
+                .args([
+                    "-c",
+                    PEER,
+                    certs.to_str().unwrap(),
+                    &port.to_string(),
+                    &source,
+                ])
+                .output()
+                .expect("python");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        });
+        let mut received = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(8);
+        while !peer.is_finished() && Instant::now() < deadline {
+            if socket.poll(zmq::POLLIN, 100).unwrap() > 0 {
+                received.push(String::from_utf8(socket.recv_bytes(0).unwrap()).unwrap());
+                socket.send("welcome", 0).unwrap();
+            }
+        }
+        let printed = peer.join().unwrap();
+        let refused = refused.lock().unwrap().clone();
+        (printed, received, refused)
+    }
+
+    #[test]
+    fn a_peer_outside_the_list_is_refused_before_its_key_is_checked() {
+        let certs = std::env::temp_dir().join(format!("netgear-allow-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&certs);
+        KeyDirs::new(certs.to_str().unwrap())
+            .unwrap()
+            .generate()
+            .unwrap();
+
+        let (printed, received, refused) =
+            connect_from(&certs, "127.0.0.1,10.0.0.0/8", "127.0.0.2");
+        assert_eq!(printed, "NOREPLY");
+        assert!(received.is_empty(), "{received:?}");
+        assert!(!refused.is_empty());
+        assert!(
+            refused
+                .iter()
+                .all(|r| r == "127.0.0.2: address 127.0.0.2 is not in allowed-addresses"),
+            "{refused:?}"
+        );
+
+        let (printed, received, refused) =
+            connect_from(&certs, "127.0.0.1,10.0.0.0/8", "127.0.0.1");
+        assert_eq!(printed, "REPLY welcome");
+        assert_eq!(received, ["hello from 127.0.0.1"]);
+        assert!(refused.is_empty(), "{refused:?}");
+
+        // A range that holds the peer lets it in; an empty list lets in anyone.
+        for allowed in ["127.0.0.0/30", ""] {
+            let (printed, _, refused) = connect_from(&certs, allowed, "127.0.0.2");
+            assert_eq!(printed, "REPLY welcome", "{allowed}");
+            assert!(refused.is_empty(), "{allowed}: {refused:?}");
+        }
     }
 }
