@@ -17,7 +17,7 @@ pub use address::{endpoint, port_of};
 pub use error::LinkError;
 pub use events::{EventHandler, HandshakeFailure, LinkEvent, OnEvent, Unanswered};
 pub use receiver::{Received, ReceiverLink};
-pub use sender::{Exchanged, SenderLink};
+pub use sender::{Exchanged, FrameStamp, Order, OutFrame, Outcome, SenderLink};
 
 use crate::config::{Pattern, Role};
 use crate::security::{ClientPolicy, CurveKeys};
