@@ -13,12 +13,13 @@
  * gst-launch-1.0 v4l2src ! videoconvert ! netgearsink address=10.0.0.5
  * gst-launch-1.0 videotestsrc ! netgearsink pattern=req-rep jpeg-compression=false
  * gst-launch-1.0 videotestsrc ! netgearsink secure-mode=ironhouse cert-dir=/home/pi/netgear-keys
+ * gst-launch-1.0 v4l2src ! videoconvert ! netgearsink pattern=req-rep multi-client=true ports=5577,5578,5579 load-balance=true
  * ]|
  */
 use super::companion::{self, Companion};
 use super::stamp;
 use super::tunnel::{self, TunnelSettings};
-use crate::config::{Pattern, Role};
+use crate::config::{self, Pattern, Role};
 use crate::frames::{
     encode_job, FrameError, FrameReader, FrameWriter, Input, JpegSettings, Payload,
 };
@@ -30,7 +31,7 @@ use crate::protocol::{self, JsonText, Reply};
 use crate::ssh::Tunnel;
 use crate::stats::Stats;
 use crate::transport::{
-    FrameStamp, LinkError, LinkEvent, OutFrame, Outcome, SenderLink, SharedBytes,
+    FrameStamp, LinkError, LinkEvent, Order, OutFrame, Outcome, SenderLink, SharedBytes, Waker,
 };
 use crate::workers::{self, EncodeJob, EncodeResult, Interrupter, OrderedPool, PoolError, Results};
 use gst::glib;
@@ -58,6 +59,7 @@ const DEFAULT_OVERWRITE_CERT: bool = false;
 /// 0: one encoder thread per core.
 const DEFAULT_JPEG_THREADS: u32 = 0;
 const MAX_JPEG_THREADS: u32 = 64;
+const DEFAULT_LOAD_BALANCE: bool = false;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -68,6 +70,7 @@ struct Settings {
     overwrite_cert: bool,
     tunnel: TunnelSettings,
     jpeg_threads: u32,
+    load_balance: bool,
 }
 
 impl Default for Settings {
@@ -85,6 +88,7 @@ impl Default for Settings {
             overwrite_cert: DEFAULT_OVERWRITE_CERT,
             tunnel: TunnelSettings::default(),
             jpeg_threads: DEFAULT_JPEG_THREADS,
+            load_balance: DEFAULT_LOAD_BALANCE,
         }
     }
 }
@@ -160,6 +164,18 @@ impl companion::Worker for Network {
                 settled
             }
         }
+    }
+
+    fn in_flight(&self) -> bool {
+        self.link.has_in_flight()
+    }
+
+    /// Replies to the frames in flight are read (and posted) while no frame comes.
+    fn idle(&mut self, doorbell: &Waker) -> Result<(), gst::FlowError> {
+        let element = self.element.upgrade().ok_or(gst::FlowError::Flushing)?;
+        let imp = element.imp();
+        let outcomes = self.link.await_answers(doorbell, &imp.stats);
+        imp.take_outcomes(self, outcomes)
     }
 
     fn discard(&mut self, job: Job) {
@@ -523,8 +539,11 @@ impl NetGearSink {
             self.obj().upcast_ref(),
         )?;
         config.events = glue::link_events(&*self.obj(), |sink, event| sink.imp().link_event(event));
-        let link = SenderLink::open(config, waker.clone())
+        let mut link = SenderLink::open(config, waker.clone())
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ["{}", e]))?;
+        if settings.load_balance {
+            link.set_order(Order::LoadBalance);
+        }
         self.interrupt.arm(waker);
         Ok((link, tunnel, through))
     }
@@ -651,6 +670,12 @@ fn sink_properties() -> Vec<glib::ParamSpec> {
             .default_value(DEFAULT_JPEG_THREADS)
             .mutable_ready()
             .build(),
+        glib::ParamSpecBoolean::builder("load-balance")
+            .nick("Load balance")
+            .blurb("Multi-client req-rep: send each frame to a receiver that has answered its last one, so each is fed as fast as it answers and several frames are in flight (frames still leave in order); false: to each receiver in turn, one frame at a time, as vidgear does")
+            .default_value(DEFAULT_LOAD_BALANCE)
+            .mutable_ready()
+            .build(),
     ]
 }
 
@@ -688,6 +713,7 @@ impl ObjectImpl for NetGearSink {
             "message" => s.message.set(value),
             "overwrite-cert" => s.overwrite_cert = value.get().unwrap_or(DEFAULT_OVERWRITE_CERT),
             "jpeg-threads" => s.jpeg_threads = value.get().unwrap_or(DEFAULT_JPEG_THREADS),
+            "load-balance" => s.load_balance = value.get().unwrap_or(DEFAULT_LOAD_BALANCE),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
@@ -716,6 +742,7 @@ impl ObjectImpl for NetGearSink {
             "message" => s.message.to_value(),
             "overwrite-cert" => s.overwrite_cert.to_value(),
             "jpeg-threads" => s.jpeg_threads.to_value(),
+            "load-balance" => s.load_balance.to_value(),
             _ => glib::Value::from_type(pspec.value_type()),
         }
     }
@@ -757,6 +784,7 @@ impl BaseSinkImpl for NetGearSink {
         // flagged mutable-playing, which `frame_settings` reads per frame.
         let settings = self.settings().clone();
         self.check_jpeg_colorspace(&settings.jpeg)?;
+        self.check_load_balance(&settings)?;
         let started = self.open_stream(&settings)?;
         gst::info!(CAT, imp = self, "sending to {}", started.endpoints);
         self.stats.reset();
@@ -917,5 +945,12 @@ impl NetGearSink {
     fn check_jpeg_colorspace(&self, jpeg: &JpegSettings) -> Result<(), gst::ErrorMessage> {
         jpeg.check_colorspace()
             .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))
+    }
+
+    /// `load-balance` only has receivers to balance in multi-client req-rep.
+    fn check_load_balance(&self, settings: &Settings) -> Result<(), gst::ErrorMessage> {
+        let common = &settings.common;
+        config::check_load_balance(settings.load_balance, common.multi_client, common.pattern)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["Invalid settings: {}", e]))
     }
 }
