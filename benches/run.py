@@ -38,6 +38,8 @@ import time
 
 import numpy as np
 
+import balance
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "target", "release", "examples", "netgear-bench")
 PLUGIN = os.path.join(ROOT, "target", "release", "libgstnetgear.so")
@@ -533,6 +535,8 @@ def main():
     ms = results["multiserver"] = multiserver()
     print(f"multi-server: {ms['servers']} netgearsinks -> one netgearsrc (pattern 1, 320x240 raw, one process): "
           f"{ms['frames']}/{ms['expected']} frames, {ms['fps']:.0f} frames/s, {ms['cpu_percent']:.0f} % CPU")
+
+    results["balance"] = balance.main()
 
     results["targets"] = targets(results)
     print("\ntargets (issue 11):")

@@ -8,6 +8,7 @@
                      [--source pooled|file --file F] [--fps F] [--times OUT]
     vidgear_bench.py zmq-recv     --port P --pattern 0|2 --frames N [--times OUT]
     vidgear_bench.py codec --file F --width W --height H --frames N
+    vidgear_bench.py vidgear-mc-send --ports A,B,.. --width W --height H --seconds S [--fps F]
 
 zmq-send/zmq-recv move the same header + frame (+ acknowledgement in pattern 0) with bare
 pyzmq: the transport's ceiling for raw frames. zmq-recv is also the receiver of the JPEG
@@ -17,6 +18,10 @@ Receivers print READY once bound, FIRST when the first frame arrives (the parent
 every side's CPU time then), and one JSON line at the end: frames, frames per second from
 the first to the last frame. --times writes one CLOCK_MONOTONIC microsecond stamp per frame
 (before send() / after recv()), for one-way latency without touching the message.
+
+vidgear-mc-send is vidgear's own multi-client server (pattern 1, raw) beside our sink in the
+load-balancing rows (benches/balance.py): black frames at --fps (0: as fast as the
+receivers answer) for --seconds.
 """
 
 import argparse
@@ -159,6 +164,26 @@ def zmq_recv(a):
     ctx.destroy(linger=0)
 
 
+def vidgear_mc_send(a):
+    from vidgear.gears import NetGear
+
+    server = NetGear(address="127.0.0.1", port=a.ports.split(","), pattern=1, multiclient_mode=True,
+                     logging=False, jpeg_compression=False)
+    frame = np.zeros((a.height, a.width, 3), dtype=np.uint8)
+    start = time.perf_counter()
+    sent = 0
+    try:
+        while time.perf_counter() - start < a.seconds:
+            pace(start, sent, a.fps)
+            server.send(frame)
+            sent += 1
+    except RuntimeError as e:  # "Client(s) seems to be offline"
+        print(json.dumps({"sent": sent, "error": str(e)}), flush=True)
+        return
+    server.close()
+    print(json.dumps({"sent": sent}), flush=True)
+
+
 def codec(a):
     """simplejpeg (vidgear's codec) on one core: encode and decode rates with vidgear's settings."""
     import simplejpeg
@@ -188,9 +213,11 @@ def main():
     p.add_argument("--file")
     p.add_argument("--fps", type=float, default=0)
     p.add_argument("--times")
+    p.add_argument("--ports", default="")
+    p.add_argument("--seconds", type=float, default=10.0)
     a = p.parse_args()
     {"vidgear-send": vidgear_send, "vidgear-recv": vidgear_recv, "zmq-send": zmq_send,
-     "zmq-recv": zmq_recv, "codec": codec}[a.mode](a)
+     "zmq-recv": zmq_recv, "codec": codec, "vidgear-mc-send": vidgear_mc_send}[a.mode](a)
 
 
 if __name__ == "__main__":

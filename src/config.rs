@@ -118,6 +118,24 @@ pub enum ModeError {
         mode: &'static str,
         what: &'static str,
     },
+    #[error("load-balance=true needs multi-client=true and pattern=req-rep (1), not {clash}: only then does each frame go to one of several receivers")]
+    LoadBalanceOutsideMultiClient { clash: &'static str },
+}
+
+/// A sink's `load-balance` needs receivers to choose from: multi-client req-rep.
+pub fn check_load_balance(
+    load_balance: bool,
+    multi_client: bool,
+    pattern: Pattern,
+) -> Result<(), ModeError> {
+    let clash = match (multi_client, pattern) {
+        _ if !load_balance => return Ok(()),
+        (true, Pattern::ReqRep) => return Ok(()),
+        (false, _) => "multi-client=false",
+        (true, Pattern::Pair) => "pattern=pair (0)",
+        (true, Pattern::PubSub) => "pattern=pub-sub (2), where every receiver gets every frame",
+    };
+    Err(ModeError::LoadBalanceOutsideMultiClient { clash })
 }
 
 /// Parses the `ports` property: comma- or space-separated port numbers.
@@ -225,6 +243,22 @@ mod tests {
         assert!(modes(Pair, true, false, false, &[])
             .validate(Role::Sender)
             .is_ok());
+    }
+
+    #[test]
+    fn load_balance_needs_multi_client_req_rep() {
+        use Pattern::*;
+        assert!(check_load_balance(true, true, ReqRep).is_ok());
+        assert!(check_load_balance(false, false, PubSub).is_ok());
+        let err = |mc, pattern| {
+            check_load_balance(true, mc, pattern)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(false, ReqRep).contains("load-balance=true needs multi-client=true"));
+        assert!(err(false, ReqRep).contains("not multi-client=false"));
+        assert!(err(true, PubSub).contains("not pattern=pub-sub (2)"));
+        assert!(err(true, Pair).contains("not pattern=pair (0)"));
     }
 
     #[test]

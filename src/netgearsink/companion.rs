@@ -10,7 +10,12 @@
 //! posted by the job), and jobs still queued are discarded, never sent. `unlock` drops the
 //! queued jobs and wakes a streaming thread waiting for room; the job running is
 //! interrupted by the network waker, which the element wakes itself.
+//!
+//! A worker may leave work in flight after a job (a load-balanced sink's frames awaiting
+//! replies): while no job waits, the thread lets it finish that work, and a hand-off rings
+//! a doorbell the worker watches, so the next job starts at once.
 
+use crate::transport::Waker;
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -23,6 +28,15 @@ pub trait Worker: Send + 'static {
     fn run(&mut self, job: Self::Job) -> Result<(), gst::FlowError>;
     /// A job that will never run (flushed, or queued behind a failed one).
     fn discard(&mut self, job: Self::Job);
+    /// Whether work started by earlier jobs is still in flight.
+    fn in_flight(&self) -> bool {
+        false
+    }
+    /// Carries on with the work in flight until it is done or `doorbell` rings (a job
+    /// waits). Errors as for `run`.
+    fn idle(&mut self, _doorbell: &Waker) -> Result<(), gst::FlowError> {
+        Ok(())
+    }
 }
 
 struct Slot<J> {
@@ -31,6 +45,8 @@ struct Slot<J> {
     failed: Option<gst::FlowError>,
     flushing: bool,
     quit: bool,
+    /// The worker is in `idle`: a hand-off rings the doorbell.
+    idling: bool,
 }
 
 struct Shared<J> {
@@ -38,6 +54,8 @@ struct Shared<J> {
     /// Signalled on every change: a job queued or finished, unlock, quit.
     changed: Condvar,
     capacity: usize,
+    /// Ends the worker's `idle` when a job is queued.
+    doorbell: Waker,
 }
 
 impl<J> Shared<J> {
@@ -70,9 +88,11 @@ impl<W: Worker> Companion<W> {
                 failed: None,
                 flushing: false,
                 quit: false,
+                idling: false,
             }),
             changed: Condvar::new(),
             capacity: capacity.max(1),
+            doorbell: Waker::new()?,
         });
         let thread = std::thread::Builder::new().name(name.to_owned()).spawn({
             let shared = shared.clone();
@@ -97,6 +117,9 @@ impl<W: Worker> Companion<W> {
             }
             if slot.queue.len() < self.shared.capacity {
                 slot.queue.push_back(job);
+                if slot.idling {
+                    self.shared.doorbell.wake();
+                }
                 drop(slot);
                 self.shared.changed.notify_all();
                 return Ok(());
@@ -132,6 +155,8 @@ impl<W: Worker> Companion<W> {
 
     pub fn unlock_stop(&self) {
         self.shared.lock().flushing = false;
+        // The worker may have work in flight to carry on with.
+        self.shared.changed.notify_all();
     }
 
     /// Ends the thread once its running job returns (the caller interrupts that job) and
@@ -154,9 +179,11 @@ impl<W: Worker> Drop for Companion<W> {
     }
 }
 
-/// Takes the oldest job and runs it outside the lock, until told to quit.
+/// Takes the oldest job and runs it outside the lock, until told to quit; between jobs,
+/// lets the worker carry on with its work in flight.
 fn companion_loop<W: Worker>(shared: &Shared<W::Job>, mut worker: W) -> W {
     loop {
+        let busy = worker.in_flight();
         let (job, run) = {
             let mut slot = shared.lock();
             loop {
@@ -173,27 +200,46 @@ fn companion_loop<W: Worker>(shared: &Shared<W::Job>, mut worker: W) -> W {
                     drop(slot);
                     // There is room now: wake a hand-off waiting for it.
                     shared.changed.notify_all();
-                    break (job, run);
+                    break (Some(job), run);
+                }
+                if busy && !slot.flushing && slot.failed.is_none() {
+                    slot.idling = true;
+                    drop(slot);
+                    let result = worker.idle(&shared.doorbell);
+                    finish(shared, result, |slot| slot.idling = false);
+                    shared.doorbell.reset();
+                    break (None, false);
                 }
                 slot = shared.wait(slot);
             }
         };
+        let Some(job) = job else { continue };
         if !run {
             worker.discard(job);
             shared.changed.notify_all();
             continue;
         }
         let result = worker.run(job);
-        let mut slot = shared.lock();
-        slot.running = false;
-        if let Err(error) = result {
-            if error != gst::FlowError::Flushing && slot.failed.is_none() {
-                slot.failed = Some(error);
-            }
-        }
-        drop(slot);
-        shared.changed.notify_all();
+        finish(shared, result, |slot| slot.running = false);
     }
+}
+
+/// After the worker's `run` or `idle`: `done` updates the slot, and an error other than
+/// `Flushing` makes the companion sticky-failed.
+fn finish<J>(
+    shared: &Shared<J>,
+    result: Result<(), gst::FlowError>,
+    done: impl FnOnce(&mut Slot<J>),
+) {
+    let mut slot = shared.lock();
+    done(&mut slot);
+    if let Err(error) = result {
+        if error != gst::FlowError::Flushing && slot.failed.is_none() {
+            slot.failed = Some(error);
+        }
+    }
+    drop(slot);
+    shared.changed.notify_all();
 }
 
 #[cfg(test)]

@@ -13,11 +13,13 @@
  * gst-launch-1.0 v4l2src ! videoconvert ! netgearsink address=10.0.0.5
  * gst-launch-1.0 videotestsrc ! netgearsink pattern=req-rep jpeg-compression=false
  * gst-launch-1.0 videotestsrc ! netgearsink secure-mode=ironhouse cert-dir=/home/pi/netgear-keys
+ * gst-launch-1.0 v4l2src ! videoconvert ! netgearsink pattern=req-rep multi-client=true ports=5577,5578,5579 load-balance=true
  * ]|
  */
 use super::companion::{self, Companion};
+use super::stamp;
 use super::tunnel::{self, TunnelSettings};
-use crate::config::{Pattern, Role};
+use crate::config::{self, Pattern, Role};
 use crate::frames::{
     encode_job, FrameError, FrameReader, FrameWriter, Input, JpegSettings, Payload,
 };
@@ -27,14 +29,15 @@ use crate::meta;
 use crate::properties::{common_properties, string_value, CommonSettings, JsonProperty};
 use crate::ssh::Tunnel;
 use crate::stats::Stats;
-use crate::transport::{Exchanged, LinkError, LinkEvent, Part, SenderLink, SharedBytes};
+use crate::transport::{
+    FrameStamp, LinkError, LinkEvent, Order, OutFrame, Outcome, SenderLink, SharedBytes, Waker,
+};
 use crate::workers::{self, EncodeJob, EncodeResult, Interrupter, OrderedPool, PoolError, Results};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use netgear_protocol::{self as protocol, JsonText, Reply};
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
@@ -56,6 +59,7 @@ const DEFAULT_OVERWRITE_CERT: bool = false;
 /// 0: one encoder thread per core.
 const DEFAULT_JPEG_THREADS: u32 = 0;
 const MAX_JPEG_THREADS: u32 = 64;
+const DEFAULT_LOAD_BALANCE: bool = false;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -66,6 +70,7 @@ struct Settings {
     overwrite_cert: bool,
     tunnel: TunnelSettings,
     jpeg_threads: u32,
+    load_balance: bool,
 }
 
 impl Default for Settings {
@@ -83,6 +88,7 @@ impl Default for Settings {
             overwrite_cert: DEFAULT_OVERWRITE_CERT,
             tunnel: TunnelSettings::default(),
             jpeg_threads: DEFAULT_JPEG_THREADS,
+            load_balance: DEFAULT_LOAD_BALANCE,
         }
     }
 }
@@ -112,6 +118,7 @@ enum Job {
     Frame {
         header: Vec<u8>,
         payload: Pending,
+        stamp: FrameStamp,
     },
     /// End of stream: the termination, after the last frame's reply.
     Terminate,
@@ -130,13 +137,10 @@ struct Network {
     tunnel_host: String,
     /// For frames that come back with replies.
     reader: FrameReader,
-    pattern: Pattern,
     multi_client: bool,
     max_frame_bytes: u64,
     /// Multi-server: the port put in the termination.
     header_port: Option<u16>,
-    /// Multi-client: the receivers that have replied, each owed a termination.
-    heard_from: BTreeSet<u16>,
     terminated: bool,
 }
 
@@ -147,12 +151,31 @@ impl companion::Worker for Network {
         let element = self.element.upgrade().ok_or(gst::FlowError::Flushing)?;
         let imp = element.imp();
         match job {
-            Job::Frame { header, payload } => imp.send_frame(self, &header, payload),
+            Job::Frame {
+                header,
+                payload,
+                stamp,
+            } => imp.send_frame(self, header, payload, stamp),
             Job::Terminate => {
+                // Frames still in flight are answered (or given up) first.
+                let outcomes = self.link.settle(&imp.stats);
+                let settled = imp.take_outcomes(self, outcomes);
                 imp.send_termination(self, true);
-                Ok(())
+                settled
             }
         }
+    }
+
+    fn in_flight(&self) -> bool {
+        self.link.has_in_flight()
+    }
+
+    /// Replies to the frames in flight are read (and posted) while no frame comes.
+    fn idle(&mut self, doorbell: &Waker) -> Result<(), gst::FlowError> {
+        let element = self.element.upgrade().ok_or(gst::FlowError::Flushing)?;
+        let imp = element.imp();
+        let outcomes = self.link.await_answers(doorbell, &imp.stats);
+        imp.take_outcomes(self, outcomes)
     }
 
     fn discard(&mut self, job: Job) {
@@ -274,7 +297,11 @@ impl NetGearSink {
             &message,
             stream.pattern.number(),
         );
-        Ok(Job::Frame { header, payload })
+        Ok(Job::Frame {
+            header,
+            payload,
+            stamp: stamp::of(buffer),
+        })
     }
 
     /// A frame lost on our side (unlock, flush): counted; the caller returns `Flushing`.
@@ -283,36 +310,53 @@ impl NetGearSink {
         gst::FlowError::Flushing
     }
 
-    /// Companion thread: sends one frame and waits for the reply (patterns 0/1).
+    /// Companion thread: sends one frame and waits for the reply (patterns 0/1; with load
+    /// balancing, for a receiver that is free).
     fn send_frame(
         &self,
         net: &mut Network,
-        header: &[u8],
+        header: Vec<u8>,
         payload: Pending,
+        stamp: FrameStamp,
     ) -> Result<(), gst::FlowError> {
         let payload = match payload {
             Pending::Ready(bytes) => bytes,
             Pending::Encoding(seq) => self.encoded(net, seq)?,
         };
         self.keep_tunnel_up(net)?;
-        let exchanged = net
-            .link
-            .exchange(&[Part::Copied(header), Part::Shared(&payload)], &self.stats)
-            .map_err(|e| self.link_failed(e))?;
-        let reply = match exchanged {
-            Exchanged::Reply(reply) => reply,
-            Exchanged::Sent => Vec::new(),
-            // Nobody listening: this frame is given up after one timeout (warned about by
-            // the link's events); the error comes after max-retries of them in a row.
-            Exchanged::Dropped => {
-                Stats::bump(&self.stats.dropped);
-                return Ok(());
-            }
+        let frame = OutFrame {
+            header,
+            payload,
+            stamp,
         };
-        self.nobody_listening.store(false, Ordering::Relaxed);
-        Stats::bump(&self.stats.frames);
-        Stats::add(&self.stats.bytes, (*payload).as_ref().len() as u64);
-        self.handle_reply(net, reply);
+        let outcomes = net.link.send(frame, &self.stats);
+        self.take_outcomes(net, outcomes)
+    }
+
+    /// Companion thread: counts what became of frames and reads their replies; a link
+    /// error is posted.
+    fn take_outcomes(
+        &self,
+        net: &mut Network,
+        outcomes: Result<Vec<Outcome>, LinkError>,
+    ) -> Result<(), gst::FlowError> {
+        for outcome in outcomes.map_err(|e| self.link_failed(e))? {
+            let (frame, reply) = match outcome {
+                Outcome::Answered { frame, reply } => (frame, reply),
+                Outcome::Sent(frame) => (frame, Vec::new()),
+                // Nobody listening: this frame is given up after one timeout (warned about
+                // by the link's events); the error comes after max-retries of them in a row.
+                Outcome::Dropped(frame) => {
+                    gst::debug!(CAT, imp = self, "frame with pts {:?} given up", frame.stamp.pts);
+                    Stats::bump(&self.stats.dropped);
+                    continue;
+                }
+            };
+            self.nobody_listening.store(false, Ordering::Relaxed);
+            Stats::bump(&self.stats.frames);
+            Stats::add(&self.stats.bytes, (*frame.payload).as_ref().len() as u64);
+            self.handle_reply(net, reply, frame.stamp);
+        }
         Ok(())
     }
 
@@ -385,10 +429,8 @@ impl NetGearSink {
 
     fn link_failed(&self, error: LinkError) -> gst::FlowError {
         match error {
-            LinkError::Interrupted => {
-                Stats::bump(&self.stats.dropped);
-                gst::FlowError::Flushing
-            }
+            // The link counted the frames it dropped.
+            LinkError::Interrupted => gst::FlowError::Flushing,
             e => {
                 gst::element_imp_error!(self, gst::ResourceError::Write, ["{}", e]);
                 gst::FlowError::Error
@@ -397,8 +439,8 @@ impl NetGearSink {
     }
 
     /// Reads a receiver's reply: data goes to the bus as `netgear-return`, a returned
-    /// frame as `netgear-return-frame`.
-    fn handle_reply(&self, net: &mut Network, mut parts: Vec<zmq::Message>) {
+    /// frame as `netgear-return-frame`, each naming the frame it answers (`stamp`).
+    fn handle_reply(&self, net: &mut Network, mut parts: Vec<zmq::Message>, stamp: FrameStamp) {
         let Some(first) = parts.first() else { return };
         let reply = protocol::parse_reply(first);
         let port = match &reply {
@@ -407,23 +449,21 @@ impl NetGearSink {
             }
             _ => None,
         };
-        if let Some(p) = port {
-            net.heard_from.insert(p);
-        }
         match reply {
             Ok(Reply::Text(text)) => gst::trace!(CAT, imp = self, "receiver said: {text}"),
             Ok(Reply::Data { data, .. }) if data.is_null() => {}
             Ok(Reply::Data { data, .. }) => {
                 Stats::bump(&self.stats.returns);
                 let text = data.into_string();
-                let fields = |b: gst::structure::Builder| b.field("data", text);
+                let fields =
+                    |b: gst::structure::Builder| stamp::fields(b.field("data", text), stamp);
                 glue::post_element_message(self.obj().upcast_ref(), "netgear-return", fields, port);
             }
             Ok(Reply::Frame { payload, .. }) if parts.len() == 2 => {
                 let bytes = parts.swap_remove(1);
                 let limit = net.max_frame_bytes;
                 match net.reader.sample(&payload, bytes, limit) {
-                    Ok(sample) => self.post_return_frame(sample, port),
+                    Ok(sample) => self.post_return_frame(sample, port, stamp),
                     Err(e) => self.malformed_reply(&e),
                 }
             }
@@ -434,9 +474,9 @@ impl NetGearSink {
         }
     }
 
-    fn post_return_frame(&self, sample: gst::Sample, port: Option<u16>) {
+    fn post_return_frame(&self, sample: gst::Sample, port: Option<u16>, stamp: FrameStamp) {
         Stats::bump(&self.stats.returns);
-        let fields = |b: gst::structure::Builder| b.field("sample", sample);
+        let fields = |b: gst::structure::Builder| stamp::fields(b.field("sample", sample), stamp);
         glue::post_element_message(
             self.obj().upcast_ref(),
             "netgear-return-frame",
@@ -465,12 +505,8 @@ impl NetGearSink {
             return;
         }
         net.terminated = true;
-        let copies = match net.pattern {
-            Pattern::ReqRep => net.heard_from.len().max(1),
-            _ => 1,
-        };
         let message = protocol::encode_termination(net.header_port);
-        let answered = net.link.terminate(&message, copies, wait);
+        let answered = net.link.terminate(&message, wait);
         Stats::bump(&self.stats.terminations);
         gst::debug!(
             CAT,
@@ -504,8 +540,11 @@ impl NetGearSink {
             self.obj().upcast_ref(),
         )?;
         config.events = glue::link_events(&*self.obj(), |sink, event| sink.imp().link_event(event));
-        let link = SenderLink::open(config, waker.clone())
+        let mut link = SenderLink::open(config, waker.clone())
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ["{}", e]))?;
+        if settings.load_balance {
+            link.set_order(Order::LoadBalance);
+        }
         self.interrupt.arm(waker);
         Ok((link, tunnel, through))
     }
@@ -522,11 +561,9 @@ impl NetGearSink {
             tunnel,
             tunnel_host: settings.tunnel.host.clone(),
             reader: FrameReader::default(),
-            pattern: common.pattern,
             multi_client: common.multi_client,
             max_frame_bytes: common.max_frame_bytes,
             header_port: common.multi_server.then(|| common.own_port()),
-            heard_from: BTreeSet::new(),
             terminated: false,
         };
         // One frame waits while one is on the wire; with the pool, as many as it encodes
@@ -634,6 +671,12 @@ fn sink_properties() -> Vec<glib::ParamSpec> {
             .default_value(DEFAULT_JPEG_THREADS)
             .mutable_ready()
             .build(),
+        glib::ParamSpecBoolean::builder("load-balance")
+            .nick("Load balance")
+            .blurb("Multi-client req-rep: send each frame to a receiver that has answered its last one, so each is fed as fast as it answers and several frames are in flight (frames still leave in order); false: to each receiver in turn, one frame at a time, as vidgear does")
+            .default_value(DEFAULT_LOAD_BALANCE)
+            .mutable_ready()
+            .build(),
     ]
 }
 
@@ -671,6 +714,7 @@ impl ObjectImpl for NetGearSink {
             "message" => s.message.set(value),
             "overwrite-cert" => s.overwrite_cert = value.get().unwrap_or(DEFAULT_OVERWRITE_CERT),
             "jpeg-threads" => s.jpeg_threads = value.get().unwrap_or(DEFAULT_JPEG_THREADS),
+            "load-balance" => s.load_balance = value.get().unwrap_or(DEFAULT_LOAD_BALANCE),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
@@ -699,6 +743,7 @@ impl ObjectImpl for NetGearSink {
             "message" => s.message.to_value(),
             "overwrite-cert" => s.overwrite_cert.to_value(),
             "jpeg-threads" => s.jpeg_threads.to_value(),
+            "load-balance" => s.load_balance.to_value(),
             _ => glib::Value::from_type(pspec.value_type()),
         }
     }
@@ -740,6 +785,7 @@ impl BaseSinkImpl for NetGearSink {
         // flagged mutable-playing, which `frame_settings` reads per frame.
         let settings = self.settings().clone();
         self.check_jpeg_colorspace(&settings.jpeg)?;
+        self.check_load_balance(&settings)?;
         let started = self.open_stream(&settings)?;
         gst::info!(CAT, imp = self, "sending to {}", started.endpoints);
         self.stats.reset();
@@ -900,5 +946,12 @@ impl NetGearSink {
     fn check_jpeg_colorspace(&self, jpeg: &JpegSettings) -> Result<(), gst::ErrorMessage> {
         jpeg.check_colorspace()
             .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))
+    }
+
+    /// `load-balance` only has receivers to balance in multi-client req-rep.
+    fn check_load_balance(&self, settings: &Settings) -> Result<(), gst::ErrorMessage> {
+        let common = &settings.common;
+        config::check_load_balance(settings.load_balance, common.multi_client, common.pattern)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["Invalid settings: {}", e]))
     }
 }

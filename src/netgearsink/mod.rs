@@ -6,6 +6,7 @@ use gst::prelude::*;
 
 mod companion;
 mod imp;
+mod stamp;
 mod tunnel;
 
 glib::wrapper! {

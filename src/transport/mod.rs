@@ -21,7 +21,9 @@ pub use curve::{ClientPolicy, Refusal};
 pub use error::LinkError;
 pub use events::{EventHandler, HandshakeFailure, LinkEvent, Unanswered};
 pub use receiver::{Received, ReceiverLink};
-pub use sender::{Exchanged, SenderLink};
+#[cfg(test)]
+pub use sender::Exchanged;
+pub use sender::{FrameStamp, Order, OutFrame, Outcome, SenderLink};
 
 use crate::config::{Pattern, Role};
 use error::socket_error;

@@ -8,13 +8,17 @@
 //! - with nobody listening at all, a frame is dropped after one timeout and the retries
 //!   are counted across frames, so no render (and no EOS behind it) waits longer than one
 //!   request timeout while the error still comes after `max_retries + 1` timeouts;
-//! - multi-client req-rep gives each receiver its own REQ socket: one that stops
-//!   answering is skipped after one timeout and retried in the background.
+//! - multi-client req-rep gives each receiver its own REQ socket (see `dispatch`).
+
+mod dispatch;
+
+pub use dispatch::{FrameStamp, Order, OutFrame, Outcome};
 
 use super::error::{socket_error, LinkError};
 use super::events::{HandshakeFailure, LinkEvent, Unanswered};
 use super::{pause, recv_parts, send_part, Channel, LinkConfig, Part, Stats, Wait, Waker, CAT};
 use crate::config::Pattern;
+use dispatch::{Dispatch, InFlight};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,8 +49,24 @@ pub enum Exchanged {
 /// One socket: every endpoint, or (multi-client req-rep) one receiver.
 struct Slot {
     channel: Channel,
-    /// Multi-client: skipped until its socket reports a handshake again.
+    /// Multi-client: reported down, skipped until its socket reports a handshake again.
     down: bool,
+    /// Multi-client: the frame sent to this receiver and not yet answered.
+    in_flight: Option<InFlight>,
+    /// Multi-client: when its last frame was answered (load balancing feeds the receiver
+    /// free longest first).
+    free_since: Instant,
+}
+
+impl Slot {
+    fn new(channel: Channel) -> Slot {
+        Slot {
+            channel,
+            down: false,
+            in_flight: None,
+            free_since: Instant::now(),
+        }
+    }
 }
 
 /// The sender's link.
@@ -56,8 +76,8 @@ pub struct SenderLink {
     context: zmq::Context,
     config: LinkConfig,
     waker: Arc<Waker>,
-    /// Multi-client: where the round-robin goes next.
-    next: usize,
+    /// Multi-client req-rep: the frames handed out among the receivers.
+    dispatch: Dispatch,
     /// Request timeouts in a row with nobody listening, across frames.
     silent: u32,
 }
@@ -75,18 +95,14 @@ impl SenderLink {
             };
         let mut slots = Vec::with_capacity(groups.len());
         for endpoints in groups {
-            let channel = Self::connect(&context, &config, endpoints)?;
-            slots.push(Slot {
-                channel,
-                down: false,
-            });
+            slots.push(Slot::new(Self::connect(&context, &config, endpoints)?));
         }
         Ok(SenderLink {
             slots,
             context,
             config,
             waker,
-            next: 0,
+            dispatch: Dispatch::default(),
             silent: 0,
         })
     }
@@ -228,93 +244,74 @@ impl SenderLink {
         }
     }
 
-    /// Multi-client: the next slot in turn that is not down (any slot if all are).
-    fn pick(&mut self) -> usize {
-        let n = self.slots.len();
-        let start = self.next % n;
-        let idx = (0..n)
-            .map(|k| (start + k) % n)
-            .find(|i| !self.slots[*i].down)
-            .unwrap_or(start);
-        self.next = idx + 1;
-        idx
-    }
-
-    /// Multi-client: brings back receivers whose fresh socket has handshaken again.
-    fn revive(&mut self, stats: &Stats) {
-        let handler = self.config.events.clone();
-        for slot in self.slots.iter_mut().filter(|s| s.down) {
-            slot.channel.drain(stats, &handler);
-            if slot.channel.peers.connected() > 0 {
-                slot.down = false;
-                let endpoint = slot.channel.endpoint_list();
-                gst::info!(CAT, "receiver {endpoint} is back");
-                handler.emit(LinkEvent::ReceiverBack { endpoint });
-            }
+    /// Sends one frame and tells what became of it, or (multi-client req-rep) of the frames
+    /// handed out so far; see `dispatch`.
+    pub fn send(&mut self, frame: OutFrame, stats: &Stats) -> Result<Vec<Outcome>, LinkError> {
+        if self.dispatches() {
+            return self.dispatch(frame, stats);
         }
+        let parts = [Part::Copied(&frame.header), Part::Shared(&frame.payload)];
+        let exchanged = match self.exchange(&parts, stats) {
+            Err(LinkError::Interrupted) => {
+                Stats::bump(&stats.dropped);
+                return Err(LinkError::Interrupted);
+            }
+            other => other?,
+        };
+        Ok(vec![match exchanged {
+            Exchanged::Reply(reply) => Outcome::Answered { frame, reply },
+            Exchanged::Sent => Outcome::Sent(frame),
+            Exchanged::Dropped => Outcome::Dropped(frame),
+        }])
     }
 
-    /// Multi-client: skips a receiver that did not answer, warns once, and gives it a
-    /// fresh socket that reconnects in the background.
-    fn set_down(&mut self, idx: usize, cause: Unanswered, stats: &Stats) -> Result<(), LinkError> {
-        let endpoint = self.slots[idx].channel.endpoint_list();
-        gst::warning!(
-            CAT,
-            "receiver {endpoint} does not answer ({cause}): skipping it"
-        );
-        Stats::bump(&stats.receivers_down);
-        self.config
-            .events
-            .emit(LinkEvent::ReceiverDown { endpoint, cause });
-        self.reconnect(idx, stats)?;
-        self.slots[idx].down = true;
-        Ok(())
-    }
-
-    /// Sends one message. In patterns 0/1 waits for the reply, retrying as the module
-    /// documentation says.
+    /// Sends one message on a link with one socket (every mode but multi-client req-rep).
+    /// In patterns 0/1 waits for the reply, retrying as the module documentation says.
     pub fn exchange(&mut self, parts: &[Part<'_>], stats: &Stats) -> Result<Exchanged, LinkError> {
-        self.revive(stats);
+        debug_assert!(
+            !self.dispatches(),
+            "multi-client req-rep sends through send()"
+        );
         let mut attempts = 0u32;
         loop {
-            let idx = self.pick();
-            if let Some(done) = self.attempt(idx, parts, stats)? {
+            if let Some(done) = self.attempt(0, parts, stats)? {
                 self.silent = 0;
-                if std::mem::replace(&mut self.slots[idx].down, false) {
-                    let endpoint = self.slots[idx].channel.endpoint_list();
-                    self.config
-                        .events
-                        .emit(LinkEvent::ReceiverBack { endpoint });
-                }
                 return Ok(done);
             }
-            let cause = self.cause(idx);
+            let cause = self.cause(0);
             Stats::bump(&stats.retries);
-            let others_up = (0..self.slots.len()).any(|i| i != idx && !self.slots[i].down);
-            if others_up {
-                // Skipping a dead receiver does not use up this frame's retries.
-                self.set_down(idx, cause, stats)?;
-                continue;
-            }
-            let nobody = cause == Unanswered::NobodyListening;
             attempts += 1;
-            let attempt = if nobody {
-                self.silent += 1;
-                self.silent
-            } else {
-                attempts
-            };
-            self.report_unanswered(idx, attempt, cause.clone());
-            if attempt > self.config.max_retries {
-                let endpoints = self.slots[idx].channel.endpoint_list();
-                let timeout = self.config.request_timeout;
-                return Err(LinkError::unanswered(cause, endpoints, attempt, timeout));
-            }
-            self.retry_socket(idx, stats)?;
+            let endpoints = self.slots[0].channel.endpoint_list();
+            let nobody = self.count_unanswered(attempts, endpoints, cause)?;
+            self.retry_socket(0, stats)?;
             if nobody {
                 return Ok(Exchanged::Dropped);
             }
         }
+    }
+
+    /// An attempt went unanswered with no other receiver to turn to: reports it and fails
+    /// after `max_retries + 1` in a row (`attempts`, or with nobody listening the silent
+    /// timeouts across frames). Returns whether nobody listens: the frame is then given up.
+    fn count_unanswered(
+        &mut self,
+        attempts: u32,
+        endpoints: String,
+        cause: Unanswered,
+    ) -> Result<bool, LinkError> {
+        let nobody = cause == Unanswered::NobodyListening;
+        let attempt = if nobody {
+            self.silent += 1;
+            self.silent
+        } else {
+            attempts
+        };
+        self.report_unanswered(endpoints.clone(), attempt, cause.clone());
+        if attempt > self.config.max_retries {
+            let timeout = self.config.request_timeout;
+            return Err(LinkError::unanswered(cause, endpoints, attempt, timeout));
+        }
+        Ok(nobody)
     }
 
     /// Before a retry. REQ: lazy pirate, a fresh socket (its state machine may be stuck).
@@ -331,9 +328,9 @@ impl SenderLink {
         Ok(())
     }
 
-    fn report_unanswered(&self, idx: usize, attempt: u32, cause: Unanswered) {
+    fn report_unanswered(&self, endpoints: String, attempt: u32, cause: Unanswered) {
         let event = LinkEvent::Unanswered {
-            endpoints: self.slots[idx].channel.endpoint_list(),
+            endpoints,
             attempt,
             attempts: self.config.max_retries + 1,
             timeout: self.config.request_timeout,
@@ -343,59 +340,61 @@ impl SenderLink {
         self.config.events.emit(event);
     }
 
-    /// Sends the termination message without retries; `copies` is one per receiver owed
-    /// one on a shared multi-client socket. With `wait` (end of stream), patterns 0/1
-    /// wait at most `request_timeout / 5` for the pattern-1 answer, as vidgear does, and
-    /// pattern 2 repeats the message because a full one-slot queue drops it; a socket
-    /// with no receiver connected is not waited for. Without `wait` (stopping without
-    /// EOS) it is one send that never blocks. Returns whether a receiver answered.
-    pub fn terminate(&mut self, message: &[u8], copies: usize, wait: bool) -> bool {
+    /// Sends the termination message without retries. With `wait` (end of stream),
+    /// patterns 0/1 wait at most `request_timeout / 5` for the pattern-1 answer, as vidgear
+    /// does, and pattern 2 repeats the message because a full one-slot queue drops it; a
+    /// socket with no receiver connected is not waited for. Without `wait` (stopping
+    /// without EOS) it is one send that never blocks. Returns whether a receiver answered.
+    pub fn terminate(&mut self, message: &[u8], wait: bool) -> bool {
         let grace = self.config.request_timeout / 5;
         let deadline = Instant::now() + grace;
         // Events seen now are not counted: the element reads its stats before this.
         let scratch = Stats::default();
-        let handler = self.config.events.clone();
-        let copies = if self.slots.len() > 1 { 1 } else { copies };
-        let acknowledged = self.config.pattern.is_acknowledged();
-        let mut waited = false;
-        let mut answered = false;
-        for idx in 0..self.slots.len() {
-            self.slots[idx].channel.drain(&scratch, &handler);
-            let listening = self.slots[idx].channel.peers.connected() > 0;
-            if !wait || (acknowledged && !listening) {
-                gst::debug!(
-                    CAT,
-                    "termination to {} without waiting",
-                    self.slots[idx].channel.endpoint_list()
-                );
-                self.terminate_now(idx, message, copies, grace);
-                continue;
+        if !wait {
+            for idx in 0..self.slots.len() {
+                self.terminate_now(idx, message, grace);
             }
-            if acknowledged && !waited {
-                waited = true;
-                if !pause(TERMINATION_DELAY.min(grace / 2), &self.waker) {
-                    return false;
-                }
-            }
-            answered |= self.terminate_waiting(idx, message, copies, deadline, &scratch);
+            return false;
         }
-        answered
+        if self.dispatches() {
+            return self.terminate_receivers(message, deadline, &scratch);
+        }
+        let handler = self.config.events.clone();
+        self.slots[0].channel.drain(&scratch, &handler);
+        let acknowledged = self.config.pattern.is_acknowledged();
+        if acknowledged && self.slots[0].channel.peers.connected() == 0 {
+            self.terminate_now(0, message, grace);
+            return false;
+        }
+        if acknowledged && !self.pause_before_termination() {
+            return false;
+        }
+        self.terminate_waiting(0, message, deadline, &scratch)
     }
 
-    /// One send per copy that never blocks; the socket keeps a moment to flush it.
-    fn terminate_now(&mut self, idx: usize, message: &[u8], copies: usize, grace: Duration) {
+    /// Patterns 0/1: gives a vidgear receiver's recv() loop time to take the last frame
+    /// (see `TERMINATION_DELAY`). `false`: interrupted.
+    fn pause_before_termination(&self) -> bool {
+        let grace = self.config.request_timeout / 5;
+        pause(TERMINATION_DELAY.min(grace / 2), &self.waker)
+    }
+
+    /// One send that never blocks; the socket keeps a moment to flush it.
+    fn terminate_now(&mut self, idx: usize, message: &[u8], grace: Duration) {
         let socket = &self.slots[idx].channel.socket;
+        gst::debug!(
+            CAT,
+            "termination to {} without waiting",
+            self.slots[idx].channel.endpoint_list()
+        );
         let _ = socket.set_linger(grace.min(STOP_LINGER).as_millis() as i32);
-        for _ in 0..copies {
-            let _ = socket.send(message, zmq::DONTWAIT);
-        }
+        let _ = socket.send(message, zmq::DONTWAIT);
     }
 
     fn terminate_waiting(
         &mut self,
         idx: usize,
         message: &[u8],
-        copies: usize,
         deadline: Instant,
         stats: &Stats,
     ) -> bool {
@@ -408,9 +407,7 @@ impl SenderLink {
                     if round > 0 && (late || !pause(PUBSUB_TERMINATION_GAP, &self.waker)) {
                         break;
                     }
-                    for _ in 0..copies {
-                        let _ = socket.send(message, zmq::DONTWAIT);
-                    }
+                    let _ = socket.send(message, zmq::DONTWAIT);
                 }
             }
             Pattern::Pair => {
@@ -418,13 +415,7 @@ impl SenderLink {
             }
             Pattern::ReqRep => {
                 let handler = self.config.events.clone();
-                for _ in 0..copies {
-                    if !matches!(
-                        self.send_parts(idx, &[Part::Copied(message)], deadline, stats),
-                        Ok(true)
-                    ) {
-                        break;
-                    }
+                if let Ok(true) = self.send_parts(idx, &[Part::Copied(message)], deadline, stats) {
                     let channel = &mut self.slots[idx].channel;
                     let waited = channel.wait(
                         zmq::POLLIN,
@@ -433,19 +424,18 @@ impl SenderLink {
                         true,
                         (stats, &handler),
                     );
-                    if waited != Ok(Wait::Ready) {
-                        break;
-                    }
-                    answered |= recv_parts(&channel.socket).is_ok();
+                    answered = waited == Ok(Wait::Ready) && recv_parts(&channel.socket).is_ok();
                 }
             }
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let _ = self.slots[idx].channel.socket.set_linger(if answered {
-            0
-        } else {
-            left.as_millis() as i32
-        });
+        self.linger_for_termination(idx, answered, deadline);
         answered
+    }
+
+    /// A termination not yet answered keeps what is left of the grace period to leave.
+    fn linger_for_termination(&self, idx: usize, answered: bool, deadline: Instant) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let linger = if answered { 0 } else { left.as_millis() as i32 };
+        let _ = self.slots[idx].channel.socket.set_linger(linger);
     }
 }
