@@ -15,6 +15,7 @@
  * gst-launch-1.0 videotestsrc ! netgearsink secure-mode=ironhouse cert-dir=/home/pi/netgear-keys
  * ]|
  */
+use super::bands::{self, BandChoice, Encoding};
 use super::companion::{self, Companion};
 use super::tunnel::{self, TunnelSettings};
 use crate::config::{Pattern, Role};
@@ -56,6 +57,7 @@ const DEFAULT_OVERWRITE_CERT: bool = false;
 /// 0: one encoder thread per core.
 const DEFAULT_JPEG_THREADS: u32 = 0;
 const MAX_JPEG_THREADS: u32 = 64;
+const DEFAULT_JPEG_BANDS: u32 = bands::AUTO;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -66,6 +68,7 @@ struct Settings {
     overwrite_cert: bool,
     tunnel: TunnelSettings,
     jpeg_threads: u32,
+    jpeg_bands: u32,
 }
 
 impl Default for Settings {
@@ -83,6 +86,7 @@ impl Default for Settings {
             overwrite_cert: DEFAULT_OVERWRITE_CERT,
             tunnel: TunnelSettings::default(),
             jpeg_threads: DEFAULT_JPEG_THREADS,
+            jpeg_bands: DEFAULT_JPEG_BANDS,
         }
     }
 }
@@ -98,13 +102,15 @@ struct Stream {
     /// jpeg-threads > 1: raw frames are encoded here, in parallel; the companion takes
     /// the results in order.
     encoders: Option<OrderedPool<EncodeJob, EncodeResult>>,
+    /// Whether a frame goes to the pool whole or in bands (`jpeg-bands`).
+    bands: BandChoice,
 }
 
-/// A frame's payload as it is handed over: ready, or still being encoded (the encoder
-/// pool's job number).
+/// A frame's payload as it is handed over: ready, or still being encoded (by the encoder
+/// pool, whole or in bands).
 enum Pending {
     Ready(SharedBytes),
-    Encoding(u64),
+    Encoding(Encoding),
 }
 
 /// What the companion thread does, in the order the streaming thread handed it over.
@@ -253,8 +259,11 @@ impl NetGearSink {
         };
         let (kind, payload) = match (pooled, stream.encoders.as_mut()) {
             (Some((kind, job)), Some(pool)) => {
-                let seq = pool.submit(job).map_err(|_| self.dropped())?;
-                (kind, Pending::Encoding(seq))
+                let encoding = stream.bands.submit(pool, job).map_err(|_| self.dropped())?;
+                if encoding.is_banded() {
+                    Stats::bump(&self.stats.band_encodes);
+                }
+                (kind, Pending::Encoding(encoding))
             }
             _ => {
                 let (kind, payload) = stream
@@ -292,7 +301,7 @@ impl NetGearSink {
     ) -> Result<(), gst::FlowError> {
         let payload = match payload {
             Pending::Ready(bytes) => bytes,
-            Pending::Encoding(seq) => self.encoded(net, seq)?,
+            Pending::Encoding(encoding) => self.encoded(net, &encoding)?,
         };
         self.keep_tunnel_up(net)?;
         let exchanged = net
@@ -316,10 +325,10 @@ impl NetGearSink {
         Ok(())
     }
 
-    /// Companion thread: the JPEG of pooled frame `seq`, waiting for its encoder.
-    fn encoded(&self, net: &Network, seq: u64) -> Result<SharedBytes, gst::FlowError> {
+    /// Companion thread: the JPEG of a pooled frame, waiting for its encoders.
+    fn encoded(&self, net: &Network, encoding: &Encoding) -> Result<SharedBytes, gst::FlowError> {
         let results = net.encoded.as_ref().ok_or(gst::FlowError::Error)?;
-        match results.take(seq) {
+        match encoding.take(results) {
             Some(Ok(Ok(jpeg))) => Ok(Arc::new(jpeg)),
             Some(Ok(Err(e))) => Err(self.frame_failed(FrameError::Encode(e))),
             Some(Err(PoolError::Panicked(why))) => {
@@ -546,6 +555,7 @@ impl NetGearSink {
                 pattern: common.pattern,
                 header_port: common.multi_server.then(|| common.own_port()),
                 encoders,
+                bands: BandChoice::new(settings.jpeg_bands),
             })),
             companion: Arc::new(companion),
             endpoints,
@@ -634,6 +644,13 @@ fn sink_properties() -> Vec<glib::ParamSpec> {
             .default_value(DEFAULT_JPEG_THREADS)
             .mutable_ready()
             .build(),
+        glib::ParamSpecUInt::builder("jpeg-bands")
+            .nick("JPEG bands")
+            .blurb("Horizontal bands a frame is encoded in on the encoder threads at once, joined into one standard JPEG with restart markers (lower latency; any JPEG decoder, vidgear's included, reads it): 0 = automatic (a frame that finds the encoder threads idle, as in a live stream, gets one band per thread; frames that queue are encoded whole, one per thread), 1 = off (whole frames only), N = N bands for every frame. Needs jpeg-threads other than 1")
+            .maximum(bands::MAX)
+            .default_value(DEFAULT_JPEG_BANDS)
+            .mutable_ready()
+            .build(),
     ]
 }
 
@@ -671,6 +688,7 @@ impl ObjectImpl for NetGearSink {
             "message" => s.message.set(value),
             "overwrite-cert" => s.overwrite_cert = value.get().unwrap_or(DEFAULT_OVERWRITE_CERT),
             "jpeg-threads" => s.jpeg_threads = value.get().unwrap_or(DEFAULT_JPEG_THREADS),
+            "jpeg-bands" => s.jpeg_bands = value.get().unwrap_or(DEFAULT_JPEG_BANDS),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
@@ -699,6 +717,7 @@ impl ObjectImpl for NetGearSink {
             "message" => s.message.to_value(),
             "overwrite-cert" => s.overwrite_cert.to_value(),
             "jpeg-threads" => s.jpeg_threads.to_value(),
+            "jpeg-bands" => s.jpeg_bands.to_value(),
             _ => glib::Value::from_type(pspec.value_type()),
         }
     }
