@@ -36,6 +36,8 @@ pub struct Stats {
     pub parallel_decodes: AtomicU64,
     /// Sink: frames encoded in bands on the encoder threads at once.
     pub band_encodes: AtomicU64,
+    /// Source: JPEGs with restart markers decoded band by band on every core.
+    pub band_decodes: AtomicU64,
 }
 
 impl Stats {
@@ -53,7 +55,7 @@ impl Stats {
         }
     }
 
-    fn counters(&self) -> [(&'static str, &AtomicU64); 15] {
+    fn counters(&self) -> [(&'static str, &AtomicU64); 16] {
         [
             ("frames", &self.frames),
             ("bytes", &self.bytes),
@@ -70,6 +72,7 @@ impl Stats {
             ("receivers-down", &self.receivers_down),
             ("parallel-decodes", &self.parallel_decodes),
             ("band-encodes", &self.band_encodes),
+            ("band-decodes", &self.band_decodes),
         ]
     }
 

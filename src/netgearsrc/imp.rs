@@ -21,8 +21,8 @@ use crate::config::{Pattern, Role};
 use crate::formats::{decoded_format, raw_format, reorderable, PLANAR_FORMATS, SEND_FORMATS};
 use crate::frames::rate::{frame_duration, RateMode};
 use crate::frames::{
-    frame_decoder, DecodeTarget, FrameDecoder, FrameError, FrameReader, Output, OutputKey,
-    ReturnEncoder, ReturnJpeg, ReturnedFrame,
+    frame_decoder, BandDecoder, DecodeTarget, FrameDecoder, FrameError, FrameReader, Output,
+    OutputKey, ReturnEncoder, ReturnJpeg, ReturnedFrame,
 };
 use crate::glue::{self, Interrupt, WarningLimiter};
 use crate::jpeg::{Colorspace, JpegError};
@@ -87,6 +87,8 @@ impl Default for Settings {
 struct Stream {
     link: ReceiverLink,
     reader: FrameReader,
+    /// Decodes JPEGs with restart markers band by band on every core, when not behind.
+    bands: BandDecoder,
     /// What the source pad carries now.
     output: Option<Output>,
     /// Whether downstream takes image/jpeg; asked again after a reconfigure.
@@ -668,7 +670,11 @@ impl NetGearSrc {
         // Decodes on this thread only: an overlapped step would count the wait for the next
         // frame too and keep itself going.
         let started = Instant::now();
-        let buffer = stream.reader.fill(output, kind, payload);
+        let banded = stream.bands.decode(output, kind, &payload);
+        if matches!(banded, Some(Ok(_))) {
+            Stats::bump(&self.stats.band_decodes);
+        }
+        let buffer = banded.unwrap_or_else(|| stream.reader.fill(output, kind, payload));
         stream.took = started.elapsed();
         buffer
     }
@@ -897,6 +903,7 @@ impl NetGearSrc {
         Ok(Box::new(Stream {
             link,
             reader: FrameReader::default(),
+            bands: BandDecoder::default(),
             output: None,
             jpeg_passthrough: None,
             decode_choice: None,
