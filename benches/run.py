@@ -20,6 +20,10 @@ each process, sampled until it exits. Latency: each sender stamps CLOCK_MONOTONI
 (ours: a pad probe on netgearsink's sink pad, fed by `identity sync=true` at 30 fps), each
 receiver after the frame is out (ours: fakesink's sink pad; vidgear: after recv()); frame i
 sent is frame i received (pattern 0 loses nothing), so nothing is added to the messages.
+JPEG latency with bands (issue 21): 1080p and 720p at 30 fps, the plugin with jpeg-bands=0
+(the default: a frame that finds the encoders idle is encoded in bands and decoded band by
+band) and jpeg-bands=1 (whole frames), against vidgear; `benches/run.py latency-bands` runs
+only these rows.
 
   FRAMES (default 400, quick 60)  REPEAT (best of, default 3, quick 1)
   SIZES  (default "1080p 720p", quick "1080p")   QUICK=1 or `scripts/bench --quick`
@@ -302,13 +306,13 @@ def measure_case(kind, w, h, path):
 
 # ---- latency, codec, scale ---------------------------------------------------------------
 
-def latency(side, jpeg, path, n):
-    w, h = DIMS["720p"]
+def latency(side, jpeg, path, n, size="720p", sink_props=""):
+    w, h = DIMS[size]
     port = free_port()
     tx_times, rx_times = os.path.join(OUT, "tx.times"), os.path.join(OUT, "rx.times")
     if side == "plugin":
         sink = (f"identity sync=true ! netgearsink name=out address=127.0.0.1 port={port} "
-                f"jpeg-compression={str(jpeg).lower()} sync=false")
+                f"jpeg-compression={str(jpeg).lower()} {sink_props} sync=false")
         tx = [BENCH, "run", "--pipeline", f"{gst_source('file', w, h, n, path)} ! {sink}", "--times", tx_times]
         rx = our_receiver(port, 0, n, True, rx_times)
     elif side == "vidgear":
@@ -323,6 +327,41 @@ def latency(side, jpeg, path, n):
     ms = (got[:k] - sent[:k]) / 1000.0
     return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3),
             "frames": int(k), "sent": int(len(sent)), "send_cpu_ms": r["send_cpu_ms"], "recv_cpu_ms": r["recv_cpu_ms"]}
+
+
+# Issue 21: each frame on every core. `jpeg-bands=0` (the default) encodes a frame that finds
+# the encoders idle in one band per encoder thread and netgearsrc decodes such frames band by
+# band; `jpeg-bands=1` sends whole frames (no restart markers), as before.
+BAND_SIDES = {"plugin, bands": "jpeg-bands=0", "plugin, no bands": "jpeg-bands=1", "vidgear": None}
+
+
+def band_latency():
+    """One-way latency of a live 30 fps JPEG stream at 1080p and 720p: banded frames, whole
+    frames and vidgear, the sides alternating REPEAT times (best p50 kept per side)."""
+    out = {}
+    for size in ("1080p", "720p"):
+        path = frame_file(*DIMS[size])
+        best = {}
+        for _ in range(REPEAT):
+            for side, props in BAND_SIDES.items():
+                ours = props is not None
+                r = latency("plugin" if ours else "vidgear", True, path, LATENCY_FRAMES, size, props or "")
+                r["load"] = round(os.getloadavg()[0], 1)
+                if side not in best or r["p50_ms"] < best[side]["p50_ms"]:
+                    best[side] = r
+        out[size] = best
+    return out
+
+
+def print_band_latency(rows):
+    print(f"\none-way latency of a live JPEG stream at 30 fps, {LATENCY_FRAMES} frames, file source, pattern 0, "
+          f"best p50 of {REPEAT} (1-min load average after each run in brackets):")
+    for size, sides in rows.items():
+        vid = sides.get("vidgear", {})
+        for side, v in sides.items():
+            print(f"  {size:5} {side:16}: p50 {v['p50_ms']:6.2f} ms ({fmt(ratio(v['p50_ms'], vid.get('p50_ms')), 4, 2)}x vidgear), "
+                  f"p99 {v['p99_ms']:6.2f} ms ({fmt(ratio(v['p99_ms'], vid.get('p99_ms')), 4, 2)}x); CPU ms/frame send "
+                  f"{v['send_cpu_ms']} recv {v['recv_cpu_ms']} [{v['load']}]", flush=True)
 
 
 def codec_rates(path):
@@ -397,6 +436,8 @@ def targets(results):
     c = results["cases"]
     get = lambda key, side, field="fps": c.get(key, {}).get(side, {}).get(field)
     lat = results.get("latency_720p30", {})
+    bands = results.get("latency_jpeg_bands", {}).get("1080p", {})
+    band_ratio = lambda f: ratio(bands.get("plugin, bands", {}).get(f), bands.get("vidgear", {}).get(f))
     send_cpu = (get("1080p JPEG e2e", "plugin", "send_cpu_ms"), get("1080p JPEG e2e", "vidgear", "send_cpu_ms"))
     rows = [
         ("JPEG 1080p sender only >= 1.8x vidgear", ratio(get("1080p JPEG sender-only", "plugin"), get("1080p JPEG sender-only", "vidgear")), 1.8, ">="),
@@ -407,6 +448,8 @@ def targets(results):
         ("sender CPU per JPEG frame (1080p) <= 0.7x vidgear", ratio(*send_cpu), 0.7, "<="),
         ("720p raw p50 latency at 30 fps < 1 ms", lat.get("raw", {}).get("plugin", {}).get("p50_ms"), 1.0, "<"),
         ("720p JPEG p50 latency at 30 fps < 10 ms", lat.get("jpeg", {}).get("plugin", {}).get("p50_ms"), 10.0, "<"),
+        ("1080p30 JPEG p50 latency (bands) <= 0.6x vidgear", band_ratio("p50_ms"), 0.6, "<="),
+        ("1080p30 JPEG p99 latency (bands) <= vidgear's", band_ratio("p99_ms"), 1.0, "<="),
     ]
     out = []
     for name, value, goal, op in rows:
@@ -454,7 +497,14 @@ def markdown(results):
     for codec, sides in results.get("latency_720p30", {}).items():
         pv = lambda side: f"{sides[side]['p50_ms']:.2f} / {sides[side]['p99_ms']:.2f}" if side in sides else ""
         lines.append(f"| {codec} | {pv('plugin')} | {pv('vidgear')} | {pv('ceiling')} |")
-    lines += ["", "| target (issue 11) | value | met |", "|---|---|---|"]
+    lines += ["", "| latency, JPEG 30 fps | p50 / p99 ms | p50 / p99 vs vidgear | CPU ms/frame send/recv |",
+              "|---|---|---|---|"]
+    for size, sides in results.get("latency_jpeg_bands", {}).items():
+        vid = sides.get("vidgear", {})
+        for side, v in sides.items():
+            vs = f"{ratio(v['p50_ms'], vid.get('p50_ms'))} / {ratio(v['p99_ms'], vid.get('p99_ms'))}"
+            lines.append(f"| {size} {side} | {v['p50_ms']:.2f} / {v['p99_ms']:.2f} | {vs} | {v['send_cpu_ms']} / {v['recv_cpu_ms']} |")
+    lines += ["", "| target (issues 11, 21) | value | met |", "|---|---|---|"]
     for t in results.get("targets", []):
         lines.append(f"| {t['target']} | {t['value']} | {'n/a' if t['met'] is None else ('yes' if t['met'] else 'no')} |")
     return "\n".join(lines) + "\n"
@@ -492,6 +542,15 @@ def chart(results, path):
 
 def main():
     os.makedirs(OUT, exist_ok=True)
+    if "latency-bands" in sys.argv:
+        # Only the issue-21 latency rows: `benches/run.py latency-bands`.
+        print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average at start "
+              + " ".join(f"{x:.1f}" for x in os.getloadavg()))
+        rows = band_latency()
+        print_band_latency(rows)
+        with open(os.path.join(OUT, "latency_bands.json"), "w") as f:
+            json.dump(rows, f, indent=1)
+        return
     open(os.path.join(OUT, "logs.txt"), "w").close()
     started = time.monotonic()
     results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
@@ -522,6 +581,9 @@ def main():
         for side, v in sides.items():
             print(f"  {codec:4} {side:8}: p50 {v['p50_ms']:.2f} ms, p99 {v['p99_ms']:.2f} ms ({v['frames']} frames)")
 
+    results["latency_jpeg_bands"] = band_latency()
+    print_band_latency(results["latency_jpeg_bands"])
+
     rss = {k: (v["plugin"]["send_rss_mib"], v["plugin"]["recv_rss_mib"], v["vidgear"]["send_rss_mib"],
                v["vidgear"]["recv_rss_mib"]) for k, v in results["cases"].items() if "vidgear" in v}
     print("\npeak RSS MiB (sender/receiver): " + "; ".join(f"{k}: plugin {a}/{b}, vidgear {c}/{d}" for k, (a, b, c, d) in rss.items()))
@@ -539,7 +601,7 @@ def main():
     results["balance"] = balance.main()
 
     results["targets"] = targets(results)
-    print("\ntargets (issue 11):")
+    print("\ntargets (issues 11, 21):")
     for t in results["targets"]:
         state = "n/a" if t["met"] is None else ("met" if t["met"] else "NOT met")
         print(f"  {t['target']:52} {t['value']!s:>8}  {state}")

@@ -34,6 +34,10 @@ pub struct Stats {
     pub receivers_down: AtomicU64,
     /// Source: frames decoded on the decoder thread while the next one was received.
     pub parallel_decodes: AtomicU64,
+    /// Sink: frames encoded in bands on the encoder threads at once.
+    pub band_encodes: AtomicU64,
+    /// Source: JPEGs with restart markers decoded band by band on every core.
+    pub band_decodes: AtomicU64,
 }
 
 impl Stats {
@@ -51,7 +55,7 @@ impl Stats {
         }
     }
 
-    fn counters(&self) -> [(&'static str, &AtomicU64); 14] {
+    fn counters(&self) -> [(&'static str, &AtomicU64); 16] {
         [
             ("frames", &self.frames),
             ("bytes", &self.bytes),
@@ -67,6 +71,8 @@ impl Stats {
             ("handshake-failures", &self.handshake_failures),
             ("receivers-down", &self.receivers_down),
             ("parallel-decodes", &self.parallel_decodes),
+            ("band-encodes", &self.band_encodes),
+            ("band-decodes", &self.band_decodes),
         ]
     }
 

@@ -147,7 +147,6 @@ impl<J: Send + 'static, O: Send + 'static> OrderedPool<J, O> {
     }
 
     /// Jobs submitted whose results have not been handed out yet.
-    #[cfg(test)]
     pub fn pending(&self) -> usize {
         self.shared.lock().results.len()
     }

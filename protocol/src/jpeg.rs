@@ -12,7 +12,9 @@ use std::ffi::{c_int, c_ulong, CStr};
 use std::fmt;
 use turbojpeg_sys as raw;
 
+mod bands;
 mod planar;
+pub use bands::{band_rows, join_bands, split_bands, Band, MAX_BANDS, MIN_BAND_PIXELS};
 pub use planar::{PlaneMut, Subsampling};
 
 /// The colorspace names vidgear (simplejpeg) uses, with libjpeg-turbo's pixel format.
@@ -338,6 +340,10 @@ struct FrameHeader {
     /// The fewest bits of scan data a Huffman-coded JPEG of this frame can have; none
     /// for arithmetic coding.
     least_bits: u64,
+    /// The width and height of one MCU of an interleaved scan, in pixels.
+    mcu: (usize, usize),
+    /// The number of components.
+    components: usize,
 }
 
 fn be16(data: &[u8], at: usize) -> Option<usize> {
@@ -412,6 +418,8 @@ fn parse_frame(marker: u8, body: &[u8]) -> Result<FrameHeader, JpegError> {
     Ok(FrameHeader {
         info: JpegInfo { width, height },
         least_bits,
+        mcu: (8 * h_max as usize, 8 * v_max as usize),
+        components: factors.len(),
     })
 }
 

@@ -5,11 +5,13 @@
 //! payload to send. Used by `netgearsrc`, by the sink's returned frames and by the
 //! source's `return` pad.
 
+mod band_decode;
 mod buffer_to_wire;
 pub mod rate;
 mod returned;
 mod wire_to_buffer;
 
+pub use band_decode::BandDecoder;
 pub use buffer_to_wire::{encode_job, FrameWriter, Input, JpegSettings, Payload, Uncompressible};
 pub use returned::{ReturnEncoder, ReturnJpeg, ReturnedFrame};
 pub use wire_to_buffer::{

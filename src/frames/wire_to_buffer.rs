@@ -157,7 +157,7 @@ impl Output {
     }
 
     /// A buffer for the output's raw layout, and its row stride.
-    fn acquire(&self) -> Result<(gst::Buffer, usize), FrameError> {
+    pub(super) fn acquire(&self) -> Result<(gst::Buffer, usize), FrameError> {
         let info = self.info.as_ref().ok_or(FrameError::Buffer)?;
         let stride = usize::try_from(info.stride()[0]).map_err(|_| FrameError::Buffer)?;
         let buffer = match &self.pool {
@@ -314,7 +314,7 @@ impl FrameReader {
     }
 }
 
-fn params_of(compression: &Compression) -> DecodeParams {
+pub(super) fn params_of(compression: &Compression) -> DecodeParams {
     DecodeParams {
         fast_dct: compression.dct,
         fast_upsample: compression.ups,

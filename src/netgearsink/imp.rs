@@ -16,6 +16,7 @@
  * gst-launch-1.0 v4l2src ! videoconvert ! netgearsink pattern=req-rep multi-client=true ports=5577,5578,5579 load-balance=true
  * ]|
  */
+use super::bands::{self, BandChoice, Encoding};
 use super::companion::{self, Companion};
 use super::stamp;
 use super::tunnel::{self, TunnelSettings};
@@ -60,6 +61,7 @@ const DEFAULT_OVERWRITE_CERT: bool = false;
 const DEFAULT_JPEG_THREADS: u32 = 0;
 const MAX_JPEG_THREADS: u32 = 64;
 const DEFAULT_LOAD_BALANCE: bool = false;
+const DEFAULT_JPEG_BANDS: u32 = bands::AUTO;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -71,6 +73,7 @@ struct Settings {
     tunnel: TunnelSettings,
     jpeg_threads: u32,
     load_balance: bool,
+    jpeg_bands: u32,
 }
 
 impl Default for Settings {
@@ -89,6 +92,7 @@ impl Default for Settings {
             tunnel: TunnelSettings::default(),
             jpeg_threads: DEFAULT_JPEG_THREADS,
             load_balance: DEFAULT_LOAD_BALANCE,
+            jpeg_bands: DEFAULT_JPEG_BANDS,
         }
     }
 }
@@ -104,13 +108,15 @@ struct Stream {
     /// jpeg-threads > 1: raw frames are encoded here, in parallel; the companion takes
     /// the results in order.
     encoders: Option<OrderedPool<EncodeJob, EncodeResult>>,
+    /// Whether a frame goes to the pool whole or in bands (`jpeg-bands`).
+    bands: BandChoice,
 }
 
-/// A frame's payload as it is handed over: ready, or still being encoded (the encoder
-/// pool's job number).
+/// A frame's payload as it is handed over: ready, or still being encoded (by the encoder
+/// pool, whole or in bands).
 enum Pending {
     Ready(SharedBytes),
-    Encoding(u64),
+    Encoding(Encoding),
 }
 
 /// What the companion thread does, in the order the streaming thread handed it over.
@@ -276,8 +282,11 @@ impl NetGearSink {
         };
         let (kind, payload) = match (pooled, stream.encoders.as_mut()) {
             (Some((kind, job)), Some(pool)) => {
-                let seq = pool.submit(job).map_err(|_| self.dropped())?;
-                (kind, Pending::Encoding(seq))
+                let encoding = stream.bands.submit(pool, job).map_err(|_| self.dropped())?;
+                if encoding.is_banded() {
+                    Stats::bump(&self.stats.band_encodes);
+                }
+                (kind, Pending::Encoding(encoding))
             }
             _ => {
                 let (kind, payload) = stream
@@ -321,7 +330,7 @@ impl NetGearSink {
     ) -> Result<(), gst::FlowError> {
         let payload = match payload {
             Pending::Ready(bytes) => bytes,
-            Pending::Encoding(seq) => self.encoded(net, seq)?,
+            Pending::Encoding(encoding) => self.encoded(net, &encoding)?,
         };
         self.keep_tunnel_up(net)?;
         let frame = OutFrame {
@@ -360,10 +369,10 @@ impl NetGearSink {
         Ok(())
     }
 
-    /// Companion thread: the JPEG of pooled frame `seq`, waiting for its encoder.
-    fn encoded(&self, net: &Network, seq: u64) -> Result<SharedBytes, gst::FlowError> {
+    /// Companion thread: the JPEG of a pooled frame, waiting for its encoders.
+    fn encoded(&self, net: &Network, encoding: &Encoding) -> Result<SharedBytes, gst::FlowError> {
         let results = net.encoded.as_ref().ok_or(gst::FlowError::Error)?;
-        match results.take(seq) {
+        match encoding.take(results) {
             Some(Ok(Ok(jpeg))) => Ok(Arc::new(jpeg)),
             Some(Ok(Err(e))) => Err(self.frame_failed(FrameError::Encode(e))),
             Some(Err(PoolError::Panicked(why))) => {
@@ -583,6 +592,7 @@ impl NetGearSink {
                 pattern: common.pattern,
                 header_port: common.multi_server.then(|| common.own_port()),
                 encoders,
+                bands: BandChoice::new(settings.jpeg_bands),
             })),
             companion: Arc::new(companion),
             endpoints,
@@ -677,6 +687,13 @@ fn sink_properties() -> Vec<glib::ParamSpec> {
             .default_value(DEFAULT_LOAD_BALANCE)
             .mutable_ready()
             .build(),
+        glib::ParamSpecUInt::builder("jpeg-bands")
+            .nick("JPEG bands")
+            .blurb("Horizontal bands a frame is encoded in on the encoder threads at once, joined into one standard JPEG with restart markers (lower latency; any JPEG decoder, vidgear's included, reads it): 0 = automatic (a frame that finds the encoder threads idle, as in a live stream, gets one band per thread; frames that queue are encoded whole, one per thread), 1 = off (whole frames only), N = N bands for every frame. Needs jpeg-threads other than 1")
+            .maximum(bands::MAX)
+            .default_value(DEFAULT_JPEG_BANDS)
+            .mutable_ready()
+            .build(),
     ]
 }
 
@@ -715,6 +732,7 @@ impl ObjectImpl for NetGearSink {
             "overwrite-cert" => s.overwrite_cert = value.get().unwrap_or(DEFAULT_OVERWRITE_CERT),
             "jpeg-threads" => s.jpeg_threads = value.get().unwrap_or(DEFAULT_JPEG_THREADS),
             "load-balance" => s.load_balance = value.get().unwrap_or(DEFAULT_LOAD_BALANCE),
+            "jpeg-bands" => s.jpeg_bands = value.get().unwrap_or(DEFAULT_JPEG_BANDS),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
@@ -744,6 +762,7 @@ impl ObjectImpl for NetGearSink {
             "overwrite-cert" => s.overwrite_cert.to_value(),
             "jpeg-threads" => s.jpeg_threads.to_value(),
             "load-balance" => s.load_balance.to_value(),
+            "jpeg-bands" => s.jpeg_bands.to_value(),
             _ => glib::Value::from_type(pspec.value_type()),
         }
     }

@@ -4,6 +4,7 @@
 use gst::glib;
 use gst::prelude::*;
 
+mod bands;
 mod companion;
 mod imp;
 mod stamp;

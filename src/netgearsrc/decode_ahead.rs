@@ -91,13 +91,10 @@ impl<Next> DecodeAhead<Next> {
     /// itself going.
     pub fn decode_here(
         &mut self,
-        reader: &mut FrameReader,
-        output: &Output,
-        kind: &PayloadKind,
-        payload: zmq::Message,
+        decode: impl FnOnce() -> Result<gst::Buffer, FrameError>,
     ) -> Result<gst::Buffer, FrameError> {
         let started = Instant::now();
-        let buffer = reader.fill(output, kind, payload);
+        let buffer = decode();
         self.took = started.elapsed();
         buffer
     }

@@ -9,7 +9,7 @@ use super::returns::Returns;
 use super::timing::Timing;
 use super::{NetGearSrc, CAT};
 use crate::config::Pattern;
-use crate::frames::{FrameError, FrameReader};
+use crate::frames::{BandDecoder, FrameError, FrameReader};
 use crate::glue::{self, WarningLimiter};
 use crate::meta;
 use crate::properties::CommonSettings;
@@ -116,6 +116,8 @@ pub enum Step {
 pub struct Stream {
     link: ReceiverLink,
     reader: FrameReader,
+    /// Decodes JPEGs with restart markers band by band on every core, when not behind.
+    bands: BandDecoder,
     negotiation: Negotiation,
     overlap: DecodeAhead<Result<Step, gst::FlowError>>,
     /// Multi-server: senders that sent frames and have not terminated yet.
@@ -132,6 +134,7 @@ impl Stream {
         Stream {
             link,
             reader: FrameReader::default(),
+            bands: BandDecoder::default(),
             negotiation: Negotiation::default(),
             overlap: DecodeAhead::new(common.pattern),
             servers: BTreeSet::new(),
@@ -406,9 +409,17 @@ impl Stream {
             self.negotiation
                 .switch_output(ctx.element, ctx.timing, key, max_frame_bytes)?;
         if !self.overlap.should_overlap(output) {
-            return self
-                .overlap
-                .decode_here(&mut self.reader, output, kind, payload);
+            let (reader, bands) = (&mut self.reader, &mut self.bands);
+            // A JPEG with restart markers decodes band by band on every core; any other
+            // whole, here.
+            return self.overlap.decode_here(|| match bands.decode(output, kind, &payload) {
+                Some(Ok(buffer)) => {
+                    Stats::bump(&ctx.stats.band_decodes);
+                    Ok(buffer)
+                }
+                Some(Err(e)) => Err(e),
+                None => reader.fill(output, kind, payload),
+            });
         }
         match self
             .overlap
