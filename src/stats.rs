@@ -30,6 +30,8 @@ pub struct Stats {
     pub disconnects: AtomicU64,
     /// Handshakes that failed (wrong keys, wrong mechanism, refused by authentication).
     pub handshake_failures: AtomicU64,
+    /// Receiver without CURVE: connections closed before their handshake (port checks).
+    pub probes: AtomicU64,
     /// Multi-client req-rep: times a receiver stopped answering and was skipped.
     pub receivers_down: AtomicU64,
     /// Source: frames decoded on the decoder thread while the next one was received.
@@ -51,7 +53,7 @@ impl Stats {
         }
     }
 
-    fn counters(&self) -> [(&'static str, &AtomicU64); 14] {
+    fn counters(&self) -> [(&'static str, &AtomicU64); 15] {
         [
             ("frames", &self.frames),
             ("bytes", &self.bytes),
@@ -65,6 +67,7 @@ impl Stats {
             ("connects", &self.connects),
             ("disconnects", &self.disconnects),
             ("handshake-failures", &self.handshake_failures),
+            ("probes", &self.probes),
             ("receivers-down", &self.receivers_down),
             ("parallel-decodes", &self.parallel_decodes),
         ]

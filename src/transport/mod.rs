@@ -290,7 +290,8 @@ impl Channel {
         Ok(Channel {
             socket,
             monitor,
-            peers: Peers::default(),
+            // Only a receiver that checks keys can refuse anyone.
+            peers: Peers::new(config.role == Role::Receiver && config.curve.is_none()),
             endpoints,
         })
     }
