@@ -18,6 +18,9 @@ pub struct Stats {
     pub dropped: AtomicU64,
     /// Messages from the network that were rejected.
     pub malformed: AtomicU64,
+    /// Source: frames dropped as not newer than one delivered from their stream (a copy
+    /// our sink sent again after a lost connection, or one an abandoned connection delayed).
+    pub duplicates: AtomicU64,
     /// Replies carrying data from a bidirectional / multi-client receiver.
     pub returns: AtomicU64,
     /// Termination messages sent or received.
@@ -53,7 +56,7 @@ impl Stats {
         }
     }
 
-    fn counters(&self) -> [(&'static str, &AtomicU64); 15] {
+    fn counters(&self) -> [(&'static str, &AtomicU64); 16] {
         [
             ("frames", &self.frames),
             ("bytes", &self.bytes),
@@ -61,6 +64,7 @@ impl Stats {
             ("reconnects", &self.reconnects),
             ("dropped", &self.dropped),
             ("malformed", &self.malformed),
+            ("duplicates", &self.duplicates),
             ("returns", &self.returns),
             ("terminations", &self.terminations),
             ("refused", &self.refused),

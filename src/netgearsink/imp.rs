@@ -25,7 +25,7 @@ use crate::glue::{self, Interrupt};
 use crate::link_setup;
 use crate::meta;
 use crate::properties::{common_properties, string_value, CommonSettings, JsonProperty};
-use crate::protocol::{self, JsonText, Reply};
+use crate::protocol::{self, JsonText, Reply, Sequence};
 use crate::ssh::Tunnel;
 use crate::stats::Stats;
 use crate::transport::{Exchanged, LinkError, LinkEvent, Part, SenderLink, SharedBytes};
@@ -95,6 +95,8 @@ struct Stream {
     pattern: Pattern,
     /// Multi-server: the port put in every header.
     header_port: Option<u16>,
+    /// The next frame's number, so a receiver recognises a frame sent again.
+    sequence: Sequence,
     /// jpeg-threads > 1: raw frames are encoded here, in parallel; the companion takes
     /// the results in order.
     encoders: Option<OrderedPool<EncodeJob, EncodeResult>>,
@@ -268,12 +270,14 @@ impl NetGearSink {
                 (kind, Pending::Ready(bytes))
             }
         };
-        let header = protocol::encode_frame_header(
+        let mut header = protocol::encode_frame_header(
             stream.header_port,
             &kind,
             &message,
             stream.pattern.number(),
         );
+        protocol::add_sequence(&mut header, stream.sequence);
+        stream.sequence = stream.sequence.next();
         Ok(Job::Frame { header, payload })
     }
 
@@ -545,6 +549,7 @@ impl NetGearSink {
                 writer: FrameWriter::default(),
                 pattern: common.pattern,
                 header_port: common.multi_server.then(|| common.own_port()),
+                sequence: Sequence::start(),
                 encoders,
             })),
             companion: Arc::new(companion),

@@ -22,7 +22,7 @@ use crate::formats::{decoded_format, raw_format, reorderable, PLANAR_FORMATS, SE
 use crate::frames::rate::{frame_duration, RateMode};
 use crate::frames::{
     frame_decoder, DecodeTarget, FrameDecoder, FrameError, FrameReader, Output, OutputKey,
-    ReturnEncoder, ReturnJpeg, ReturnedFrame,
+    ReturnEncoder, ReturnJpeg, ReturnedFrame, SequenceCheck,
 };
 use crate::glue::{self, Interrupt, WarningLimiter};
 use crate::jpeg::{Colorspace, JpegError};
@@ -97,6 +97,8 @@ struct Stream {
     raw_choice: Option<(VideoFormat, VideoFormat)>,
     /// Multi-server: senders that sent frames and have not terminated yet.
     servers: BTreeSet<u16>,
+    /// Our senders' frame numbers: copies and late frames are dropped.
+    sequences: SequenceCheck,
     /// Whether downstream wants `meta::SERVER_EOS`s; asked at the first termination.
     server_eos_wanted: Option<bool>,
     last_message: Instant,
@@ -478,6 +480,11 @@ impl NetGearSrc {
         if parts.len() != 2 {
             let error = protocol::ProtocolError::PartCount(parts.len());
             self.malformed(stream, &error);
+            return Ok(Step::Again);
+        }
+        if let Err(repeated) = stream.sequences.admit(header.sequence) {
+            Stats::bump(&self.stats.duplicates);
+            gst::debug!(CAT, imp = self, "dropped {repeated}");
             return Ok(Step::Again);
         }
         let payload = parts.swap_remove(1);
@@ -902,6 +909,7 @@ impl NetGearSrc {
             decode_choice: None,
             raw_choice: None,
             servers: BTreeSet::new(),
+            sequences: SequenceCheck::default(),
             server_eos_wanted: None,
             last_message: now,
             last_frame: now,
