@@ -257,7 +257,7 @@ fn reliability_properties(role: Role) -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
             .nick("Statistics")
-            .blurb("Counters: frames, bytes, retries, reconnects, dropped, malformed, returns, terminations, refused, connects, disconnects, handshake-failures, receivers-down, parallel-decodes, band-encodes, band-decodes")
+            .blurb("Counters: frames, bytes, retries, reconnects, dropped, malformed, duplicates, returns, terminations, refused, connects, disconnects, handshake-failures, probes, receivers-down, parallel-decodes, band-encodes, band-decodes")
             .read_only()
             .build(),
     ]

@@ -18,6 +18,9 @@ pub struct Stats {
     pub dropped: AtomicU64,
     /// Messages from the network that were rejected.
     pub malformed: AtomicU64,
+    /// Source: frames dropped as not newer than one delivered from their stream (a copy
+    /// our sink sent again after a lost connection, or one an abandoned connection delayed).
+    pub duplicates: AtomicU64,
     /// Replies carrying data from a bidirectional / multi-client receiver.
     pub returns: AtomicU64,
     /// Termination messages sent or received.
@@ -30,6 +33,8 @@ pub struct Stats {
     pub disconnects: AtomicU64,
     /// Handshakes that failed (wrong keys, wrong mechanism, refused by authentication).
     pub handshake_failures: AtomicU64,
+    /// Receiver without CURVE: connections closed before their handshake (port checks).
+    pub probes: AtomicU64,
     /// Multi-client req-rep: times a receiver stopped answering and was skipped.
     pub receivers_down: AtomicU64,
     /// Source: frames decoded on the decoder thread while the next one was received.
@@ -55,7 +60,7 @@ impl Stats {
         }
     }
 
-    fn counters(&self) -> [(&'static str, &AtomicU64); 16] {
+    fn counters(&self) -> [(&'static str, &AtomicU64); 18] {
         [
             ("frames", &self.frames),
             ("bytes", &self.bytes),
@@ -63,12 +68,14 @@ impl Stats {
             ("reconnects", &self.reconnects),
             ("dropped", &self.dropped),
             ("malformed", &self.malformed),
+            ("duplicates", &self.duplicates),
             ("returns", &self.returns),
             ("terminations", &self.terminations),
             ("refused", &self.refused),
             ("connects", &self.connects),
             ("disconnects", &self.disconnects),
             ("handshake-failures", &self.handshake_failures),
+            ("probes", &self.probes),
             ("receivers-down", &self.receivers_down),
             ("parallel-decodes", &self.parallel_decodes),
             ("band-encodes", &self.band_encodes),

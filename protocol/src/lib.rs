@@ -293,6 +293,62 @@ pub struct FrameHeader {
     pub payload: PayloadKind,
     /// `None` when absent, null or falsy, as vidgear treats it.
     pub message: Option<JsonText>,
+    /// Our sink's numbering (`SEQUENCE_KEY`); vidgear senders send none.
+    pub sequence: Option<Sequence>,
+}
+
+/// The header key of `Sequence`. vidgear's receiver reads only the keys it knows, so the
+/// extra key is harmless there.
+pub const SEQUENCE_KEY: &str = "netgear_sequence";
+
+/// Our sink's numbering of the frames of one stream, written as `["<stream, 16 hex
+/// digits>", number]`: a receiver recognises a frame sent again on a new connection, or
+/// delivered late by an abandoned one. The stream id is random per start, so a restarted
+/// sender is never taken for an old one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Sequence {
+    pub stream: u64,
+    pub number: u64,
+}
+
+impl Sequence {
+    /// The first frame of a new stream with a random id.
+    pub fn start() -> Self {
+        Sequence {
+            stream: random_bits(),
+            number: 0,
+        }
+    }
+
+    /// The frame after this one.
+    pub fn next(self) -> Self {
+        Sequence {
+            number: self.number.wrapping_add(1),
+            ..self
+        }
+    }
+
+    fn parse(v: &Value) -> Result<Self, ProtocolError> {
+        let parsed = match v.as_array().map(Vec::as_slice) {
+            Some([Value::String(id), Value::Number(n)]) if id.len() == 16 => {
+                u64::from_str_radix(id, 16)
+                    .ok()
+                    .zip(n.as_u64())
+                    .map(|(stream, number)| Sequence { stream, number })
+            }
+            _ => None,
+        };
+        parsed.ok_or_else(|| bad_value("netgear_sequence", v))
+    }
+
+    fn to_json(self) -> Vec<u8> {
+        to_python_json(&(format!("{:016x}", self.stream), self.number))
+    }
+}
+
+/// Adds `sequence` to a header written by `encode_frame_header`, as its last key.
+pub fn add_sequence(header: &mut Vec<u8>, sequence: Sequence) {
+    append_member(header, SEQUENCE_KEY, &sequence.to_json());
 }
 
 /// A first message part from a sender.
@@ -336,10 +392,12 @@ pub fn parse_header(bytes: &[u8]) -> Result<Incoming, ProtocolError> {
         None => return Err(ProtocolError::MissingKey("compression")),
     };
     let message = message.filter(JsonText::is_truthy);
+    let sequence = object.get(SEQUENCE_KEY).map(Sequence::parse).transpose()?;
     Ok(Incoming::Frame(FrameHeader {
         port,
         payload,
         message,
+        sequence,
     }))
 }
 
@@ -362,7 +420,8 @@ fn parse_compression(c: &Map<String, Value>) -> Result<Compression, ProtocolErro
 }
 
 /// The keys of headers and replies we read; any other key is checked as JSON and skipped.
-const KNOWN_KEYS: [&str; 8] = [
+const KNOWN_KEYS: [&str; 9] = [
+    SEQUENCE_KEY,
     "port",
     "terminate_flag",
     "compression",
@@ -471,6 +530,22 @@ fn python_object(members: &[(&str, &[u8])]) -> Vec<u8> {
     }
     out.push(b'}');
     out
+}
+
+/// Adds `"key": value` (encoded JSON) at the end of an object written by `python_object`.
+fn append_member(object: &mut Vec<u8>, key: &str, value: &[u8]) {
+    if object.pop() != Some(b'}') {
+        debug_assert!(false, "not an encoded object");
+        return;
+    }
+    if object.len() > 1 {
+        object.extend_from_slice(b", ");
+    }
+    object.push(b'"');
+    object.extend_from_slice(key.as_bytes());
+    object.extend_from_slice(b"\": ");
+    object.extend_from_slice(value);
+    object.push(b'}');
 }
 
 /// Writes a frame header with vidgear's keys, order and spacing.
@@ -694,14 +769,18 @@ fn to_python_json<T: Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
+/// 64 random bits. RandomState is seeded from the OS's randomness; no need for a rand crate.
+fn random_bits() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
 /// An 8-character `[A-Z0-9]` id like vidgear's, for the receiver's acknowledgement.
 pub fn device_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    // RandomState is seeded from the OS's randomness; no need for a rand crate.
-    let mut bits = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
+    let mut bits = random_bits();
     (0..8)
         .map(|_| {
             let c = ALPHABET[(bits % ALPHABET.len() as u64) as usize] as char;
@@ -837,6 +916,64 @@ mod tests {
             panic!("not a frame")
         };
         assert_eq!(h.message.and_then(|m| m.to_value()), Some(json!("héllo 𝄞")));
+    }
+
+    #[test]
+    fn a_sequence_goes_last_in_our_header_and_is_read_back() {
+        let mut header = encode_frame_header(None, &bgr(2, 3), &JsonText::null(), 0);
+        let sequence = Sequence {
+            stream: 0xff,
+            number: 7,
+        };
+        add_sequence(&mut header, sequence);
+        let text = String::from_utf8(header.clone()).unwrap();
+        assert!(
+            text.ends_with(r#""shape": [2, 3, 3], "netgear_sequence": ["00000000000000ff", 7]}"#),
+            "{text}"
+        );
+        let Ok(Incoming::Frame(parsed)) = parse_header(&header) else {
+            panic!("{text}")
+        };
+        assert_eq!(parsed.sequence, Some(sequence));
+        assert_eq!(sequence.next().number, 8);
+        let Ok(Incoming::Frame(vidgear)) = parse_header(VIDGEAR_RAW.as_bytes()) else {
+            panic!()
+        };
+        assert_eq!(vidgear.sequence, None);
+    }
+
+    #[test]
+    fn every_stream_gets_its_own_random_id_from_zero() {
+        let (a, b) = (Sequence::start(), Sequence::start());
+        assert_ne!(a.stream, b.stream);
+        assert_eq!((a.number, b.number), (0, 0));
+    }
+
+    #[test]
+    fn rejects_a_malformed_sequence() {
+        let header = |value: &str| {
+            format!(
+                r#"{{"terminate_flag": false, "compression": false, "message": null, "pattern": "0", "dtype": "uint8", "shape": [2, 3, 3], "netgear_sequence": {value}}}"#
+            )
+        };
+        assert!(parse_header(header(r#"["00000000000000ff", 1]"#).as_bytes()).is_ok());
+        for value in [
+            r#""00000000000000ff""#,
+            r#"["ff", 1]"#,
+            r#"["00000000000000fg", 1]"#,
+            r#"["00000000000000ff", -1]"#,
+            r#"["00000000000000ff", 1.5]"#,
+            r#"["00000000000000ff", 1, 2]"#,
+            "null",
+        ] {
+            assert!(
+                matches!(
+                    parse_header(header(value).as_bytes()),
+                    Err(ProtocolError::BadValue("netgear_sequence", _))
+                ),
+                "accepted {value}"
+            );
+        }
     }
 
     #[test]

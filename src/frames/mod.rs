@@ -3,17 +3,19 @@
 //! re-padded, JPEG decoded into pooled buffers or passed through) becomes a buffer with its
 //! caps; a buffer (raw rows packed and put in OpenCV's order, or JPEG-encoded) becomes a
 //! payload to send. Used by `netgearsrc`, by the sink's returned frames and by the
-//! source's `return` pad.
+//! source's `return` pad. `netgearsrc` also checks our sink's frame numbering here.
 
 mod band_decode;
 mod buffer_to_wire;
 pub mod rate;
 mod returned;
+mod sequence;
 mod wire_to_buffer;
 
 pub use band_decode::BandDecoder;
 pub use buffer_to_wire::{encode_job, FrameWriter, Input, JpegSettings, Payload, Uncompressible};
 pub use returned::{ReturnEncoder, ReturnJpeg, ReturnedFrame};
+pub use sequence::SequenceCheck;
 pub use wire_to_buffer::{
     frame_decoder, DecodeTarget, FrameDecoder, FrameReader, Output, OutputKey,
 };

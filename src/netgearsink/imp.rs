@@ -38,7 +38,7 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
-use netgear_protocol::{self as protocol, JsonText, Reply};
+use netgear_protocol::{self as protocol, JsonText, Reply, Sequence};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
@@ -105,6 +105,8 @@ struct Stream {
     pattern: Pattern,
     /// Multi-server: the port put in every header.
     header_port: Option<u16>,
+    /// The next frame's number, so a receiver recognises a frame sent again.
+    sequence: Sequence,
     /// jpeg-threads > 1: raw frames are encoded here, in parallel; the companion takes
     /// the results in order.
     encoders: Option<OrderedPool<EncodeJob, EncodeResult>>,
@@ -300,12 +302,14 @@ impl NetGearSink {
                 (kind, Pending::Ready(bytes))
             }
         };
-        let header = protocol::encode_frame_header(
+        let mut header = protocol::encode_frame_header(
             stream.header_port,
             &kind,
             &message,
             stream.pattern.number(),
         );
+        protocol::add_sequence(&mut header, stream.sequence);
+        stream.sequence = stream.sequence.next();
         Ok(Job::Frame {
             header,
             payload,
@@ -591,6 +595,7 @@ impl NetGearSink {
                 writer: FrameWriter::default(),
                 pattern: common.pattern,
                 header_port: common.multi_server.then(|| common.own_port()),
+                sequence: Sequence::start(),
                 encoders,
                 bands: BandChoice::new(settings.jpeg_bands),
             })),

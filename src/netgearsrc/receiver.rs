@@ -9,7 +9,7 @@ use super::returns::Returns;
 use super::timing::Timing;
 use super::{NetGearSrc, CAT};
 use crate::config::Pattern;
-use crate::frames::{BandDecoder, FrameError, FrameReader};
+use crate::frames::{BandDecoder, FrameError, FrameReader, SequenceCheck};
 use crate::glue::{self, WarningLimiter};
 use crate::meta;
 use crate::properties::CommonSettings;
@@ -122,6 +122,8 @@ pub struct Stream {
     overlap: DecodeAhead<Result<Step, gst::FlowError>>,
     /// Multi-server: senders that sent frames and have not terminated yet.
     servers: BTreeSet<u16>,
+    /// Our senders' frame numbers: copies and late frames are dropped.
+    sequences: SequenceCheck,
     last_message: Instant,
     last_frame: Instant,
     silence: Silence,
@@ -138,6 +140,7 @@ impl Stream {
             negotiation: Negotiation::default(),
             overlap: DecodeAhead::new(common.pattern),
             servers: BTreeSet::new(),
+            sequences: SequenceCheck::default(),
             last_message: now,
             last_frame: now,
             silence: Silence::new(common.max_retries),
@@ -285,6 +288,11 @@ impl Stream {
         if parts.len() != 2 {
             let error = protocol::ProtocolError::PartCount(parts.len());
             self.malformed(ctx, &error);
+            return Ok(Step::Again);
+        }
+        if let Err(repeated) = self.sequences.admit(header.sequence) {
+            Stats::bump(&ctx.stats.duplicates);
+            gst::debug!(CAT, obj = ctx.element, "dropped {repeated}");
             return Ok(Step::Again);
         }
         let payload = parts.swap_remove(1);

@@ -115,6 +115,12 @@ pub enum LinkEvent {
         peer: Option<String>,
         reason: HandshakeFailure,
     },
+    /// Receiver without CURVE: a connection closed before its handshake finished (a port
+    /// check, a health probe, an SSH tunnel starting); counted in `probes`.
+    Probed {
+        endpoint: String,
+        peer: Option<String>,
+    },
     /// Sender: connecting failed (nobody listening); ZeroMQ retries after `retry_in`.
     ConnectRetried {
         endpoint: String,
@@ -156,6 +162,12 @@ impl LinkEvent {
         }
     }
 
+    /// Whether the event is only worth a debug line: connections accepted and probes
+    /// happen all the time on a reachable port.
+    pub fn is_routine(&self) -> bool {
+        matches!(self, LinkEvent::Accepted { .. } | LinkEvent::Probed { .. })
+    }
+
     /// The endpoint the event is about.
     pub fn endpoint(&self) -> &str {
         match self {
@@ -164,6 +176,7 @@ impl LinkEvent {
             | LinkEvent::TcpConnected { endpoint }
             | LinkEvent::Accepted { endpoint, .. }
             | LinkEvent::HandshakeFailed { endpoint, .. }
+            | LinkEvent::Probed { endpoint, .. }
             | LinkEvent::ConnectRetried { endpoint, .. }
             | LinkEvent::BindFailed { endpoint, .. }
             | LinkEvent::ReceiverDown { endpoint, .. }
@@ -180,7 +193,8 @@ impl LinkEvent {
             LinkEvent::Connected { peer, .. }
             | LinkEvent::Disconnected { peer, .. }
             | LinkEvent::Accepted { peer, .. }
-            | LinkEvent::HandshakeFailed { peer, .. } => peer.as_deref(),
+            | LinkEvent::HandshakeFailed { peer, .. }
+            | LinkEvent::Probed { peer, .. } => peer.as_deref(),
             _ => None,
         }
     }
@@ -214,6 +228,11 @@ impl fmt::Display for LinkEvent {
                 peer,
                 reason,
             } => write!(f, "handshake on {endpoint}{} failed: {reason}", from(peer)),
+            LinkEvent::Probed { endpoint, peer } => write!(
+                f,
+                "a connection to {endpoint}{} closed before its handshake (a probe)",
+                from(peer)
+            ),
             LinkEvent::ConnectRetried { endpoint, retry_in } => write!(
                 f,
                 "could not connect to {endpoint}; retrying in {} ms",

@@ -48,6 +48,11 @@ pub static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 const MAX_PARTS: usize = 3;
 /// Pattern 2 receivers: the kernel receive buffer (ZMQ_RCVBUF). See `ReceiverLink::newest`.
 const SUB_RCVBUF: i32 = 256 * 1024;
+/// Bounds of a link's heartbeat timeout (see `Liveness`).
+const MIN_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(1);
+const MAX_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Between a lost (or timed-out) connection and the next connect, without back-off.
+const RECONNECT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Frame bytes ZeroMQ sends without copying them (e.g. a mapped GStreamer buffer). Shared,
 /// so a resend after a retry costs no copy either; ZeroMQ drops its reference once sent.
@@ -211,6 +216,66 @@ impl LinkConfig {
     }
 }
 
+/// How a link notices a dead connection and replaces it, before TCP's retransmission
+/// back-off would (seconds after a cable comes back). Scaled to `request-timeout`: a slow
+/// link needs a long request timeout and gets patient checks with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Liveness {
+    /// Between two ZMTP PINGs; every libzmq peer answers them, vidgear's included.
+    heartbeat_interval: Duration,
+    /// Silence after a PING that closes the connection: ours, and the peer's through the
+    /// PING's TTL, so a vidgear peer drops a dead connection too (libzmq arms the TTL only
+    /// when a PING was the last thing it received: reliable towards a pub-sub sender, which
+    /// gets nothing else from us). Also the longest our data may stay unacknowledged
+    /// (ZMQ_TCP_MAXRT): the kernel then aborts the connection, so one that was given up does
+    /// not go on retransmitting and deliver a stale frame when the cable is back.
+    heartbeat_timeout: Duration,
+    /// How long one TCP connect may take before it is tried again: a connect started
+    /// while the cable is out is repeated, not left to the kernel's SYN back-off.
+    connect_timeout: Duration,
+}
+
+impl Liveness {
+    fn for_request_timeout(request_timeout: Duration) -> Self {
+        let timeout = (request_timeout / 4).clamp(MIN_HEARTBEAT_TIMEOUT, MAX_HEARTBEAT_TIMEOUT);
+        Liveness {
+            heartbeat_interval: timeout / 4,
+            heartbeat_timeout: timeout,
+            connect_timeout: timeout / 2,
+        }
+    }
+
+    fn apply(&self, socket: &mut zmq::Socket) -> zmq::Result<()> {
+        let ms = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
+        socket.set_heartbeat_ivl(ms(self.heartbeat_interval))?;
+        socket.set_heartbeat_timeout(ms(self.heartbeat_timeout))?;
+        socket.set_heartbeat_ttl(ms(self.heartbeat_timeout))?;
+        socket.set_reconnect_ivl(ms(RECONNECT_INTERVAL))?;
+        socket.set_connect_timeout(ms(self.connect_timeout))?;
+        set_tcp_maxrt(socket, ms(self.heartbeat_timeout))
+    }
+}
+
+/// ZMQ_TCP_MAXRT (TCP_USER_TIMEOUT), which the zmq crate does not wrap.
+fn set_tcp_maxrt(socket: &mut zmq::Socket, ms: i32) -> zmq::Result<()> {
+    let option = zmq_sys::ZMQ_TCP_MAXRT as i32;
+    let size = std::mem::size_of::<i32>();
+    // SAFETY: an open socket, and an int option passed with its size.
+    let rc = unsafe {
+        zmq_sys::zmq_setsockopt(
+            socket.as_mut_ptr(),
+            option,
+            (&ms as *const i32).cast(),
+            size,
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        // SAFETY: reads the calling thread's libzmq error number.
+        _ => Err(zmq::Error::from_raw(unsafe { zmq_sys::zmq_errno() })),
+    }
+}
+
 /// Sets the options a socket's role and pattern need.
 fn set_pattern_options(socket: &zmq::Socket, config: &LinkConfig) -> zmq::Result<()> {
     match (config.role, config.pattern) {
@@ -224,6 +289,9 @@ fn set_pattern_options(socket: &zmq::Socket, config: &LinkConfig) -> zmq::Result
             socket.set_req_correlate(true)?;
         }
         (Role::Sender, Pattern::PubSub) => {
+            // A frame queued for a connection that died would wait there for its
+            // replacement and arrive seconds old: queue only on a finished connection.
+            socket.set_immediate(true)?;
             socket.set_sndhwm(1)?;
             socket.set_rcvhwm(1)?;
         }
@@ -283,6 +351,9 @@ impl Channel {
         socket.set_linger(0).map_err(&err)?;
         socket.set_ipv6(ipv6).map_err(&err)?;
         set_pattern_options(&socket, config).map_err(&err)?;
+        Liveness::for_request_timeout(config.request_timeout)
+            .apply(&mut socket)
+            .map_err(&err)?;
         // Bounds what the peer can make us allocate: frames for receivers, replies
         // (returned frames included) for senders.
         socket
@@ -296,7 +367,8 @@ impl Channel {
         Ok(Channel {
             socket,
             monitor,
-            peers: Peers::default(),
+            // Only a receiver that checks keys can refuse anyone.
+            peers: Peers::new(config.role == Role::Receiver && config.curve.is_none()),
             endpoints,
         })
     }
@@ -349,5 +421,80 @@ impl Channel {
                 return Ok(Wait::TimedOut);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(role: Role, pattern: Pattern, request_timeout: Duration) -> LinkConfig {
+        LinkConfig {
+            role,
+            pattern,
+            endpoints: vec!["tcp://127.0.0.1:1".into()],
+            request_timeout,
+            max_retries: 1,
+            max_message_bytes: 1 << 20,
+            curve: None,
+            clients: None,
+            newest_only: false,
+            events: EventHandler::default(),
+        }
+    }
+
+    fn tcp_maxrt(socket: &mut zmq::Socket) -> i32 {
+        let mut value = 0i32;
+        let mut size = std::mem::size_of::<i32>();
+        let option = zmq_sys::ZMQ_TCP_MAXRT as i32;
+        let out = (&mut value as *mut i32).cast();
+        // SAFETY: an open socket, and an int option read with its size.
+        let rc = unsafe { zmq_sys::zmq_getsockopt(socket.as_mut_ptr(), option, out, &mut size) };
+        assert_eq!(rc, 0);
+        value
+    }
+
+    #[test]
+    fn liveness_scales_with_the_request_timeout_within_bounds() {
+        let default = Liveness::for_request_timeout(Duration::from_millis(4000));
+        assert_eq!(
+            default,
+            Liveness {
+                heartbeat_interval: Duration::from_millis(250),
+                heartbeat_timeout: Duration::from_secs(1),
+                connect_timeout: Duration::from_millis(500),
+            }
+        );
+        let short = Liveness::for_request_timeout(Duration::from_millis(10));
+        assert_eq!(short, default);
+        let long = Liveness::for_request_timeout(Duration::from_secs(600));
+        assert_eq!(long.heartbeat_timeout, MAX_HEARTBEAT_TIMEOUT);
+        assert_eq!(long.heartbeat_interval, MAX_HEARTBEAT_TIMEOUT / 4);
+    }
+
+    #[test]
+    fn every_socket_gets_heartbeats_and_a_connect_timeout() {
+        let context = zmq::Context::new();
+        for role in [Role::Sender, Role::Receiver] {
+            for pattern in [Pattern::Pair, Pattern::ReqRep, Pattern::PubSub] {
+                let config = config(role, pattern, Duration::from_millis(8000));
+                let mut channel = Channel::new(&context, &config, Vec::new()).unwrap();
+                assert_eq!(tcp_maxrt(&mut channel.socket), 2000);
+                let socket = &channel.socket;
+                assert_eq!(socket.get_heartbeat_ivl().unwrap(), 500);
+                assert_eq!(socket.get_heartbeat_timeout().unwrap(), 2000);
+                assert_eq!(socket.get_heartbeat_ttl().unwrap(), 2000);
+                assert_eq!(socket.get_connect_timeout().unwrap(), 1000);
+                assert_eq!(socket.get_reconnect_ivl().unwrap(), 100);
+            }
+        }
+    }
+
+    #[test]
+    fn a_pub_sender_queues_only_on_a_finished_connection() {
+        let context = zmq::Context::new();
+        let config = config(Role::Sender, Pattern::PubSub, Duration::from_secs(4));
+        let channel = Channel::new(&context, &config, Vec::new()).unwrap();
+        assert!(channel.socket.is_immediate().unwrap());
     }
 }

@@ -130,9 +130,21 @@ pub(super) struct Peers {
     /// Kept across `mark()`: libzmq does not reconnect after a refused handshake, so the
     /// failure may be the only event the socket ever reports, before the first attempt.
     pub(super) failed: Option<HandshakeFailure>,
+    /// A receiver that checks no keys: a connection that closes during the handshake is
+    /// someone probing the port (`nc -z`, a health check, an SSH tunnel starting), not a
+    /// refused client.
+    closes_are_probes: bool,
 }
 
 impl Peers {
+    /// The state of a fresh socket; see `closes_are_probes`.
+    pub(super) fn new(closes_are_probes: bool) -> Self {
+        Peers {
+            closes_are_probes,
+            ..Peers::default()
+        }
+    }
+
     /// How many handshaken peers are connected now.
     pub(super) fn connected(&self) -> usize {
         self.connected.len()
@@ -155,7 +167,11 @@ impl Peers {
     pub(super) fn drain(&mut self, monitor: &Monitor, stats: &Stats, events: &EventHandler) {
         while let Some(raw) = monitor.next() {
             if let Some(event) = self.apply(raw, stats) {
-                gst::info!(CAT, "{event}");
+                if event.is_routine() {
+                    gst::debug!(CAT, "{event}");
+                } else {
+                    gst::info!(CAT, "{event}");
+                }
                 events.emit(event);
             }
         }
@@ -197,6 +213,11 @@ impl Peers {
                 self.failed = None;
                 Stats::bump(&stats.connects);
                 Some(LinkEvent::Connected { endpoint, peer })
+            }
+            zmq_sys::ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL if self.closes_are_probes => {
+                let peer = self.handshaking.pop_front().and_then(|(_, p)| p);
+                Stats::bump(&stats.probes);
+                Some(LinkEvent::Probed { endpoint, peer })
             }
             zmq_sys::ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
             | zmq_sys::ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
@@ -252,16 +273,54 @@ impl Peers {
 mod tests {
     use super::*;
 
-    fn feed(peers: &mut Peers, kinds: &[u32]) {
+    fn feed(peers: &mut Peers, kinds: &[u32]) -> (Stats, Vec<LinkEvent>) {
         let stats = Stats::default();
+        let mut events = Vec::new();
         for &kind in kinds {
             let raw = RawEvent {
                 kind,
                 value: 7,
                 endpoint: "tcp://127.0.0.1:1".into(),
             };
-            peers.apply(raw, &stats);
+            events.extend(peers.apply(raw, &stats));
         }
+        (stats, events)
+    }
+
+    const PROBE: [u32; 3] = [
+        zmq_sys::ZMQ_EVENT_ACCEPTED,
+        zmq_sys::ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+        zmq_sys::ZMQ_EVENT_DISCONNECTED,
+    ];
+
+    #[test]
+    fn a_connection_closed_during_the_handshake_is_a_probe_on_a_plain_receiver() {
+        let mut peers = Peers::new(true);
+        let (stats, events) = feed(&mut peers, &PROBE);
+        assert_eq!(stats.probes.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.handshake_failures.load(Ordering::Relaxed), 0);
+        assert!(matches!(events[1], LinkEvent::Probed { .. }), "{events:?}");
+        assert!(events.iter().all(|e| e.is_routine()), "{events:?}");
+        assert!(peers.handshaking.is_empty() && peers.failed.is_none());
+    }
+
+    #[test]
+    fn a_connection_closed_during_the_handshake_is_a_failure_on_a_secure_receiver() {
+        let mut peers = Peers::new(false);
+        let (stats, events) = feed(&mut peers, &PROBE);
+        assert_eq!(stats.probes.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.handshake_failures.load(Ordering::Relaxed), 1);
+        assert!(
+            matches!(
+                &events[1],
+                LinkEvent::HandshakeFailed {
+                    reason: HandshakeFailure::NoDetail,
+                    ..
+                }
+            ),
+            "{events:?}"
+        );
+        assert!(!events[1].is_routine());
     }
 
     #[test]
