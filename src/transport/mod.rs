@@ -425,7 +425,7 @@ impl Channel {
 }
 
 #[cfg(test)]
-mod tests {
+mod socket_option_tests {
     use super::*;
 
     fn config(role: Role, pattern: Pattern, request_timeout: Duration) -> LinkConfig {
