@@ -10,12 +10,13 @@
 //! place (the worker makes itself a fresh state and goes on); a waiting caller can be woken
 //! from another thread with an [`Interrupter`]; dropping the pool joins its threads.
 
+use crate::sync::{lock, wait};
 use netgear_protocol::jpeg::{Colorspace, EncodeParams, Encoder, Image, JpegError};
 use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 /// Input bytes a job shares with its submitter: a `Vec<u8>`, or a mapped GStreamer buffer.
@@ -67,8 +68,7 @@ struct Shared<J, O> {
 
 impl<J, O> Shared<J, O> {
     fn lock(&self) -> MutexGuard<'_, State<J, O>> {
-        // Work runs outside the lock, so a poisoned lock still holds consistent state.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 }
 
@@ -230,10 +230,7 @@ impl<J: Send + 'static, O: Send + 'static> OrderedPool<J, O> {
     }
 
     fn wait<'a>(&'a self, state: MutexGuard<'a, State<J, O>>) -> MutexGuard<'a, State<J, O>> {
-        self.shared
-            .done
-            .wait(state)
-            .unwrap_or_else(PoisonError::into_inner)
+        wait(&self.shared.done, state)
     }
 }
 
@@ -265,13 +262,7 @@ impl<J, O> Results<J, O> {
                 Some(None) if state.interrupted || state.shutdown => {
                     return Some(Err(PoolError::Interrupted))
                 }
-                Some(None) => {
-                    state = self
-                        .shared
-                        .done
-                        .wait(state)
-                        .unwrap_or_else(PoisonError::into_inner)
-                }
+                Some(None) => state = wait(&self.shared.done, state),
             }
         }
     }
@@ -312,10 +303,7 @@ fn worker_loop<J, O, S>(
                 if let Some(job) = state.queue.pop_front() {
                     break job;
                 }
-                state = shared
-                    .jobs
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner);
+                state = wait(&shared.jobs, state);
             }
         };
         let result = catch_unwind(AssertUnwindSafe(|| {

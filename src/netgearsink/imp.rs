@@ -27,6 +27,7 @@ use crate::meta;
 use crate::properties::{common_properties, string_value, CommonSettings, JsonProperty};
 use crate::ssh::Tunnel;
 use crate::stats::Stats;
+use crate::sync;
 use crate::transport::{Exchanged, LinkError, LinkEvent, Part, SenderLink, SharedBytes};
 use crate::workers::{self, EncodeJob, EncodeResult, Interrupter, OrderedPool, PoolError, Results};
 use gst::glib;
@@ -192,11 +193,11 @@ pub struct NetGearSink {
 
 impl NetGearSink {
     fn settings(&self) -> MutexGuard<'_, Settings> {
-        glue::lock(&self.settings)
+        sync::lock(&self.settings)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        glue::lock(&self.state)
+        sync::lock(&self.state)
     }
 
     fn take_stream(&self) -> Option<Box<Stream>> {

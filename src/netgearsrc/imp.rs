@@ -25,8 +25,9 @@ use crate::frames::rate::{frame_duration, RateMode};
 use crate::glue::{self, Interrupt, WarningLimiter};
 use crate::link_setup;
 use crate::properties::{common_properties, string_value, CommonSettings};
-use crate::transport::Refusal;
 use crate::stats::Stats;
+use crate::sync;
+use crate::transport::Refusal;
 use crate::transport::{HandshakeFailure, LinkEvent, ReceiverLink};
 use gst::glib;
 use gst::prelude::*;
@@ -94,11 +95,11 @@ pub struct NetGearSrc {
 
 impl NetGearSrc {
     fn settings(&self) -> MutexGuard<'_, Settings> {
-        glue::lock(&self.settings)
+        sync::lock(&self.settings)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        glue::lock(&self.state)
+        sync::lock(&self.state)
     }
 
     /// The stream, and whether downstream asked to renegotiate since the last frame.
@@ -509,7 +510,7 @@ impl NetGearSrc {
 /// Frame rate, durations and latency (see `frames::rate` and `timing`).
 impl NetGearSrc {
     fn timing(&self) -> MutexGuard<'_, Option<Timing>> {
-        glue::lock(&self.timing)
+        sync::lock(&self.timing)
     }
 
     /// A frame stamped with its arrival and duration: pushed now, or held while measuring.
