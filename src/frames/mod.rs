@@ -2,19 +2,21 @@
 //! Frames between the wire and GStreamer buffers, both ways: a received payload (raw rows
 //! re-padded, JPEG decoded into pooled buffers or passed through) becomes a buffer with its
 //! caps; a buffer (raw rows packed and put in OpenCV's order, or JPEG-encoded) becomes a
-//! payload to send. Used by `netgearsrc`, by the sink's returned frames and by the
-//! source's `return` pad.
+//! payload to send; the JPEG jobs either way run on worker threads (`jpeg_jobs`). Used by
+//! both elements, by the sink's returned frames and by the source's `return` pad.
 
 mod buffer_to_wire;
+mod jpeg_jobs;
 pub mod rate;
 mod returned;
 mod wire_to_buffer;
 
 pub use buffer_to_wire::{encode_job, FrameWriter, Input, JpegSettings, Payload, Uncompressible};
-pub use returned::{ReturnEncoder, ReturnJpeg, ReturnedFrame};
-pub use wire_to_buffer::{
-    frame_decoder, DecodeTarget, FrameDecoder, FrameReader, Output, OutputKey,
+pub use jpeg_jobs::{
+    frame_decoder, frame_encoder, EncodeJob, EncodeResult, FrameDecoder, FrameEncoder,
 };
+pub use returned::{ReturnEncoder, ReturnJpeg, ReturnedFrame};
+pub use wire_to_buffer::{DecodeTarget, FrameReader, Output, OutputKey};
 
 use gst_video::VideoFormat;
 use netgear_protocol::jpeg::JpegError;

@@ -19,7 +19,8 @@ use super::companion::{self, Companion};
 use super::tunnel::{self, TunnelSettings};
 use crate::config::{Pattern, Role};
 use crate::frames::{
-    encode_job, FrameError, FrameReader, FrameWriter, Input, JpegSettings, Payload,
+    encode_job, frame_encoder, EncodeJob, EncodeResult, FrameEncoder, FrameError, FrameReader,
+    FrameWriter, Input, JpegSettings, Payload,
 };
 use crate::glue::{self, Interrupt};
 use crate::link_setup;
@@ -29,7 +30,7 @@ use crate::ssh::Tunnel;
 use crate::stats::Stats;
 use crate::sync;
 use crate::transport::{Exchanged, LinkError, LinkEvent, Part, SenderLink, SharedBytes};
-use crate::workers::{self, EncodeJob, EncodeResult, Interrupter, OrderedPool, PoolError, Results};
+use crate::workers::{Interrupter, OrderedPool, PoolError, Results};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -98,7 +99,7 @@ struct Stream {
     header_port: Option<u16>,
     /// jpeg-threads > 1: raw frames are encoded here, in parallel; the companion takes
     /// the results in order.
-    encoders: Option<OrderedPool<EncodeJob, EncodeResult>>,
+    encoders: Option<FrameEncoder>,
 }
 
 /// A frame's payload as it is handed over: ready, or still being encoded (the encoder
@@ -555,10 +556,7 @@ impl NetGearSink {
 
     /// `jpeg-threads` encoder threads when there is more than one and raw input may be
     /// encoded; otherwise frames are encoded in series by the streaming thread.
-    fn encoder_pool(
-        &self,
-        settings: &Settings,
-    ) -> Result<Option<OrderedPool<EncodeJob, EncodeResult>>, gst::ErrorMessage> {
+    fn encoder_pool(&self, settings: &Settings) -> Result<Option<FrameEncoder>, gst::ErrorMessage> {
         let threads = match settings.jpeg_threads {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n as usize,
@@ -567,7 +565,7 @@ impl NetGearSink {
             return Ok(None);
         }
         gst::debug!(CAT, imp = self, "{threads} JPEG encoder threads");
-        workers::jpeg_encoder_pool(threads).map(Some).map_err(|e| {
+        frame_encoder(threads).map(Some).map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::Failed,
                 ["Could not start encoder threads: {}", e]
