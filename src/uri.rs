@@ -16,6 +16,7 @@ use crate::config::{Protocol, Role};
 use crate::properties::default_address;
 use gst::glib;
 use gst::prelude::*;
+use netgear_protocol::addresses;
 
 pub const SCHEME_TCP: &str = "netgear";
 pub const SCHEME_IPC: &str = "netgear+ipc";
@@ -176,14 +177,7 @@ fn parse_ipc_path(location: &str) -> Result<(Option<String>, Option<u16>), UriEr
 }
 
 fn parse_port(text: &str) -> Result<u16, UriError> {
-    let bad = || UriError::Port(text.to_owned());
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    match text.parse::<u16>() {
-        Ok(0) | Err(_) => Err(bad()),
-        Ok(port) => Ok(port),
-    }
+    addresses::parse_port(text).ok_or_else(|| UriError::Port(text.to_owned()))
 }
 
 fn parse_query(query: &str) -> Result<Vec<(String, String)>, UriError> {

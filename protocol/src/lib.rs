@@ -398,10 +398,12 @@ fn parse_object(
     Ok((known, raw))
 }
 
+/// A `port` key: vidgear writes the number as a string (surrounding spaces are let pass);
+/// a JSON number is taken too. Both follow [`addresses::parse_port`] (1 to 65535).
 fn parse_port(v: &Value) -> Result<u16, ProtocolError> {
     let parsed = match v {
-        Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
-        Value::String(s) => s.trim().parse::<u16>().ok(),
+        Value::Number(n) => addresses::parse_port(&n.to_string()),
+        Value::String(s) => addresses::parse_port(s.trim()),
         _ => None,
     };
     parsed.ok_or_else(|| bad_value("port", v))
@@ -860,6 +862,8 @@ mod tests {
             br#"{"terminate_flag": false, "compression": 7, "dtype": "", "shape": ""}"#,
             br#"{"port": "nope", "terminate_flag": true}"#,
             br#"{"port": 70000, "terminate_flag": true}"#,
+            br#"{"port": 0, "terminate_flag": true}"#,
+            br#"{"port": "+5602", "terminate_flag": true}"#,
         ];
         for case in cases {
             assert!(
