@@ -36,7 +36,7 @@ pub enum SpecError {
 
 /// Letters ssh takes in a host name, alias or IPv4 address (no spaces, no option-like
 /// leading '-', nothing a shell or ssh would interpret).
-pub(super) fn is_host_name(text: &str) -> bool {
+pub(super) fn is_valid_host_name(text: &str) -> bool {
     !text.starts_with('-')
         && text
             .chars()
@@ -86,7 +86,7 @@ fn split_host_port(text: &str) -> Result<(String, Option<u16>), SpecError> {
     if host.is_empty() {
         return Err(SpecError::EmptyHost);
     }
-    if !is_host_name(host) {
+    if !is_valid_host_name(host) {
         return Err(SpecError::BadHost(host.to_owned()));
     }
     Ok((host.to_owned(), port))
