@@ -9,8 +9,9 @@
 //!
 //! Every other property is a query key with its gst-launch spelling and value
 //! (`?pattern=req-rep&secure-mode=ironhouse&cert-dir=/keys&jpeg-compression=false`);
-//! keys and values are percent-decoded. Parsing and formatting here are pure; `apply` and
-//! `element_uri` are the glue to an element's properties.
+//! keys and values are percent-decoded. Parsing and formatting here are pure; `set_uri`,
+//! `set_uri_property` and `element_uri` are the glue both elements' URI handlers and `uri`
+//! properties call.
 
 use crate::config::{Protocol, Role};
 use crate::properties::default_address;
@@ -249,9 +250,34 @@ fn uri_error(uri: &str, why: &dyn std::fmt::Display, kind: gst::URIError) -> gli
     glib::Error::new(kind, &format!("Invalid URI '{uri}': {why}"))
 }
 
+/// GstURIHandler's `set_uri` of both elements: sets `element`'s properties from `uri`.
+pub fn set_uri(
+    element: &gst::Element,
+    cat: gst::DebugCategory,
+    role: Role,
+    uri: &str,
+) -> Result<(), glib::Error> {
+    gst::debug!(cat, obj = element, "setting URI {uri}");
+    apply(element, role, uri)
+}
+
+/// The `uri` property of both elements: a refused URI changes nothing and is logged
+/// (setters cannot fail).
+pub fn set_uri_property(
+    element: &gst::Element,
+    cat: gst::DebugCategory,
+    role: Role,
+    value: &glib::Value,
+) {
+    let uri = crate::properties::string_value(value);
+    if let Err(e) = set_uri(element, cat, role, &uri) {
+        gst::error!(cat, obj = element, "{}", e);
+    }
+}
+
 /// Sets `element`'s properties from `uri`. Every value is checked before any is set, so a
 /// refused URI changes nothing.
-pub fn apply(element: &gst::Element, role: Role, uri: &str) -> Result<(), glib::Error> {
+fn apply(element: &gst::Element, role: Role, uri: &str) -> Result<(), glib::Error> {
     if element.current_state() > gst::State::Ready {
         let why = "the URI can only change in the NULL or READY state";
         return Err(uri_error(uri, &why, gst::URIError::BadState));

@@ -650,7 +650,8 @@ impl ObjectImpl for NetGearSink {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         if pspec.name() == "uri" {
-            return self.set_uri_property(value);
+            let element = self.obj();
+            return crate::uri::set_uri_property(element.upcast_ref(), *CAT, Role::Sender, value);
         }
         let mut s = self.settings();
         gst::debug!(CAT, imp = self, "{} set", pspec.name());
@@ -879,18 +880,7 @@ impl URIHandlerImpl for NetGearSink {
     }
 
     fn set_uri(&self, uri: &str) -> Result<(), glib::Error> {
-        gst::debug!(CAT, imp = self, "setting URI {uri}");
-        crate::uri::apply(self.obj().upcast_ref(), Role::Sender, uri)
-    }
-}
-
-impl NetGearSink {
-    /// The `uri` property: a refused URI changes nothing and is logged (setters cannot fail).
-    fn set_uri_property(&self, value: &glib::Value) {
-        let uri = crate::properties::string_value(value);
-        if let Err(e) = self.set_uri(&uri) {
-            gst::error!(CAT, imp = self, "{}", e);
-        }
+        crate::uri::set_uri(self.obj().upcast_ref(), *CAT, Role::Sender, uri)
     }
 }
 
