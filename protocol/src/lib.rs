@@ -457,8 +457,14 @@ fn payload_fields(payload: &PayloadKind) -> [Vec<u8>; 3] {
 }
 
 /// Writes `{"key": value, ...}` with Python's separators from encoded values (so exact
-/// JSON text can be placed as it is).
-fn python_object(members: &[(&str, &[u8])]) -> Vec<u8> {
+/// JSON text can be placed as it is), after vidgear's `"port"` (a string) where there is one.
+fn python_object(port: Option<u16>, members: &[(&str, &[u8])]) -> Vec<u8> {
+    let port = port.map(|p| to_python_json(&p.to_string()));
+    let port_member = port.as_deref().map(|p| ("port", p));
+    let members: Vec<(&str, &[u8])> = port_member
+        .into_iter()
+        .chain(members.iter().copied())
+        .collect();
     let size: usize = members.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
     let mut out = Vec::with_capacity(size + 2);
     out.push(b'{');
@@ -483,21 +489,16 @@ pub fn encode_frame_header(
     pattern: u8,
 ) -> Vec<u8> {
     let [compression, dtype, shape] = payload_fields(payload);
-    let port = port.map(|p| to_python_json(&p.to_string()));
     let pattern = to_python_json(&pattern.to_string());
-    let mut members: Vec<(&str, &[u8])> = Vec::with_capacity(7);
-    if let Some(p) = &port {
-        members.push(("port", p));
-    }
-    members.extend([
-        ("terminate_flag", &b"false"[..]),
+    let members: [(&str, &[u8]); 6] = [
+        ("terminate_flag", b"false"),
         ("compression", &compression),
         ("message", message.as_str().as_bytes()),
         ("pattern", &pattern),
         ("dtype", &dtype),
         ("shape", &shape),
-    ]);
-    python_object(&members)
+    ];
+    python_object(port, &members)
 }
 
 #[derive(Serialize)]
@@ -522,17 +523,12 @@ pub fn encode_ack(device_id: &str) -> Vec<u8> {
 
 /// The JSON reply of a bidirectional or multi-client receiver carrying plain data.
 pub fn encode_data_reply(port: Option<u16>, data: &JsonText) -> Vec<u8> {
-    let port = port.map(|p| to_python_json(&p.to_string()));
     let return_type = to_python_json(&data.python_type_name());
-    let mut members: Vec<(&str, &[u8])> = Vec::with_capacity(3);
-    if let Some(p) = &port {
-        members.push(("port", p));
-    }
-    members.extend([
-        ("return_type", &return_type[..]),
+    let members: [(&str, &[u8]); 2] = [
+        ("return_type", &return_type),
         ("data", data.as_str().as_bytes()),
-    ]);
-    python_object(&members)
+    ];
+    python_object(port, &members)
 }
 
 #[derive(Serialize)]
@@ -640,11 +636,7 @@ impl serde_json::ser::Formatter for PythonFormatter {
         w: &mut W,
         first: bool,
     ) -> io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            w.write_all(b", ")
-        }
+        write_item_separator(w, first)
     }
 
     fn begin_object_key<W: ?Sized + io::Write>(
@@ -652,11 +644,7 @@ impl serde_json::ser::Formatter for PythonFormatter {
         w: &mut W,
         first: bool,
     ) -> io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            w.write_all(b", ")
-        }
+        write_item_separator(w, first)
     }
 
     fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
@@ -682,6 +670,15 @@ impl serde_json::ser::Formatter for PythonFormatter {
             }
         }
         Ok(())
+    }
+}
+
+/// Python's `", "` between array items and object members: before every one but the first.
+fn write_item_separator<W: ?Sized + io::Write>(w: &mut W, first: bool) -> io::Result<()> {
+    if first {
+        Ok(())
+    } else {
+        w.write_all(b", ")
     }
 }
 
