@@ -12,30 +12,20 @@
 use crate::sync::{lock, wait};
 use std::any::Any;
 use std::collections::VecDeque;
-use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 /// Why a job has no result of its own, or why a wait ended early.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PoolError {
     /// The job's work panicked (the panic's message): its result is this error.
+    #[error("worker panicked: {0}")]
     Panicked(String),
     /// An [`Interrupter`] woke the waiting caller; the pending jobs stay pending.
+    #[error("interrupted")]
     Interrupted,
 }
-
-impl fmt::Display for PoolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PoolError::Panicked(message) => write!(f, "worker panicked: {message}"),
-            PoolError::Interrupted => f.write_str("interrupted"),
-        }
-    }
-}
-
-impl std::error::Error for PoolError {}
 
 /// What the caller and the workers share, under one lock.
 struct State<J, O> {

@@ -22,7 +22,6 @@ pub use json::{JsonError, JsonText};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::fmt;
 use std::io;
 
 /// The smallest bound the transport puts on one message part, so that headers fit even
@@ -39,43 +38,27 @@ pub const TERMINATION_ACK: &str = "Termination signal successfully received at C
 pub const TERMINATION_ACK_MULTISERVER: &str = "Termination signal successfully received at client!";
 
 /// Why a message from the network was rejected.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
-    NotJson(JsonError),
+    #[error("header is not JSON: {0}")]
+    NotJson(#[source] JsonError),
+    #[error("header is not a JSON object")]
     NotAnObject,
+    #[error("header lacks key '{0}'")]
     MissingKey(&'static str),
+    #[error("header key '{0}' has an invalid value {1}")]
     BadValue(&'static str, String),
+    #[error("unsupported dtype '{0}'")]
     UnsupportedDtype(String),
+    #[error("big-endian dtype '{0}': only little-endian arrays are supported")]
     BigEndianDtype(String),
+    #[error("unsupported shape {0}")]
     BadShape(String),
+    #[error("payload is {actual} bytes, header describes {expected}")]
     PayloadSize { expected: usize, actual: usize },
+    #[error("message has {0} parts, a frame has 2")]
     PartCount(usize),
 }
-
-impl fmt::Display for ProtocolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NotJson(e) => write!(f, "header is not JSON: {e}"),
-            Self::NotAnObject => write!(f, "header is not a JSON object"),
-            Self::MissingKey(k) => write!(f, "header lacks key '{k}'"),
-            Self::BadValue(k, v) => write!(f, "header key '{k}' has an invalid value {v}"),
-            Self::UnsupportedDtype(d) => write!(f, "unsupported dtype '{d}'"),
-            Self::BigEndianDtype(d) => {
-                write!(
-                    f,
-                    "big-endian dtype '{d}': only little-endian arrays are supported"
-                )
-            }
-            Self::BadShape(s) => write!(f, "unsupported shape {s}"),
-            Self::PayloadSize { expected, actual } => {
-                write!(f, "payload is {actual} bytes, header describes {expected}")
-            }
-            Self::PartCount(n) => write!(f, "message has {n} parts, a frame has 2"),
-        }
-    }
-}
-
-impl std::error::Error for ProtocolError {}
 
 /// numpy element types (every one vidgear can send raw, except bool and complex).
 /// Their numpy names are also NNStreamer's tensor type names.

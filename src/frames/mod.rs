@@ -28,9 +28,9 @@ pub enum FrameError {
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
     #[error("corrupt JPEG: {0}")]
-    Jpeg(JpegError),
+    Jpeg(#[source] JpegError),
     #[error("JPEG encoding failed: {0}")]
-    Encode(JpegError),
+    Encode(#[source] JpegError),
     /// Downstream refused the caps the frame needs.
     #[error("downstream refused {0}")]
     Refused(String),

@@ -157,7 +157,7 @@ impl NetGearSrc {
                     [
                         "Refused a client from {}: {}",
                         peer.as_deref().unwrap_or("?"),
-                        reason.reason()
+                        reason
                     ]
                 );
             }
