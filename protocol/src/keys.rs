@@ -116,13 +116,6 @@ pub enum KeyError {
     List { path: PathBuf, source: io::Error },
 }
 
-/// Until the elements' settings errors are typed, a key error reads as its message.
-impl From<KeyError> for String {
-    fn from(e: KeyError) -> String {
-        e.to_string()
-    }
-}
-
 /// Something to tell the user that does not stop start.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum KeyWarning {

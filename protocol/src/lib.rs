@@ -5,8 +5,8 @@
 //! The crate root holds the messages: frame headers, termination messages, receiver
 //! replies and the raw array layout. Beside them: Python-compatible JSON in [`json`],
 //! pixel rows between strides and channel orders in [`pixels`], the JPEG payload codec in
-//! [`jpeg`], vidgear's CURVE key files (and Z85) in [`keys`], and the allow-list of client
-//! addresses in [`addresses`].
+//! [`jpeg`], vidgear's CURVE key files (and Z85) in [`keys`], and port numbers and the
+//! allow-list of client addresses in [`addresses`].
 //!
 //! Everything parsed here came off the network, so nothing panics and every size is
 //! checked before it is used. `message` and returned `data` are kept as exact JSON text

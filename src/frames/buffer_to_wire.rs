@@ -31,12 +31,6 @@ impl Uncompressible {
     }
 }
 
-impl std::fmt::Display for Uncompressible {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct RawInput {
     info: gst_video::VideoInfo,
