@@ -3,6 +3,7 @@
 //! messages that name our properties).
 
 use gst::glib;
+use netgear_protocol::addresses;
 
 /// ZeroMQ messaging pattern; the numbers are vidgear's `pattern` values.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, glib::Enum)]
@@ -138,19 +139,16 @@ pub fn check_load_balance(
     Err(ModeError::LoadBalanceOutsideMultiClient { clash })
 }
 
-/// Parses the `ports` property: comma- or space-separated port numbers.
+/// Parses the `ports` property: port numbers separated by commas, spaces or semicolons.
 pub fn parse_ports(text: &str) -> Result<Vec<u16>, ModeError> {
     text.split([',', ' ', ';'])
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            s.trim()
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| ModeError::BadPort {
-                    entry: s.trim().to_owned(),
-                    list: text.to_owned(),
-                })
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            addresses::parse_port(entry).ok_or_else(|| ModeError::BadPort {
+                entry: entry.to_owned(),
+                list: text.to_owned(),
+            })
         })
         .collect()
 }
@@ -274,5 +272,6 @@ mod tests {
             .contains("'x'"));
         assert!(parse_ports("0").is_err());
         assert!(parse_ports("70000").is_err());
+        assert!(parse_ports("+5566").is_err());
     }
 }

@@ -1,17 +1,12 @@
 // SPDX-License-Identifier: MPL-2.0
-//! GStreamer glue both elements share: poison-tolerant locks, the wake-up behind
-//! `unlock()`/`unlock_stop()`, element messages, and a rate limit for bus warnings.
+//! GStreamer glue both elements share: the wake-up behind `unlock()`/`unlock_stop()`,
+//! element messages, and a rate limit for bus warnings.
 
+use crate::sync::lock;
 use crate::transport::{EventHandler, LinkEvent, Waker};
 use gst::prelude::*;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Locks `mutex`; a thread that panicked while holding it leaves data that is still usable
-/// (plain settings and state), so poisoning is not an error here.
-pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// The waker of the running link, so `unlock()` can interrupt whatever network wait the
 /// streaming thread is in, without touching the element's state lock.

@@ -3,15 +3,15 @@
 //! a NetGear receiver, `netgearsrc` receives them from a NetGear sender, `netgeardemux`
 //! splits a multi-server stream by server.
 //!
-//! Where each concern lives: the wire format, JPEG codec, CURVE key files and address
-//! lists in the `netgear_protocol` crate (no GStreamer, no sockets); sockets and the ZAP
-//! handler in `transport`; modes and their rules in `config`; shared properties in
-//! `properties`; start-up in `link_setup`; frames between wire and buffers in `frames`; the
-//! format table in `formats`; the ordered worker pool and JPEG encode jobs in `workers`;
-//! the `netgear://` URI in `uri`; SSH tunnels in `ssh`; the `stats` counters; the
-//! `NetGearMeta` in `meta`; glue both elements share in `glue`; and each element's own glue
-//! in `netgearsink`, `netgearsrc` and `netgeardemux`. Only `meta` is public: the rest is
-//! reached through GStreamer.
+//! Where each concern lives: the wire format, JPEG codec, CURVE key files and address lists
+//! in the `netgear_protocol` crate (no GStreamer, no sockets); sockets and the ZAP handler
+//! in `transport`; modes and their rules in `config`; shared properties in `properties`;
+//! start-up in `link_setup`; frames between wire and buffers (and the JPEG jobs for worker
+//! threads) in `frames`; the format table in `formats`; the ordered worker pool in
+//! `workers`; the `netgear://` URI in `uri`; SSH tunnels in `ssh`; the `stats` counters;
+//! locks that outlive a panic in `sync`; the `NetGearMeta` in `meta`; glue both elements
+//! share in `glue`; and each element's own glue in `netgearsink`, `netgearsrc` and
+//! `netgeardemux`. Only `meta` is public: the rest is reached through GStreamer.
 
 use gst::glib;
 
@@ -27,6 +27,7 @@ mod netgearsrc;
 mod properties;
 mod ssh;
 mod stats;
+mod sync;
 #[cfg(test)]
 mod test_support;
 mod transport;

@@ -41,7 +41,7 @@ pub struct KeyOptions<'a> {
 }
 
 /// The transport's configuration for `settings`, and the key set it loaded (secure mode),
-/// made first if the key directory held none (or `overwrite_keys`).
+/// made first if the key directory held none (or with `overwrite`).
 pub fn link_config(
     settings: &CommonSettings,
     role: Role,

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
-//! The properties both elements share (interface.md): their defaults, their ParamSpecs and
-//! the settings struct they fill. Every default is written once, here.
+//! The properties both elements share: their defaults, their ParamSpecs and the settings
+//! struct they fill. Every default is written once, here.
 
 use crate::config::{parse_ports, ModeError, Modes, Pattern, Protocol, Role, SecureMode};
 use gst::glib;
@@ -22,7 +22,7 @@ pub const DEFAULT_MAX_FRAME_BYTES: u64 = 256 << 20;
 /// The smallest `max-frame-bytes`: a limit below a tiny frame's size makes no sense.
 pub const MIN_MAX_FRAME_BYTES: u64 = 1024;
 
-/// Properties of interface.md that both elements have.
+/// The properties both elements have.
 #[derive(Debug, Clone)]
 pub struct CommonSettings {
     pub address: String,

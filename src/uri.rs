@@ -9,13 +9,15 @@
 //!
 //! Every other property is a query key with its gst-launch spelling and value
 //! (`?pattern=req-rep&secure-mode=ironhouse&cert-dir=/keys&jpeg-compression=false`);
-//! keys and values are percent-decoded. Parsing and formatting here are pure; `apply` and
-//! `element_uri` are the glue to an element's properties.
+//! keys and values are percent-decoded. Parsing and formatting here are pure; `set_uri`,
+//! `set_uri_property` and `element_uri` are the glue both elements' URI handlers and `uri`
+//! properties call.
 
 use crate::config::{Protocol, Role};
 use crate::properties::default_address;
 use gst::glib;
 use gst::prelude::*;
+use netgear_protocol::addresses;
 
 pub const SCHEME_TCP: &str = "netgear";
 pub const SCHEME_IPC: &str = "netgear+ipc";
@@ -176,14 +178,7 @@ fn parse_ipc_path(location: &str) -> Result<(Option<String>, Option<u16>), UriEr
 }
 
 fn parse_port(text: &str) -> Result<u16, UriError> {
-    let bad = || UriError::Port(text.to_owned());
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    match text.parse::<u16>() {
-        Ok(0) | Err(_) => Err(bad()),
-        Ok(port) => Ok(port),
-    }
+    addresses::parse_port(text).ok_or_else(|| UriError::Port(text.to_owned()))
 }
 
 fn parse_query(query: &str) -> Result<Vec<(String, String)>, UriError> {
@@ -255,9 +250,34 @@ fn uri_error(uri: &str, why: &dyn std::fmt::Display, kind: gst::URIError) -> gli
     glib::Error::new(kind, &format!("Invalid URI '{uri}': {why}"))
 }
 
+/// GstURIHandler's `set_uri` of both elements: sets `element`'s properties from `uri`.
+pub fn set_uri(
+    element: &gst::Element,
+    cat: gst::DebugCategory,
+    role: Role,
+    uri: &str,
+) -> Result<(), glib::Error> {
+    gst::debug!(cat, obj = element, "setting URI {uri}");
+    apply(element, role, uri)
+}
+
+/// The `uri` property of both elements: a refused URI changes nothing and is logged
+/// (setters cannot fail).
+pub fn set_uri_property(
+    element: &gst::Element,
+    cat: gst::DebugCategory,
+    role: Role,
+    value: &glib::Value,
+) {
+    let uri = crate::properties::string_value(value);
+    if let Err(e) = set_uri(element, cat, role, &uri) {
+        gst::error!(cat, obj = element, "{}", e);
+    }
+}
+
 /// Sets `element`'s properties from `uri`. Every value is checked before any is set, so a
 /// refused URI changes nothing.
-pub fn apply(element: &gst::Element, role: Role, uri: &str) -> Result<(), glib::Error> {
+fn apply(element: &gst::Element, role: Role, uri: &str) -> Result<(), glib::Error> {
     if element.current_state() > gst::State::Ready {
         let why = "the URI can only change in the NULL or READY state";
         return Err(uri_error(uri, &why, gst::URIError::BadState));

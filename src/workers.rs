@@ -1,45 +1,31 @@
 // SPDX-License-Identifier: MPL-2.0
-//! An ordered worker pool, and the JPEG encoding jobs for it: frame-level parallel work with
-//! results handed back strictly in submission order. No GStreamer here (the source's
-//! decoding job, which writes into GStreamer buffers, lives in `frames`).
+//! An ordered worker pool: frame-level parallel work with results handed back strictly in
+//! submission order. No GStreamer here; the JPEG jobs it runs live in `frames::jpeg_jobs`.
 //!
-//! Each of N threads owns its state (e.g. an [`Encoder`]) made by `init` in that
+//! Each of N threads owns its state (e.g. a JPEG encoder) made by `init` in that
 //! thread. [`OrderedPool::submit`] blocks only while N jobs are unfinished;
 //! [`OrderedPool::next_result`] and [`Results::take`] return results in the order the jobs
 //! were submitted. A panicking job comes back as [`PoolError::Panicked`] in its
 //! place (the worker makes itself a fresh state and goes on); a waiting caller can be woken
 //! from another thread with an [`Interrupter`]; dropping the pool joins its threads.
 
-use netgear_protocol::jpeg::{Colorspace, EncodeParams, Encoder, Image, JpegError};
+use crate::sync::{lock, wait};
 use std::any::Any;
 use std::collections::VecDeque;
-use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-/// Input bytes a job shares with its submitter: a `Vec<u8>`, or a mapped GStreamer buffer.
-pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
-
 /// Why a job has no result of its own, or why a wait ended early.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PoolError {
     /// The job's work panicked (the panic's message): its result is this error.
+    #[error("worker panicked: {0}")]
     Panicked(String),
     /// An [`Interrupter`] woke the waiting caller; the pending jobs stay pending.
+    #[error("interrupted")]
     Interrupted,
 }
-
-impl fmt::Display for PoolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PoolError::Panicked(message) => write!(f, "worker panicked: {message}"),
-            PoolError::Interrupted => f.write_str("interrupted"),
-        }
-    }
-}
-
-impl std::error::Error for PoolError {}
 
 /// What the caller and the workers share, under one lock.
 struct State<J, O> {
@@ -67,8 +53,7 @@ struct Shared<J, O> {
 
 impl<J, O> Shared<J, O> {
     fn lock(&self) -> MutexGuard<'_, State<J, O>> {
-        // Work runs outside the lock, so a poisoned lock still holds consistent state.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 }
 
@@ -229,10 +214,7 @@ impl<J: Send + 'static, O: Send + 'static> OrderedPool<J, O> {
     }
 
     fn wait<'a>(&'a self, state: MutexGuard<'a, State<J, O>>) -> MutexGuard<'a, State<J, O>> {
-        self.shared
-            .done
-            .wait(state)
-            .unwrap_or_else(PoisonError::into_inner)
+        wait(&self.shared.done, state)
     }
 }
 
@@ -264,13 +246,7 @@ impl<J, O> Results<J, O> {
                 Some(None) if state.interrupted || state.shutdown => {
                     return Some(Err(PoolError::Interrupted))
                 }
-                Some(None) => {
-                    state = self
-                        .shared
-                        .done
-                        .wait(state)
-                        .unwrap_or_else(PoisonError::into_inner)
-                }
+                Some(None) => state = wait(&self.shared.done, state),
             }
         }
     }
@@ -311,10 +287,7 @@ fn worker_loop<J, O, S>(
                 if let Some(job) = state.queue.pop_front() {
                     break job;
                 }
-                state = shared
-                    .jobs
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner);
+                state = wait(&shared.jobs, state);
             }
         };
         let result = catch_unwind(AssertUnwindSafe(|| {
@@ -349,64 +322,6 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
     } else {
         "unknown panic".to_owned()
     }
-}
-
-/// One raw frame to encode: `height` rows of `pitch` bytes in `colorspace`'s layout.
-pub struct EncodeJob {
-    pub pixels: SharedBytes,
-    pub width: usize,
-    pub height: usize,
-    pub pitch: usize,
-    pub colorspace: Colorspace,
-    pub params: EncodeParams,
-}
-
-/// The JPEG of one frame, or why it could not be encoded.
-pub type EncodeResult = Result<Vec<u8>, JpegError>;
-
-/// A worker's encoder, and the buffer it encodes into (its capacity kept across frames).
-pub struct EncodeWorker {
-    encoder: Result<Encoder, JpegError>,
-    scratch: Vec<u8>,
-}
-
-impl EncodeWorker {
-    pub fn new() -> EncodeWorker {
-        EncodeWorker {
-            encoder: Encoder::new(),
-            scratch: Vec::new(),
-        }
-    }
-
-    pub fn encode(&mut self, job: EncodeJob) -> EncodeResult {
-        let encoder = self.encoder.as_mut().map_err(|e| e.clone())?;
-        let image = Image {
-            pixels: (*job.pixels).as_ref(),
-            width: job.width,
-            height: job.height,
-            pitch: job.pitch,
-            colorspace: job.colorspace,
-        };
-        encoder.encode(image, job.params, &mut self.scratch)?;
-        // An exact-size copy: the scratch keeps its worst-case capacity for the next frame.
-        Ok(self.scratch.clone())
-    }
-}
-
-impl Default for EncodeWorker {
-    fn default() -> Self {
-        EncodeWorker::new()
-    }
-}
-
-/// `workers` threads encoding frames to JPEG, in order.
-pub fn jpeg_encoder_pool(workers: usize) -> std::io::Result<OrderedPool<EncodeJob, EncodeResult>> {
-    OrderedPool::new(
-        "netgear-jpegenc",
-        workers,
-        EncodeWorker::new,
-        EncodeWorker::encode,
-    )
 }
 
 #[cfg(test)]
@@ -614,47 +529,5 @@ mod tests {
             "the flushed job's result is not seen"
         );
         assert_eq!(pool.next_result(), None);
-    }
-
-    fn frame(idx: usize, width: usize, height: usize) -> Vec<u8> {
-        (0..width * height * 3)
-            .map(|i| ((i / 3 % width + i / 3 / width + idx * 9 + i % 3 * 40) % 200) as u8)
-            .collect()
-    }
-
-    /// Six 96x40 BGR frames through a two-worker encoder pool, checked against the encoder.
-    fn pooled_jpegs() -> Vec<Vec<u8>> {
-        let bgr = Colorspace::from_name("BGR").unwrap();
-        let params = EncodeParams {
-            quality: 90,
-            fast_dct: true,
-        };
-        let (w, h) = (96, 40);
-        let mut encoders = jpeg_encoder_pool(2).unwrap();
-        let mut serial = EncodeWorker::new();
-        let mut expected = Vec::new();
-        for idx in 0..6 {
-            let pixels: SharedBytes = Arc::new(frame(idx, w, h));
-            let job = || EncodeJob {
-                pixels: pixels.clone(),
-                width: w,
-                height: h,
-                pitch: w * 3,
-                colorspace: bgr,
-                params,
-            };
-            expected.push(serial.encode(job()).unwrap());
-            encoders.submit(job()).unwrap();
-        }
-        let jpegs: Vec<Vec<u8>> = std::iter::from_fn(|| encoders.next_result())
-            .map(|r| r.unwrap().unwrap())
-            .collect();
-        assert_eq!(jpegs, expected);
-        jpegs
-    }
-
-    #[test]
-    fn encoder_pool_encodes_like_the_encoder_in_order() {
-        assert_eq!(pooled_jpegs().len(), 6);
     }
 }

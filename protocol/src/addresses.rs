@@ -1,11 +1,22 @@
 // SPDX-License-Identifier: MPL-2.0
-//! The address allow-list of a secure receiver: IPv4/IPv6 addresses and CIDR ranges,
-//! checked against the peer address of each ZAP request before its key.
+//! Addresses in text: port numbers, and the allow-list of a secure receiver (IPv4/IPv6
+//! addresses and CIDR ranges, checked against the peer address of each ZAP request before
+//! its key).
 
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 use thiserror::Error;
+
+/// A port number written as text: ASCII digits only (no sign, no spaces: callers trim where
+/// their syntax allows spaces) for 1 to 65535. Port 0 is refused: every port read here
+/// names a socket to bind or connect to, a tunnel's SSH port or a server in a header.
+pub fn parse_port(text: &str) -> Option<u16> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<u16>().ok().filter(|&port| port != 0)
+}
 
 /// Why an allow-list entry does not parse; names the entry.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -136,6 +147,30 @@ impl fmt::Display for AllowedAddresses {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ports_are_digits_from_1_to_65535() {
+        assert_eq!(parse_port("5555"), Some(5555));
+        assert_eq!(parse_port("1"), Some(1));
+        assert_eq!(parse_port("65535"), Some(65535));
+        assert_eq!(parse_port("05566"), Some(5566));
+        for refused in [
+            "",
+            "0",
+            "00",
+            "65536",
+            "99999999999",
+            "+22",
+            "-1",
+            " 22",
+            "22 ",
+            "2 2",
+            "0x16",
+            "٣",
+        ] {
+            assert_eq!(parse_port(refused), None, "{refused:?}");
+        }
+    }
 
     #[test]
     fn parses_addresses_and_ranges() {

@@ -9,7 +9,6 @@
 //! hold the picture it claims, so a 600-byte "9000x9000" JPEG costs nothing.
 
 use std::ffi::{c_int, c_ulong, CStr};
-use std::fmt;
 use turbojpeg_sys as raw;
 
 mod bands;
@@ -71,15 +70,19 @@ impl Colorspace {
 }
 
 /// Why a JPEG could not be encoded, read or decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JpegError {
     /// libjpeg-turbo could not create a handle (out of memory).
+    #[error("libjpeg-turbo could not create a handle")]
     NoHandle,
     /// libjpeg-turbo's own message for a failed call.
+    #[error("{0}")]
     Library(String),
     /// A size that does not fit libjpeg-turbo's `int` arguments.
+    #[error("{what} {value} is too large")]
     TooLarge { what: &'static str, value: usize },
     /// The pixels handed to the encoder are fewer than the image needs.
+    #[error("{bytes} bytes do not hold {width}x{height} {colorspace} pixels")]
     ShortImage {
         bytes: usize,
         width: usize,
@@ -87,56 +90,25 @@ pub enum JpegError {
         colorspace: &'static str,
     },
     /// The output buffer handed to the decoder is smaller than the picture.
+    #[error("output buffer of {bytes} bytes is too small for {needed}")]
     ShortOutput { bytes: usize, needed: usize },
     /// The marker structure is not a JPEG's (or not one libjpeg-turbo decodes).
+    #[error("not a decodable JPEG: {0}")]
     Malformed(&'static str),
     /// The header claims more picture than the compressed data can hold: a JPEG bomb.
+    #[error("a {bytes}-byte JPEG cannot hold {width}x{height}")]
     Implausible {
         bytes: usize,
         width: usize,
         height: usize,
     },
     /// `decode` was given the size of another JPEG than the one it decodes.
+    #[error(
+        "decode was told {}x{} but the JPEG is {}x{}",
+        .info.width, .info.height, .header.width, .header.height
+    )]
     NotThisJpeg { info: JpegInfo, header: JpegInfo },
 }
-
-impl fmt::Display for JpegError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JpegError::NoHandle => f.write_str("libjpeg-turbo could not create a handle"),
-            JpegError::Library(text) => f.write_str(text),
-            JpegError::TooLarge { what, value } => write!(f, "{what} {value} is too large"),
-            JpegError::ShortImage {
-                bytes,
-                width,
-                height,
-                colorspace,
-            } => write!(
-                f,
-                "{bytes} bytes do not hold {width}x{height} {colorspace} pixels"
-            ),
-            JpegError::ShortOutput { bytes, needed } => {
-                write!(
-                    f,
-                    "output buffer of {bytes} bytes is too small for {needed}"
-                )
-            }
-            JpegError::Malformed(why) => write!(f, "not a decodable JPEG: {why}"),
-            JpegError::Implausible {
-                bytes,
-                width,
-                height,
-            } => write!(f, "a {bytes}-byte JPEG cannot hold {width}x{height}"),
-            JpegError::NotThisJpeg { info, header } => write!(
-                f,
-                "decode was told {}x{} but the JPEG is {}x{}",
-                info.width, info.height, header.width, header.height
-            ),
-        }
-    }
-}
-
-impl std::error::Error for JpegError {}
 
 /// Owns a TurboJPEG 3 handle.
 struct Handle(raw::tjhandle);

@@ -65,7 +65,7 @@ pub enum FileProblem {
     #[error("is larger than {MAX_KEY_FILE_BYTES} bytes")]
     TooLarge,
     #[error("could not be read: {0}")]
-    Read(io::Error),
+    Read(#[source] io::Error),
     #[error("has a second {field} line (line {line})")]
     Duplicate { field: &'static str, line: usize },
     #[error("has no {0} line")]
@@ -98,25 +98,22 @@ pub enum KeyError {
     )]
     Incomplete { dir: PathBuf, missing: Vec<PathBuf> },
     #[error("key file {}: {problem}", path.display())]
-    File { path: PathBuf, problem: FileProblem },
+    File {
+        path: PathBuf,
+        #[source]
+        problem: FileProblem,
+    },
     #[error(
         "key file {}: its public key is not the one in {} (was the secret replaced?)",
         secret.display(), public.display()
     )]
     PairMismatch { secret: PathBuf, public: PathBuf },
     #[error("could not make a CURVE key pair: {0}")]
-    Generate(zmq::Error),
+    Generate(#[source] zmq::Error),
     #[error("could not write {}: {source}", path.display())]
     Write { path: PathBuf, source: io::Error },
     #[error("could not list {}: {source}", path.display())]
     List { path: PathBuf, source: io::Error },
-}
-
-/// Until the elements' settings errors are typed, a key error reads as its message.
-impl From<KeyError> for String {
-    fn from(e: KeyError) -> String {
-        e.to_string()
-    }
 }
 
 /// Something to tell the user that does not stop start.
@@ -582,6 +579,44 @@ pub fn public_of(secret: &Key) -> Option<Key> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn wrapped_io_and_zmq_errors_stay_reachable_as_sources() {
+        let generate = KeyError::Generate(zmq::Error::EMFILE);
+        let zmq = generate
+            .source()
+            .and_then(|s| s.downcast_ref::<zmq::Error>());
+        assert_eq!(zmq, Some(&zmq::Error::EMFILE));
+
+        let denied = || io::Error::from(io::ErrorKind::PermissionDenied);
+        let read = KeyError::File {
+            path: "/keys/server.key_secret".into(),
+            problem: FileProblem::Read(denied()),
+        };
+        let problem = read.source().expect("the file's problem");
+        let io = problem.source().and_then(|s| s.downcast_ref::<io::Error>());
+        assert_eq!(
+            io.map(io::Error::kind),
+            Some(io::ErrorKind::PermissionDenied)
+        );
+
+        let create = KeyError::CreateDir {
+            path: "/keys".into(),
+            source: denied(),
+        };
+        let io = create.source().and_then(|s| s.downcast_ref::<io::Error>());
+        assert_eq!(
+            io.map(io::Error::kind),
+            Some(io::ErrorKind::PermissionDenied)
+        );
+        // The texts still say it all themselves.
+        assert!(
+            read.to_string()
+                .ends_with("could not be read: permission denied"),
+            "{read}"
+        );
+    }
 
     #[test]
     fn key_dirs_follow_vidgear() {

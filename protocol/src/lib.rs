@@ -5,8 +5,8 @@
 //! The crate root holds the messages: frame headers, termination messages, receiver
 //! replies and the raw array layout. Beside them: Python-compatible JSON in [`json`],
 //! pixel rows between strides and channel orders in [`pixels`], the JPEG payload codec in
-//! [`jpeg`], vidgear's CURVE key files (and Z85) in [`keys`], and the allow-list of client
-//! addresses in [`addresses`].
+//! [`jpeg`], vidgear's CURVE key files (and Z85) in [`keys`], and port numbers and the
+//! allow-list of client addresses in [`addresses`].
 //!
 //! Everything parsed here came off the network, so nothing panics and every size is
 //! checked before it is used. `message` and returned `data` are kept as exact JSON text
@@ -22,7 +22,6 @@ pub use json::{JsonError, JsonText};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::fmt;
 use std::io;
 
 /// The smallest bound the transport puts on one message part, so that headers fit even
@@ -39,43 +38,27 @@ pub const TERMINATION_ACK: &str = "Termination signal successfully received at C
 pub const TERMINATION_ACK_MULTISERVER: &str = "Termination signal successfully received at client!";
 
 /// Why a message from the network was rejected.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
-    NotJson(JsonError),
+    #[error("header is not JSON: {0}")]
+    NotJson(#[source] JsonError),
+    #[error("header is not a JSON object")]
     NotAnObject,
+    #[error("header lacks key '{0}'")]
     MissingKey(&'static str),
+    #[error("header key '{0}' has an invalid value {1}")]
     BadValue(&'static str, String),
+    #[error("unsupported dtype '{0}'")]
     UnsupportedDtype(String),
+    #[error("big-endian dtype '{0}': only little-endian arrays are supported")]
     BigEndianDtype(String),
+    #[error("unsupported shape {0}")]
     BadShape(String),
+    #[error("payload is {actual} bytes, header describes {expected}")]
     PayloadSize { expected: usize, actual: usize },
+    #[error("message has {0} parts, a frame has 2")]
     PartCount(usize),
 }
-
-impl fmt::Display for ProtocolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NotJson(e) => write!(f, "header is not JSON: {e}"),
-            Self::NotAnObject => write!(f, "header is not a JSON object"),
-            Self::MissingKey(k) => write!(f, "header lacks key '{k}'"),
-            Self::BadValue(k, v) => write!(f, "header key '{k}' has an invalid value {v}"),
-            Self::UnsupportedDtype(d) => write!(f, "unsupported dtype '{d}'"),
-            Self::BigEndianDtype(d) => {
-                write!(
-                    f,
-                    "big-endian dtype '{d}': only little-endian arrays are supported"
-                )
-            }
-            Self::BadShape(s) => write!(f, "unsupported shape {s}"),
-            Self::PayloadSize { expected, actual } => {
-                write!(f, "payload is {actual} bytes, header describes {expected}")
-            }
-            Self::PartCount(n) => write!(f, "message has {n} parts, a frame has 2"),
-        }
-    }
-}
-
-impl std::error::Error for ProtocolError {}
 
 /// numpy element types (every one vidgear can send raw, except bool and complex).
 /// Their numpy names are also NNStreamer's tensor type names.
@@ -457,10 +440,12 @@ fn parse_object(
     Ok((known, raw))
 }
 
+/// A `port` key: vidgear writes the number as a string (surrounding spaces are let pass);
+/// a JSON number is taken too. Both follow [`addresses::parse_port`] (1 to 65535).
 fn parse_port(v: &Value) -> Result<u16, ProtocolError> {
     let parsed = match v {
-        Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
-        Value::String(s) => s.trim().parse::<u16>().ok(),
+        Value::Number(n) => addresses::parse_port(&n.to_string()),
+        Value::String(s) => addresses::parse_port(s.trim()),
         _ => None,
     };
     parsed.ok_or_else(|| bad_value("port", v))
@@ -514,8 +499,14 @@ fn payload_fields(payload: &PayloadKind) -> [Vec<u8>; 3] {
 }
 
 /// Writes `{"key": value, ...}` with Python's separators from encoded values (so exact
-/// JSON text can be placed as it is).
-fn python_object(members: &[(&str, &[u8])]) -> Vec<u8> {
+/// JSON text can be placed as it is), after vidgear's `"port"` (a string) where there is one.
+fn python_object(port: Option<u16>, members: &[(&str, &[u8])]) -> Vec<u8> {
+    let port = port.map(|p| to_python_json(&p.to_string()));
+    let port_member = port.as_deref().map(|p| ("port", p));
+    let members: Vec<(&str, &[u8])> = port_member
+        .into_iter()
+        .chain(members.iter().copied())
+        .collect();
     let size: usize = members.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
     let mut out = Vec::with_capacity(size + 2);
     out.push(b'{');
@@ -556,21 +547,16 @@ pub fn encode_frame_header(
     pattern: u8,
 ) -> Vec<u8> {
     let [compression, dtype, shape] = payload_fields(payload);
-    let port = port.map(|p| to_python_json(&p.to_string()));
     let pattern = to_python_json(&pattern.to_string());
-    let mut members: Vec<(&str, &[u8])> = Vec::with_capacity(7);
-    if let Some(p) = &port {
-        members.push(("port", p));
-    }
-    members.extend([
-        ("terminate_flag", &b"false"[..]),
+    let members: [(&str, &[u8]); 6] = [
+        ("terminate_flag", b"false"),
         ("compression", &compression),
         ("message", message.as_str().as_bytes()),
         ("pattern", &pattern),
         ("dtype", &dtype),
         ("shape", &shape),
-    ]);
-    python_object(&members)
+    ];
+    python_object(port, &members)
 }
 
 #[derive(Serialize)]
@@ -595,17 +581,12 @@ pub fn encode_ack(device_id: &str) -> Vec<u8> {
 
 /// The JSON reply of a bidirectional or multi-client receiver carrying plain data.
 pub fn encode_data_reply(port: Option<u16>, data: &JsonText) -> Vec<u8> {
-    let port = port.map(|p| to_python_json(&p.to_string()));
     let return_type = to_python_json(&data.python_type_name());
-    let mut members: Vec<(&str, &[u8])> = Vec::with_capacity(3);
-    if let Some(p) = &port {
-        members.push(("port", p));
-    }
-    members.extend([
-        ("return_type", &return_type[..]),
+    let members: [(&str, &[u8]); 2] = [
+        ("return_type", &return_type),
         ("data", data.as_str().as_bytes()),
-    ]);
-    python_object(&members)
+    ];
+    python_object(port, &members)
 }
 
 #[derive(Serialize)]
@@ -713,11 +694,7 @@ impl serde_json::ser::Formatter for PythonFormatter {
         w: &mut W,
         first: bool,
     ) -> io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            w.write_all(b", ")
-        }
+        write_item_separator(w, first)
     }
 
     fn begin_object_key<W: ?Sized + io::Write>(
@@ -725,11 +702,7 @@ impl serde_json::ser::Formatter for PythonFormatter {
         w: &mut W,
         first: bool,
     ) -> io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            w.write_all(b", ")
-        }
+        write_item_separator(w, first)
     }
 
     fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
@@ -755,6 +728,15 @@ impl serde_json::ser::Formatter for PythonFormatter {
             }
         }
         Ok(())
+    }
+}
+
+/// Python's `", "` between array items and object members: before every one but the first.
+fn write_item_separator<W: ?Sized + io::Write>(w: &mut W, first: bool) -> io::Result<()> {
+    if first {
+        Ok(())
+    } else {
+        w.write_all(b", ")
     }
 }
 
@@ -997,6 +979,8 @@ mod tests {
             br#"{"terminate_flag": false, "compression": 7, "dtype": "", "shape": ""}"#,
             br#"{"port": "nope", "terminate_flag": true}"#,
             br#"{"port": 70000, "terminate_flag": true}"#,
+            br#"{"port": 0, "terminate_flag": true}"#,
+            br#"{"port": "+5602", "terminate_flag": true}"#,
         ];
         for case in cases {
             assert!(

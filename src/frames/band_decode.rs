@@ -12,11 +12,11 @@
 
 use super::wire_to_buffer::{params_of, DecodeTarget, Output, OutputKey};
 use super::FrameError;
+use crate::workers::{OrderedPool, PoolError};
 use netgear_protocol::jpeg::{
     split_bands, Band, Colorspace, DecodeParams, Decoder, JpegError, JpegInfo, MIN_BAND_PIXELS,
 };
 use netgear_protocol::PayloadKind;
-use crate::workers::{OrderedPool, PoolError};
 
 /// Rows of the output buffer lent to one helper's band.
 struct Rows {
@@ -275,7 +275,9 @@ impl Drop for InFlight<'_> {
 mod tests {
     use super::*;
     use crate::frames::FrameReader;
-    use netgear_protocol::jpeg::{band_rows, join_bands, EncodeParams, Encoder, Image, Subsampling};
+    use netgear_protocol::jpeg::{
+        band_rows, join_bands, EncodeParams, Encoder, Image, Subsampling,
+    };
     use netgear_protocol::Compression;
 
     const LIMIT: u64 = 1 << 30;

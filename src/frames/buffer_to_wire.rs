@@ -2,10 +2,10 @@
 //! GStreamer buffers into payloads to send: raw rows packed tight in OpenCV's channel order
 //! (or lent to ZeroMQ as they are when already tight), or JPEG-encoded.
 
+use super::jpeg_jobs::EncodeJob;
 use super::FrameError;
 use crate::formats::{send_format, tensors, SendFormat};
 use crate::transport::SharedBytes;
-use crate::workers::EncodeJob;
 use gst_video::prelude::*;
 use netgear_protocol::jpeg::{Colorspace, EncodeParams, Encoder, Image};
 use netgear_protocol::{pixels, Compression, PayloadKind, RawLayout};
@@ -28,12 +28,6 @@ pub struct Uncompressible(String);
 impl Uncompressible {
     pub fn to_str(&self) -> &str {
         &self.0
-    }
-}
-
-impl std::fmt::Display for Uncompressible {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
     }
 }
 

@@ -2,11 +2,13 @@
 //! Frames between the wire and GStreamer buffers, both ways: a received payload (raw rows
 //! re-padded, JPEG decoded into pooled buffers or passed through) becomes a buffer with its
 //! caps; a buffer (raw rows packed and put in OpenCV's order, or JPEG-encoded) becomes a
-//! payload to send. Used by `netgearsrc`, by the sink's returned frames and by the
-//! source's `return` pad. `netgearsrc` also checks our sink's frame numbering here.
+//! payload to send; the JPEG jobs either way run on worker threads (`jpeg_jobs`). Used by
+//! both elements, by the sink's returned frames and by the source's `return` pad.
+//! `netgearsrc` also checks our sink's frame numbering here (`sequence`).
 
 mod band_decode;
 mod buffer_to_wire;
+mod jpeg_jobs;
 pub mod rate;
 mod returned;
 mod sequence;
@@ -14,11 +16,12 @@ mod wire_to_buffer;
 
 pub use band_decode::BandDecoder;
 pub use buffer_to_wire::{encode_job, FrameWriter, Input, JpegSettings, Payload, Uncompressible};
+pub use jpeg_jobs::{
+    frame_decoder, frame_encoder, EncodeJob, EncodeResult, FrameDecoder, FrameEncoder,
+};
 pub use returned::{ReturnEncoder, ReturnJpeg, ReturnedFrame};
 pub use sequence::SequenceCheck;
-pub use wire_to_buffer::{
-    frame_decoder, DecodeTarget, FrameDecoder, FrameReader, Output, OutputKey,
-};
+pub use wire_to_buffer::{DecodeTarget, FrameReader, Output, OutputKey};
 
 use gst_video::VideoFormat;
 use netgear_protocol::jpeg::JpegError;
@@ -30,9 +33,9 @@ pub enum FrameError {
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
     #[error("corrupt JPEG: {0}")]
-    Jpeg(JpegError),
+    Jpeg(#[source] JpegError),
     #[error("JPEG encoding failed: {0}")]
-    Encode(JpegError),
+    Encode(#[source] JpegError),
     /// Downstream refused the caps the frame needs.
     #[error("downstream refused {0}")]
     Refused(String),

@@ -2,10 +2,11 @@
 //! The frame rate `netgearsrc` announces: the `framerate` property's three meanings, and
 //! the rate measured from arrival times, snapped to a plausible fraction.
 //!
-//! NetGear frames carry no timing, so with `framerate=0/1` (the default) the source holds
-//! the first frames until it has measured their rate (at most `MEASURE_FRAMES` frames or
-//! `MEASURE_WINDOW`), then announces it in the caps and gives every buffer that duration.
-//! Recorders (`mp4mux`, …) need the rate in the first caps: a later change is refused.
+//! NetGear frames carry no timing. By default (`-1/1`) the rate is variable; with
+//! `framerate=0/1` the source holds the first frames until it has measured their rate (at
+//! most `MEASURE_FRAMES` frames or `MEASURE_WINDOW`), then announces it in the caps and
+//! gives every buffer that duration. Recorders (`mp4mux`, …) need the rate in the first
+//! caps: a later change is refused.
 
 use gst::prelude::MulDiv;
 use gst::ClockTime;

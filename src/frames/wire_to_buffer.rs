@@ -2,14 +2,12 @@
 //! Received payloads into GStreamer buffers: the output format a frame needs, its caps and
 //! pool, and the buffer itself (the message without a copy where rows need no padding).
 
+use super::jpeg_jobs::FrameDecode;
 use super::{check_decoded_size, video_info, FrameError};
 use crate::formats::{decoded_format, planar_format, raw_format, send_format, tensors};
-use crate::workers::OrderedPool;
 use gst::prelude::*;
 use gst_video::VideoFormat;
-use netgear_protocol::jpeg::{
-    Colorspace, DecodeParams, Decoder, JpegError, JpegInfo, PlaneMut, Subsampling,
-};
+use netgear_protocol::jpeg::{Colorspace, DecodeParams, Decoder, JpegInfo, PlaneMut, Subsampling};
 use netgear_protocol::{self as protocol, pixels, Compression, PayloadKind, RawLayout};
 
 /// What a JPEG decodes into.
@@ -55,7 +53,7 @@ pub struct Output {
 }
 
 /// Lets a ZeroMQ message become a GStreamer buffer without a copy.
-struct WireBytes(zmq::Message);
+pub(super) struct WireBytes(zmq::Message);
 
 // SAFETY: a zmq message owns its bytes (or a reference count on them); libzmq forbids
 // sharing a socket between threads, not moving a message. The buffer only reads it.
@@ -267,7 +265,7 @@ impl FrameReader {
         Ok(buffer)
     }
 
-    /// A frame to decode on another thread (see [`frame_decoder`]); the payload comes back
+    /// A frame to decode on another thread (see `jpeg_jobs`); the payload comes back
     /// when the frame is no JPEG to decode (raw, passed through).
     pub fn prepare_decode(
         &mut self,
@@ -322,7 +320,7 @@ pub(super) fn params_of(compression: &Compression) -> DecodeParams {
 }
 
 /// Decodes a JPEG into a writable buffer laid out as `video` says.
-fn decode_into(
+pub(super) fn decode_into(
     decoder: &mut Decoder,
     buffer: &mut gst::Buffer,
     video: &gst_video::VideoInfo,
@@ -347,56 +345,6 @@ fn decode_into(
         }
     };
     decoded.map_err(FrameError::Jpeg)
-}
-
-/// A JPEG decode prepared on the streaming thread (its buffer taken from the output's pool)
-/// to run on a decoder thread.
-pub struct FrameDecode {
-    buffer: gst::Buffer,
-    video: gst_video::VideoInfo,
-    target: DecodeTarget,
-    info: JpegInfo,
-    params: DecodeParams,
-    jpeg: WireBytes,
-}
-
-impl FrameDecode {
-    /// Decodes into the buffer prepared for it.
-    pub fn run(self, decoder: &mut Decoder) -> Result<gst::Buffer, FrameError> {
-        let FrameDecode {
-            mut buffer,
-            video,
-            target,
-            info,
-            params,
-            jpeg,
-        } = self;
-        decode_into(
-            decoder,
-            &mut buffer,
-            &video,
-            (target, info),
-            params,
-            jpeg.as_ref(),
-        )?;
-        Ok(buffer)
-    }
-}
-
-/// Decoded buffers, or why a frame was not decoded, in the order the frames were given.
-pub type FrameDecoder = OrderedPool<FrameDecode, Result<gst::Buffer, FrameError>>;
-
-/// One thread with its own decoder, decoding frames while the source receives the next.
-pub fn frame_decoder() -> std::io::Result<FrameDecoder> {
-    OrderedPool::new(
-        "netgear-jpegdec",
-        1,
-        Decoder::new,
-        |decoder: &mut Result<Decoder, JpegError>, job: FrameDecode| match decoder {
-            Ok(decoder) => job.run(decoder),
-            Err(e) => Err(FrameError::Jpeg(e.clone())),
-        },
-    )
 }
 
 /// The Y, U and V planes of a planar buffer laid out as `info` says.

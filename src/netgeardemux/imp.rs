@@ -7,6 +7,7 @@
 //! and re-sends them only when that server's caps change.
 
 use crate::meta;
+use crate::sync;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -82,11 +83,11 @@ pub struct NetGearDemux {
 
 impl NetGearDemux {
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        sync::lock(&self.state)
     }
 
     fn flow(&self) -> MutexGuard<'_, gst_base::UniqueFlowCombiner> {
-        self.flow.lock().unwrap_or_else(|e| e.into_inner())
+        sync::lock(&self.flow)
     }
 
     /// Runs `f` on the streaming state; `None` when stopped.

@@ -6,8 +6,10 @@
 //! fraction of one encode. Frames that come while earlier ones are still being encoded or
 //! wait for the network (a backlog) are encoded whole, one per thread, side by side.
 
+use crate::frames::{EncodeJob, EncodeResult};
+use crate::transport::SharedBytes;
+use crate::workers::{OrderedPool, PoolError, Results};
 use netgear_protocol::jpeg::{band_rows, join_bands, MAX_BANDS, MIN_BAND_PIXELS};
-use crate::workers::{EncodeJob, EncodeResult, OrderedPool, PoolError, Results, SharedBytes};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -128,8 +130,8 @@ impl Encoding {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frames::frame_encoder;
     use netgear_protocol::jpeg::{Colorspace, DecodeParams, Decoder, EncodeParams, JpegInfo};
-    use crate::workers::jpeg_encoder_pool;
 
     fn job(width: usize, height: usize) -> EncodeJob {
         let pixels: Vec<u8> = (0..width * height * 3).map(|i| (i % 251) as u8).collect();
@@ -166,7 +168,7 @@ mod tests {
 
     #[test]
     fn an_idle_pool_encodes_a_frame_in_one_band_per_thread() {
-        let mut pool = jpeg_encoder_pool(2).unwrap();
+        let mut pool = frame_encoder(2).unwrap();
         let results = pool.results();
         let auto = BandChoice::new(AUTO);
         let banded = auto.submit(&mut pool, job(1280, 720)).unwrap();
@@ -192,7 +194,7 @@ mod tests {
 
     #[test]
     fn frames_that_find_earlier_ones_pending_are_encoded_whole() {
-        let mut pool = jpeg_encoder_pool(2).unwrap();
+        let mut pool = frame_encoder(2).unwrap();
         let results = pool.results();
         let auto = BandChoice::new(AUTO);
         assert!(auto.submit(&mut pool, job(1280, 720)).unwrap().is_banded());
@@ -220,7 +222,7 @@ mod tests {
 
     #[test]
     fn a_band_that_fails_fails_the_frame() {
-        let mut pool = jpeg_encoder_pool(2).unwrap();
+        let mut pool = frame_encoder(2).unwrap();
         let results = pool.results();
         let mut short = job(1280, 720);
         short.pixels = Arc::new(vec![0u8; 1280 * 3 * 500]);

@@ -15,9 +15,10 @@
 //! replies): while no job waits, the thread lets it finish that work, and a hand-off rings
 //! a doorbell the worker watches, so the next job starts at once.
 
+use crate::sync::{lock, wait};
 use crate::transport::Waker;
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 /// The network side: what the companion thread owns and runs jobs with.
@@ -60,14 +61,11 @@ struct Shared<J> {
 
 impl<J> Shared<J> {
     fn lock(&self) -> MutexGuard<'_, Slot<J>> {
-        // Jobs run outside the lock, so a poisoned lock still holds consistent state.
-        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.slot)
     }
 
     fn wait<'a>(&'a self, slot: MutexGuard<'a, Slot<J>>) -> MutexGuard<'a, Slot<J>> {
-        self.changed
-            .wait(slot)
-            .unwrap_or_else(PoisonError::into_inner)
+        wait(&self.changed, slot)
     }
 }
 
@@ -164,11 +162,7 @@ impl<W: Worker> Companion<W> {
     pub fn stop(&self) -> Option<W> {
         self.shared.lock().quit = true;
         self.shared.changed.notify_all();
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()?;
+        let thread = lock(&self.thread).take()?;
         thread.join().ok()
     }
 }

@@ -22,7 +22,8 @@ use super::stamp;
 use super::tunnel::{self, TunnelSettings};
 use crate::config::{self, Pattern, Role};
 use crate::frames::{
-    encode_job, FrameError, FrameReader, FrameWriter, Input, JpegSettings, Payload,
+    encode_job, frame_encoder, EncodeJob, EncodeResult, FrameEncoder, FrameError, FrameReader,
+    FrameWriter, Input, JpegSettings, Payload,
 };
 use crate::glue::{self, Interrupt};
 use crate::link_setup;
@@ -30,10 +31,11 @@ use crate::meta;
 use crate::properties::{common_properties, string_value, CommonSettings, JsonProperty};
 use crate::ssh::Tunnel;
 use crate::stats::Stats;
+use crate::sync;
 use crate::transport::{
     FrameStamp, LinkError, LinkEvent, Order, OutFrame, Outcome, SenderLink, SharedBytes, Waker,
 };
-use crate::workers::{self, EncodeJob, EncodeResult, Interrupter, OrderedPool, PoolError, Results};
+use crate::workers::{Interrupter, OrderedPool, PoolError, Results};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -109,7 +111,7 @@ struct Stream {
     sequence: Sequence,
     /// jpeg-threads > 1: raw frames are encoded here, in parallel; the companion takes
     /// the results in order.
-    encoders: Option<OrderedPool<EncodeJob, EncodeResult>>,
+    encoders: Option<FrameEncoder>,
     /// Whether a frame goes to the pool whole or in bands (`jpeg-bands`).
     bands: BandChoice,
 }
@@ -223,11 +225,11 @@ pub struct NetGearSink {
 
 impl NetGearSink {
     fn settings(&self) -> MutexGuard<'_, Settings> {
-        glue::lock(&self.settings)
+        sync::lock(&self.settings)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        glue::lock(&self.state)
+        sync::lock(&self.state)
     }
 
     fn take_stream(&self) -> Option<Box<Stream>> {
@@ -360,7 +362,12 @@ impl NetGearSink {
                 // Nobody listening: this frame is given up after one timeout (warned about
                 // by the link's events); the error comes after max-retries of them in a row.
                 Outcome::Dropped(frame) => {
-                    gst::debug!(CAT, imp = self, "frame with pts {:?} given up", frame.stamp.pts);
+                    gst::debug!(
+                        CAT,
+                        imp = self,
+                        "frame with pts {:?} given up",
+                        frame.stamp.pts
+                    );
                     Stats::bump(&self.stats.dropped);
                     continue;
                 }
@@ -606,10 +613,7 @@ impl NetGearSink {
 
     /// `jpeg-threads` encoder threads when there is more than one and raw input may be
     /// encoded; otherwise frames are encoded in series by the streaming thread.
-    fn encoder_pool(
-        &self,
-        settings: &Settings,
-    ) -> Result<Option<OrderedPool<EncodeJob, EncodeResult>>, gst::ErrorMessage> {
+    fn encoder_pool(&self, settings: &Settings) -> Result<Option<FrameEncoder>, gst::ErrorMessage> {
         let threads = match settings.jpeg_threads {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n as usize,
@@ -618,7 +622,7 @@ impl NetGearSink {
             return Ok(None);
         }
         gst::debug!(CAT, imp = self, "{threads} JPEG encoder threads");
-        workers::jpeg_encoder_pool(threads).map(Some).map_err(|e| {
+        frame_encoder(threads).map(Some).map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::Failed,
                 ["Could not start encoder threads: {}", e]
@@ -716,7 +720,8 @@ impl ObjectImpl for NetGearSink {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         if pspec.name() == "uri" {
-            return self.set_uri_property(value);
+            let element = self.obj();
+            return crate::uri::set_uri_property(element.upcast_ref(), *CAT, Role::Sender, value);
         }
         let mut s = self.settings();
         gst::debug!(CAT, imp = self, "{} set", pspec.name());
@@ -950,18 +955,7 @@ impl URIHandlerImpl for NetGearSink {
     }
 
     fn set_uri(&self, uri: &str) -> Result<(), glib::Error> {
-        gst::debug!(CAT, imp = self, "setting URI {uri}");
-        crate::uri::apply(self.obj().upcast_ref(), Role::Sender, uri)
-    }
-}
-
-impl NetGearSink {
-    /// The `uri` property: a refused URI changes nothing and is logged (setters cannot fail).
-    fn set_uri_property(&self, value: &glib::Value) {
-        let uri = crate::properties::string_value(value);
-        if let Err(e) = self.set_uri(&uri) {
-            gst::error!(CAT, imp = self, "{}", e);
-        }
+        crate::uri::set_uri(self.obj().upcast_ref(), *CAT, Role::Sender, uri)
     }
 }
 

@@ -25,8 +25,9 @@ use crate::frames::rate::{frame_duration, RateMode};
 use crate::glue::{self, Interrupt, WarningLimiter};
 use crate::link_setup;
 use crate::properties::{common_properties, string_value, CommonSettings};
-use crate::transport::Refusal;
 use crate::stats::Stats;
+use crate::sync;
+use crate::transport::Refusal;
 use crate::transport::{HandshakeFailure, LinkEvent, ReceiverLink};
 use gst::glib;
 use gst::prelude::*;
@@ -94,11 +95,11 @@ pub struct NetGearSrc {
 
 impl NetGearSrc {
     fn settings(&self) -> MutexGuard<'_, Settings> {
-        glue::lock(&self.settings)
+        sync::lock(&self.settings)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        glue::lock(&self.state)
+        sync::lock(&self.state)
     }
 
     /// The stream, and whether downstream asked to renegotiate since the last frame.
@@ -156,7 +157,7 @@ impl NetGearSrc {
                     [
                         "Refused a client from {}: {}",
                         peer.as_deref().unwrap_or("?"),
-                        reason.reason()
+                        reason
                     ]
                 );
             }
@@ -281,7 +282,8 @@ impl ObjectImpl for NetGearSrc {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         if pspec.name() == "uri" {
-            return self.set_uri_property(value);
+            let element = self.obj();
+            return crate::uri::set_uri_property(element.upcast_ref(), *CAT, Role::Receiver, value);
         }
         gst::debug!(CAT, imp = self, "{} set", pspec.name());
         if self.returns.set_property(value, pspec) {
@@ -491,25 +493,14 @@ impl URIHandlerImpl for NetGearSrc {
     }
 
     fn set_uri(&self, uri: &str) -> Result<(), glib::Error> {
-        gst::debug!(CAT, imp = self, "setting URI {uri}");
-        crate::uri::apply(self.obj().upcast_ref(), Role::Receiver, uri)
-    }
-}
-
-impl NetGearSrc {
-    /// The `uri` property: a refused URI changes nothing and is logged (setters cannot fail).
-    fn set_uri_property(&self, value: &glib::Value) {
-        let uri = crate::properties::string_value(value);
-        if let Err(e) = self.set_uri(&uri) {
-            gst::error!(CAT, imp = self, "{}", e);
-        }
+        crate::uri::set_uri(self.obj().upcast_ref(), *CAT, Role::Receiver, uri)
     }
 }
 
 /// Frame rate, durations and latency (see `frames::rate` and `timing`).
 impl NetGearSrc {
     fn timing(&self) -> MutexGuard<'_, Option<Timing>> {
-        glue::lock(&self.timing)
+        sync::lock(&self.timing)
     }
 
     /// A frame stamped with its arrival and duration: pushed now, or held while measuring.

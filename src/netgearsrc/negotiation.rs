@@ -8,14 +8,14 @@ use super::timing::Timing;
 use super::{NetGearSrc, CAT};
 use crate::formats::{decoded_format, raw_format, reorderable, PLANAR_FORMATS, SEND_FORMATS};
 use crate::frames::{DecodeTarget, FrameError, FrameReader, Output, OutputKey};
-use crate::glue;
-use netgear_protocol::jpeg::Colorspace;
 use crate::meta;
-use netgear_protocol::{self as protocol, Dtype, Incoming, PayloadKind, RawLayout};
+use crate::sync;
 use gst::glib;
 use gst::prelude::*;
 use gst_base::prelude::*;
 use gst_video::VideoFormat;
+use netgear_protocol::jpeg::Colorspace;
+use netgear_protocol::{self as protocol, Dtype, Incoming, PayloadKind, RawLayout};
 use std::sync::Mutex;
 
 #[derive(Default)]
@@ -234,7 +234,7 @@ fn set_output_caps(
     timing: &Mutex<Option<Timing>>,
     caps: &gst::Caps,
 ) -> Result<(), glib::BoolError> {
-    let caps = match glue::lock(timing).as_mut() {
+    let caps = match sync::lock(timing).as_mut() {
         Some(timing) => timing.caps_for(caps),
         None => Some(caps.clone()),
     };

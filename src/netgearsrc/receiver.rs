@@ -10,14 +10,15 @@ use super::timing::Timing;
 use super::{NetGearSrc, CAT};
 use crate::config::Pattern;
 use crate::frames::{BandDecoder, FrameError, FrameReader, SequenceCheck};
-use crate::glue::{self, WarningLimiter};
+use crate::glue::WarningLimiter;
 use crate::meta;
 use crate::properties::CommonSettings;
-use netgear_protocol::{self as protocol, FrameHeader, Incoming, PayloadKind};
 use crate::stats::Stats;
+use crate::sync;
 use crate::transport::{LinkError, Received, ReceiverLink};
 use gst::prelude::*;
 use gst_base::prelude::*;
+use netgear_protocol::{self as protocol, FrameHeader, Incoming, PayloadKind};
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -173,7 +174,7 @@ impl Stream {
             .then(|| self.last_message + self.settings.request_timeout * 3);
         let eos_at = self.settings.timeout.map(|t| self.last_frame + t);
         // The wait ends by the end of the frame rate's measurement, if frames are held.
-        let hold = glue::lock(ctx.timing)
+        let hold = sync::lock(ctx.timing)
             .as_ref()
             .and_then(Timing::hold_deadline);
         let deadline = earliest(earliest(rebind_at, eos_at), hold);
@@ -420,14 +421,16 @@ impl Stream {
             let (reader, bands) = (&mut self.reader, &mut self.bands);
             // A JPEG with restart markers decodes band by band on every core; any other
             // whole, here.
-            return self.overlap.decode_here(|| match bands.decode(output, kind, &payload) {
-                Some(Ok(buffer)) => {
-                    Stats::bump(&ctx.stats.band_decodes);
-                    Ok(buffer)
-                }
-                Some(Err(e)) => Err(e),
-                None => reader.fill(output, kind, payload),
-            });
+            return self
+                .overlap
+                .decode_here(|| match bands.decode(output, kind, &payload) {
+                    Some(Ok(buffer)) => {
+                        Stats::bump(&ctx.stats.band_decodes);
+                        Ok(buffer)
+                    }
+                    Some(Err(e)) => Err(e),
+                    None => reader.fill(output, kind, payload),
+                });
         }
         match self
             .overlap

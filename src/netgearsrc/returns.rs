@@ -6,11 +6,11 @@
 
 use super::{NetGearSrc, CAT};
 use crate::frames::{ReturnEncoder, ReturnJpeg, ReturnedFrame};
-use crate::glue;
 use crate::properties::JsonProperty;
-use netgear_protocol::JsonText;
+use crate::sync;
 use gst::glib;
 use gst::prelude::*;
+use netgear_protocol::JsonText;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 const DEFAULT_RETURN_JPEG_QUALITY: u32 = 90;
@@ -98,11 +98,11 @@ pub fn frame_properties() -> Vec<glib::ParamSpec> {
 
 impl Returns {
     fn settings(&self) -> MutexGuard<'_, ReturnSettings> {
-        glue::lock(&self.settings)
+        sync::lock(&self.settings)
     }
 
     fn pad(&self) -> MutexGuard<'_, ReturnPad> {
-        glue::lock(&self.pad)
+        sync::lock(&self.pad)
     }
 
     /// Applies a property of `data_property()` or `frame_properties()`; `false` for any

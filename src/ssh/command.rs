@@ -4,7 +4,7 @@
 
 use super::askpass::{self, AskpassHelper};
 use super::error::TunnelError;
-use super::host::{is_host_name, is_ipv6};
+use super::host::{is_ipv6, is_valid_host_name};
 use super::tunnel::TunnelConfig;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -18,7 +18,7 @@ pub(super) fn forward_target(remote_host: &str) -> Result<String, TunnelError> {
         .unwrap_or(host);
     if is_ipv6(bare) {
         Ok(format!("[{bare}]"))
-    } else if !bare.is_empty() && bare != "*" && is_host_name(bare) {
+    } else if !bare.is_empty() && bare != "*" && is_valid_host_name(bare) {
         Ok(bare.to_owned())
     } else {
         Err(TunnelError::BadRemote(remote_host.to_owned()))

@@ -2,6 +2,7 @@
 //! The SSH host of a tunnel, `[user@]host[:port]`, and the name checks that keep anything
 //! ssh or a shell would interpret out of its command line.
 
+use netgear_protocol::addresses;
 use std::fmt;
 use std::net::Ipv6Addr;
 use std::str::FromStr;
@@ -35,7 +36,7 @@ pub enum SpecError {
 
 /// Letters ssh takes in a host name, alias or IPv4 address (no spaces, no option-like
 /// leading '-', nothing a shell or ssh would interpret).
-pub(super) fn is_host_name(text: &str) -> bool {
+pub(super) fn is_valid_host_name(text: &str) -> bool {
     !text.starts_with('-')
         && text
             .chars()
@@ -56,10 +57,7 @@ fn is_user_name(text: &str) -> bool {
 }
 
 fn parse_port(text: &str) -> Result<u16, SpecError> {
-    text.parse::<u16>()
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| SpecError::BadPort(text.to_owned()))
+    addresses::parse_port(text).ok_or_else(|| SpecError::BadPort(text.to_owned()))
 }
 
 /// Splits `host[:port]`, `[v6]:port`, `[v6]` or a bare IPv6 address.
@@ -88,7 +86,7 @@ fn split_host_port(text: &str) -> Result<(String, Option<u16>), SpecError> {
     if host.is_empty() {
         return Err(SpecError::EmptyHost);
     }
-    if !is_host_name(host) {
+    if !is_valid_host_name(host) {
         return Err(SpecError::BadHost(host.to_owned()));
     }
     Ok((host.to_owned(), port))
@@ -175,6 +173,7 @@ mod tests {
         assert_eq!(host("host:0"), Err(SpecError::BadPort("0".into())));
         assert_eq!(host("host:65536"), Err(SpecError::BadPort("65536".into())));
         assert_eq!(host("host:ssh"), Err(SpecError::BadPort("ssh".into())));
+        assert_eq!(host("host:+22"), Err(SpecError::BadPort("+22".into())));
         assert_eq!(
             host("-oProxyCommand=x"),
             Err(SpecError::BadHost("-oProxyCommand=x".into()))

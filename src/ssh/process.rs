@@ -4,6 +4,7 @@
 
 use super::error::TunnelError;
 use super::stderr_log::{read_stderr, StderrLog};
+use crate::sync::lock;
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -111,15 +112,12 @@ impl SshProcess {
     /// ssh's last lines, after giving the reader a moment to see the end of stderr.
     pub(super) fn last_words(&self) -> String {
         let _ = self.stderr_done.recv_timeout(Duration::from_millis(500));
-        self.log.lock().map(|l| l.summary()).unwrap_or_default()
+        lock(&self.log).summary()
     }
 
     /// What ssh has printed since the last call.
     pub(super) fn messages(&self) -> Vec<String> {
-        self.log
-            .lock()
-            .map(|mut log| log.take_pending())
-            .unwrap_or_default()
+        lock(&self.log).take_pending()
     }
 
     /// SIGTERM (ssh closes its connection), SIGKILL if it lingers, then reap.

@@ -2,6 +2,7 @@
 //! What ssh prints on stderr, read line by line within bounds: the last lines for errors,
 //! the lines not yet collected for the element's log.
 
+use crate::sync::lock;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::process::ChildStderr;
@@ -68,9 +69,7 @@ pub(super) fn read_stderr(stderr: ChildStderr, log: Arc<Mutex<StderrLog>>, done:
         let text = String::from_utf8_lossy(&raw);
         let line: String = text.trim().chars().take(MAX_LINE).collect();
         if !line.is_empty() {
-            if let Ok(mut log) = log.lock() {
-                log.push(line);
-            }
+            lock(&log).push(line);
         }
     }
     let _ = done.send(());

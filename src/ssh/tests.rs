@@ -385,16 +385,23 @@ fn unreachable_ssh_host_fails_at_once() {
     assert!(text.contains("Connection refused"), "{text}");
 }
 
-#[test]
-fn unknown_host_key_is_refused_by_default() {
-    let sshd = Sshd::start();
-    let mut config = key_config(&sshd);
+/// Points `config` at an empty known_hosts (returned) and drops its StrictHostKeyChecking
+/// option, so the test sshd's host key is unknown and ssh's default decides.
+fn with_unknown_host_key(sshd: &Sshd, config: &mut TunnelConfig) -> PathBuf {
     let empty = sshd.dir.join("empty_known_hosts");
     std::fs::write(&empty, "").expect("write");
     config.options[0] = format!("UserKnownHostsFile={}", empty.display());
     config
         .options
         .retain(|o| !o.starts_with("StrictHostKeyChecking"));
+    empty
+}
+
+#[test]
+fn unknown_host_key_is_refused_by_default() {
+    let sshd = Sshd::start();
+    let mut config = key_config(&sshd);
+    let empty = with_unknown_host_key(&sshd, &mut config);
     let error = open_failure(&config, echo_server());
     let text = error.to_string();
     assert!(text.contains("Host key verification failed"), "{text}");
@@ -418,12 +425,7 @@ fn unknown_host_key_is_refused_with_a_password_too() {
     let sshd = Sshd::start();
     let password = Password::set();
     let mut config = password_config(&sshd, &password.text);
-    let empty = sshd.dir.join("empty_known_hosts");
-    std::fs::write(&empty, "").expect("write");
-    config.options[0] = format!("UserKnownHostsFile={}", empty.display());
-    config
-        .options
-        .retain(|o| !o.starts_with("StrictHostKeyChecking"));
+    with_unknown_host_key(&sshd, &mut config);
     let text = open_failure(&config, echo_server()).to_string();
     assert!(text.contains("Host key verification failed"), "{text}");
     assert!(!sshd.log().contains("Accepted password"), "{}", sshd.log());

@@ -36,8 +36,8 @@ pub fn port_of(endpoint: &str) -> Option<u16> {
     tcp_host_port(endpoint).and_then(|(_, port)| port.parse().ok())
 }
 
-/// Whether a host is a name (not an address literal or a wildcard).
-fn is_host_name(host: &str) -> bool {
+/// Whether a host is a name to look up (not an address literal or a wildcard).
+fn needs_resolving(host: &str) -> bool {
     host != "*" && host.parse::<IpAddr>().is_err()
 }
 
@@ -57,7 +57,7 @@ pub(super) fn needs_ipv6(endpoint: &str) -> Result<bool, Unresolvable> {
     let Some((host, port)) = tcp_host_port(endpoint) else {
         return Ok(false);
     };
-    if !is_host_name(host) {
+    if !needs_resolving(host) {
         return Ok(host.parse::<std::net::Ipv6Addr>().is_ok());
     }
     let port = port.parse::<u16>().unwrap_or(0);

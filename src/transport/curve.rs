@@ -6,7 +6,6 @@
 use netgear_protocol::addresses::AllowedAddresses;
 use netgear_protocol::keys::{CurveKeys, Key};
 use std::collections::HashSet;
-use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -83,32 +82,23 @@ impl ClientPolicy {
 }
 
 /// Why the ZAP handler turned a client away.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// Not a ZAP 1.0 request.
+    #[error("bad ZAP request")]
     BadRequest,
     /// The peer's address is not in the allow-list.
+    #[error("address {0} is not in allowed-addresses")]
     Address(String),
     /// The client used another mechanism than CURVE (NULL or PLAIN).
+    #[error("it used the {0} mechanism, not CURVE")]
     NotCurve(String),
     /// IronHouse: the client's key is not in `public_keys/`.
+    #[error("its public key is not in public_keys/ (IronHouse)")]
     KeyNotListed,
     /// StoneHouse: no usable client key.
+    #[error("it did not authenticate")]
     BadKey,
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Refusal::BadRequest => f.write_str("bad ZAP request"),
-            Refusal::Address(a) => write!(f, "address {a} is not in allowed-addresses"),
-            Refusal::NotCurve(m) => write!(f, "it used the {m} mechanism, not CURVE"),
-            Refusal::KeyNotListed => {
-                f.write_str("its public key is not in public_keys/ (IronHouse)")
-            }
-            Refusal::BadKey => f.write_str("it did not authenticate"),
-        }
-    }
 }
 
 /// Called with the peer's address and the reason when a client is refused.

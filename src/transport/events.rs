@@ -8,29 +8,20 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Why a CURVE (or ZMTP) handshake failed, from ZeroMQ's monitor.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a CURVE (or ZMTP) handshake failed, from ZeroMQ's monitor; its text is a short,
+/// user-facing reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HandshakeFailure {
     /// ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: the ZAP handler refused the key (`status` e.g. 400).
+    #[error("the receiver's authentication refused the client key (status {status})")]
     Auth { status: u32 },
     /// ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL: the peer spoke another mechanism or its keys
     /// did not decrypt (`code` is a ZMQ_PROTOCOL_ERROR_* value).
+    #[error("{}", protocol_error_text(*.code))]
     Protocol { code: u32 },
     /// ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL: the connection closed during the handshake.
+    #[error("the connection closed during the handshake")]
     NoDetail,
-}
-
-impl HandshakeFailure {
-    /// Short, user-facing reason.
-    pub fn reason(&self) -> String {
-        match self {
-            HandshakeFailure::Auth { status } => {
-                format!("the receiver's authentication refused the client key (status {status})")
-            }
-            HandshakeFailure::Protocol { code } => protocol_error_text(*code).to_owned(),
-            HandshakeFailure::NoDetail => "the connection closed during the handshake".into(),
-        }
-    }
 }
 
 fn protocol_error_text(code: u32) -> &'static str {
@@ -51,40 +42,25 @@ fn protocol_error_text(code: u32) -> &'static str {
     }
 }
 
-impl fmt::Display for HandshakeFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.reason())
-    }
-}
-
 /// Why one attempt of the sender got no reply in time.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Unanswered {
     /// No connection could be made: connection refused, nobody listening.
+    #[error("connection refused, nobody is listening")]
     NobodyListening,
     /// Connections were made but the handshake failed.
-    HandshakeFailed(HandshakeFailure),
+    #[error("CURVE handshake failed: {0}")]
+    HandshakeFailed(#[source] HandshakeFailure),
     /// The receiver's connection went away while we waited.
+    #[error("the receiver's connection was lost")]
     ConnectionLost,
     /// PAIR: connected and handshaken, yet never answered; another sender probably holds
     /// the receiver's only slot.
+    #[error("connected but never answered: the receiver's pair slot is probably taken by another sender")]
     PairSlotTaken,
     /// Connected, but no reply within the timeout.
+    #[error("connected, but no reply within the timeout")]
     NoReply,
-}
-
-impl fmt::Display for Unanswered {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Unanswered::NobodyListening => f.write_str("connection refused, nobody is listening"),
-            Unanswered::HandshakeFailed(why) => write!(f, "CURVE handshake failed: {why}"),
-            Unanswered::ConnectionLost => f.write_str("the receiver's connection was lost"),
-            Unanswered::PairSlotTaken => f.write_str(
-                "connected but never answered: the receiver's pair slot is probably taken by another sender",
-            ),
-            Unanswered::NoReply => f.write_str("connected, but no reply within the timeout"),
-        }
-    }
 }
 
 /// Something the element may want to post, log or count.

@@ -380,7 +380,8 @@ fn failed_handshakes_are_counted_and_reported_by_the_receiver() {
     assert!(
         !failures.is_empty()
             && failures.iter().all(|f| match f {
-                HandshakeFailure::Protocol { .. } => f.reason().contains("CURVE keys do not match"),
+                HandshakeFailure::Protocol { .. } =>
+                    f.to_string().contains("CURVE keys do not match"),
                 HandshakeFailure::NoDetail => true,
                 _ => false,
             }),
@@ -393,7 +394,7 @@ fn failed_handshakes_are_counted_and_reported_by_the_receiver() {
     assert!(
         !failures.is_empty()
             && failures.iter().all(|f| match f {
-                HandshakeFailure::Protocol { .. } => f.reason().contains("mechanism mismatch"),
+                HandshakeFailure::Protocol { .. } => f.to_string().contains("mechanism mismatch"),
                 HandshakeFailure::NoDetail => true,
                 _ => false,
             }),
