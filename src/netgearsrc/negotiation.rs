@@ -9,13 +9,13 @@ use super::{NetGearSrc, CAT};
 use crate::formats::{decoded_format, raw_format, reorderable, PLANAR_FORMATS, SEND_FORMATS};
 use crate::frames::{DecodeTarget, FrameError, FrameReader, Output, OutputKey};
 use crate::glue;
-use netgear_protocol::jpeg::Colorspace;
 use crate::meta;
-use netgear_protocol::{self as protocol, Dtype, Incoming, PayloadKind, RawLayout};
 use gst::glib;
 use gst::prelude::*;
 use gst_base::prelude::*;
 use gst_video::VideoFormat;
+use netgear_protocol::jpeg::Colorspace;
+use netgear_protocol::{self as protocol, Dtype, Incoming, PayloadKind, RawLayout};
 use std::sync::Mutex;
 
 #[derive(Default)]

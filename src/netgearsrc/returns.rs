@@ -8,9 +8,9 @@ use super::{NetGearSrc, CAT};
 use crate::frames::{ReturnEncoder, ReturnJpeg, ReturnedFrame};
 use crate::glue;
 use crate::properties::JsonProperty;
-use netgear_protocol::JsonText;
 use gst::glib;
 use gst::prelude::*;
+use netgear_protocol::JsonText;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 const DEFAULT_RETURN_JPEG_QUALITY: u32 = 90;
