@@ -2,10 +2,11 @@
 //! Frames between the wire and GStreamer buffers, both ways: a received payload (raw rows
 //! re-padded, JPEG decoded into pooled buffers or passed through) becomes a buffer with its
 //! caps; a buffer (raw rows packed and put in OpenCV's order, or JPEG-encoded) becomes a
-//! payload to send. Used by `netgearsrc`, by the sink's returned frames and by the
-//! source's `return` pad.
+//! payload to send; and each frame's capture time (`capture_time`). Used by `netgearsrc`,
+//! by the sink's returned frames and by the source's `return` pad.
 
 mod buffer_to_wire;
+pub mod capture_time;
 pub mod rate;
 mod returned;
 mod wire_to_buffer;
