@@ -1,15 +1,19 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Frames' capture times in UNIX time, between buffers and the header key
 //! `capture_time_ns`: on buffers they are a `GstReferenceTimestampMeta` with caps
-//! `timestamp/x-unix`; a buffer that has none is stamped from the pipeline clock
-//! ([`of_buffer`]).
+//! `timestamp/x-unix`, so applications on another machine can measure latency and align
+//! streams; a buffer that has none is stamped from the pipeline clock ([`of_buffer`]).
 
 use gst_base::prelude::*;
 use netgear_protocol::MAX_CAPTURE_TIME_NS;
+use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The reference of UNIX-time `GstReferenceTimestampMeta`s.
 pub const UNIX_REFERENCE: &str = "timestamp/x-unix";
+
+static UNIX_CAPS: LazyLock<gst::Caps> =
+    LazyLock::new(|| gst::Caps::new_empty_simple(UNIX_REFERENCE));
 
 /// The system's UNIX time now, in nanoseconds (0 before 1970).
 pub fn unix_now_ns() -> u64 {
@@ -28,6 +32,13 @@ pub fn read(buffer: &gst::BufferRef) -> Option<u64> {
                 .is_some_and(|s| s.has_name(UNIX_REFERENCE))
         })
         .map(|meta| meta.timestamp().nseconds())
+}
+
+/// Attaches a capture time from the wire (at most `MAX_CAPTURE_TIME_NS`, so a valid
+/// clock time) as a `timestamp/x-unix` reference timestamp.
+pub fn attach(buffer: &mut gst::BufferRef, capture_time_ns: u64) {
+    let timestamp = gst::ClockTime::from_nseconds(capture_time_ns.min(MAX_CAPTURE_TIME_NS));
+    gst::ReferenceTimestampMeta::add(buffer, &UNIX_CAPS, timestamp, gst::ClockTime::NONE);
 }
 
 /// The capture time to send with a buffer.
@@ -101,5 +112,26 @@ mod tests {
         let caps = gst::Caps::new_empty_simple(UNIX_REFERENCE);
         gst::ReferenceTimestampMeta::add(b, &caps, unix, None);
         assert_eq!(read(b), Some(1_732_300_000_123_456_789));
+    }
+
+    #[test]
+    fn attached_capture_times_read_back_exactly() {
+        gst::init().unwrap();
+        let mut buffer = gst::Buffer::new();
+        let b = buffer.get_mut().unwrap();
+        attach(b, 1_732_300_000_123_456_789);
+        assert_eq!(read(b), Some(1_732_300_000_123_456_789));
+        let metas: Vec<_> = b
+            .iter_meta::<gst::ReferenceTimestampMeta>()
+            .map(|m| (m.reference().to_string(), m.duration()))
+            .collect();
+        assert_eq!(metas, [(UNIX_REFERENCE.to_owned(), None)]);
+        // The largest the wire allows is a valid clock time.
+        attach(b, MAX_CAPTURE_TIME_NS);
+        let times: Vec<u64> = b
+            .iter_meta::<gst::ReferenceTimestampMeta>()
+            .map(|m| m.timestamp().nseconds())
+            .collect();
+        assert_eq!(times, [1_732_300_000_123_456_789, MAX_CAPTURE_TIME_NS]);
     }
 }
