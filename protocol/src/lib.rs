@@ -278,6 +278,9 @@ pub struct FrameHeader {
     pub message: Option<JsonText>,
     /// Our sink's numbering (`SEQUENCE_KEY`); vidgear senders send none.
     pub sequence: Option<Sequence>,
+    /// When the frame was captured, in nanoseconds since the UNIX epoch on the sender's
+    /// clock ([`CAPTURE_TIME_KEY`]); vidgear does not send it.
+    pub capture_time_ns: Option<u64>,
 }
 
 /// The header key of `Sequence`. vidgear's receiver reads only the keys it knows, so the
@@ -381,6 +384,7 @@ pub fn parse_header(bytes: &[u8]) -> Result<Incoming, ProtocolError> {
         payload,
         message,
         sequence,
+        capture_time_ns: parse_capture_time(&object)?,
     }))
 }
 
@@ -403,7 +407,7 @@ fn parse_compression(c: &Map<String, Value>) -> Result<Compression, ProtocolErro
 }
 
 /// The keys of headers and replies we read; any other key is checked as JSON and skipped.
-const KNOWN_KEYS: [&str; 9] = [
+const KNOWN_KEYS: [&str; 10] = [
     SEQUENCE_KEY,
     "port",
     "terminate_flag",
@@ -413,7 +417,21 @@ const KNOWN_KEYS: [&str; 9] = [
     "return_type",
     "array_dtype",
     "array_shape",
+    CAPTURE_TIME_KEY,
 ];
+
+/// A header's capture time, if it has one: a whole number of nanoseconds up to
+/// [`MAX_CAPTURE_TIME_NS`].
+fn parse_capture_time(object: &Map<String, Value>) -> Result<Option<u64>, ProtocolError> {
+    match object.get(CAPTURE_TIME_KEY) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .filter(|ns| *ns <= MAX_CAPTURE_TIME_NS)
+            .map(Some)
+            .ok_or_else(|| bad_value(CAPTURE_TIME_KEY, v)),
+    }
+}
 
 /// Reads a header or reply object: the known keys as serde values, and `raw_key`
 /// (`message` or `data`) as exact text. Python's rules: the last of repeated keys wins.
@@ -557,6 +575,22 @@ pub fn encode_frame_header(
         ("shape", &shape),
     ];
     python_object(port, &members)
+}
+
+/// The header key our sender adds for each frame's capture time: an integer, nanoseconds
+/// since the UNIX epoch. vidgear's receiver reads its keys by name and ignores this one.
+pub const CAPTURE_TIME_KEY: &str = "capture_time_ns";
+/// The latest capture time a header may carry: signed 64-bit nanoseconds (the year 2262),
+/// what GStreamer's clock times and the delays computed from capture times hold.
+pub const MAX_CAPTURE_TIME_NS: u64 = i64::MAX as u64;
+
+/// Adds the capture time to a header from [`encode_frame_header`], as its last key.
+pub fn append_capture_time(header: &mut Vec<u8>, capture_time_ns: u64) {
+    append_member(
+        header,
+        CAPTURE_TIME_KEY,
+        capture_time_ns.to_string().as_bytes(),
+    );
 }
 
 #[derive(Serialize)]
@@ -1075,6 +1109,63 @@ mod tests {
                 actual: 29
             })
         );
+    }
+
+    #[test]
+    fn capture_time_goes_last_and_is_optional() {
+        let layout = PayloadKind::Raw(RawLayout::new(Dtype::U8, 2, 3, 3));
+        let mut header = encode_frame_header(None, &layout, &JsonText::null(), 1);
+        let vidgear = header.clone();
+        append_capture_time(&mut header, 1_732_300_000_123_456_789);
+        assert_eq!(
+            header,
+            br#"{"terminate_flag": false, "compression": false, "message": null, "pattern": "1", "dtype": "uint8", "shape": [2, 3, 3], "capture_time_ns": 1732300000123456789}"#
+        );
+        let capture_time = |bytes: &[u8]| match parse_header(bytes) {
+            Ok(Incoming::Frame(h)) => Ok(h.capture_time_ns),
+            Ok(other) => panic!("not a frame: {other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(capture_time(&header), Ok(Some(1_732_300_000_123_456_789)));
+        assert_eq!(capture_time(&vidgear), Ok(None));
+        let mut latest = vidgear.clone();
+        append_capture_time(&mut latest, MAX_CAPTURE_TIME_NS);
+        assert_eq!(capture_time(&latest), Ok(Some(MAX_CAPTURE_TIME_NS)));
+        let mut too_late = vidgear.clone();
+        append_capture_time(&mut too_late, MAX_CAPTURE_TIME_NS + 1);
+        assert!(matches!(
+            capture_time(&too_late),
+            Err(ProtocolError::BadValue("capture_time_ns", _))
+        ));
+        let with = |value: &str| {
+            let text = String::from_utf8(vidgear.clone()).unwrap();
+            format!(
+                "{}, \"capture_time_ns\": {value}}}",
+                &text[..text.len() - 1]
+            )
+        };
+        assert_eq!(capture_time(with("null").as_bytes()), Ok(None));
+        for bad in [
+            "-1",
+            "1.5",
+            "1e30",
+            "18446744073709551616",
+            "\"12\"",
+            "true",
+            "[1]",
+        ] {
+            assert!(
+                matches!(
+                    capture_time(with(bad).as_bytes()),
+                    Err(ProtocolError::BadValue("capture_time_ns", _))
+                ),
+                "accepted capture_time_ns {bad}"
+            );
+        }
+        // Only an object gets the key.
+        let mut text = b"not json".to_vec();
+        append_capture_time(&mut text, 5);
+        assert_eq!(text, b"not json");
     }
 
     #[test]

@@ -4,10 +4,12 @@
 //! caps; a buffer (raw rows packed and put in OpenCV's order, or JPEG-encoded) becomes a
 //! payload to send; the JPEG jobs either way run on worker threads (`jpeg_jobs`). Used by
 //! both elements, by the sink's returned frames and by the source's `return` pad.
-//! `netgearsrc` also checks our sink's frame numbering here (`sequence`).
+//! `netgearsrc` also checks our sink's frame numbering (`sequence`) and reads each frame's
+//! capture time (`capture_time`) here.
 
 mod band_decode;
 mod buffer_to_wire;
+pub mod capture_time;
 mod jpeg_jobs;
 pub mod rate;
 mod returned;

@@ -6,7 +6,9 @@
  *
  * Sends video frames to a vidgear NetGear receiver (`NetGear(receive_mode=True).recv()` in
  * Python) or to `netgearsrc`, over ZeroMQ, speaking NetGear's wire protocol. Raw input is
- * JPEG-compressed by default, as vidgear does; `image/jpeg` input is sent as it is.
+ * JPEG-compressed by default, as vidgear does; `image/jpeg` input is sent as it is. Each
+ * frame carries its capture time in UNIX time (upstream's `timestamp/x-unix` reference
+ * timestamp, else the clock's time at capture), which vidgear's receiver ignores.
  *
  * ## Example launch lines
  * |[
@@ -22,8 +24,8 @@ use super::stamp;
 use super::tunnel::{self, TunnelSettings};
 use crate::config::{self, Pattern, Role};
 use crate::frames::{
-    encode_job, frame_encoder, EncodeJob, EncodeResult, FrameEncoder, FrameError, FrameReader,
-    FrameWriter, Input, JpegSettings, Payload,
+    capture_time, encode_job, frame_encoder, EncodeJob, EncodeResult, FrameEncoder, FrameError,
+    FrameReader, FrameWriter, Input, JpegSettings, Payload,
 };
 use crate::glue::{self, Interrupt};
 use crate::link_setup;
@@ -310,6 +312,8 @@ impl NetGearSink {
             &message,
             stream.pattern.number(),
         );
+        let captured = capture_time::of_buffer(self.obj().upcast_ref(), buffer);
+        protocol::append_capture_time(&mut header, captured);
         protocol::add_sequence(&mut header, stream.sequence);
         stream.sequence = stream.sequence.next();
         Ok(Job::Frame {

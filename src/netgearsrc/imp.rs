@@ -8,6 +8,8 @@
  * or from `netgearsink`, over ZeroMQ, speaking NetGear's wire protocol. A live source:
  * buffers carry the running time at which they arrived. Raw frames come out as BGR, BGRA,
  * GRAY8 or GRAY16_LE; JPEG frames as `image/jpeg` when downstream takes it, else decoded.
+ * Frames from `netgearsink` also carry their capture time as a `GstReferenceTimestampMeta`
+ * with caps `timestamp/x-unix`; `max-lateness` drops those that arrive late.
  *
  * ## Example launch lines
  * |[
@@ -16,6 +18,7 @@
  * gst-launch-1.0 netgearsrc ! jpegparse ! matroskamux ! filesink location=feed.mkv
  * ]|
  */
+use super::lateness::{self, Lateness};
 use super::receiver::{self, BusMessage, Context, Step, Stream};
 use super::returns::{self, Returns};
 use super::timing::{Timed, Timing};
@@ -83,6 +86,7 @@ pub struct NetGearSrc {
     settings: Mutex<Settings>,
     state: Mutex<State>,
     returns: Returns,
+    lateness: Lateness,
     interrupt: Interrupt,
     warnings: WarningLimiter,
     /// The port the link bound (read-only `bound-port`), 0 when stopped.
@@ -126,6 +130,7 @@ impl NetGearSrc {
             stats: &self.stats,
             warnings: &self.warnings,
             returns: &self.returns,
+            lateness: &self.lateness,
             timing: &self.timing,
         }
     }
@@ -162,6 +167,13 @@ impl NetGearSrc {
                 );
             }
         }
+    }
+
+    /// The counters, with the delays of stamped frames.
+    fn stats_structure(&self) -> gst::Structure {
+        let mut stats = self.stats.to_structure("netgearsrc-stats");
+        self.lateness.add_to_stats(&mut stats);
+        stats
     }
 
     /// A frame's message on the bus, as `netgear-message`.
@@ -274,6 +286,7 @@ impl ObjectImpl for NetGearSrc {
             props.push(returns::data_property());
             props.extend(src_properties());
             props.extend(returns::frame_properties());
+            props.push(lateness::property());
             props.push(crate::uri::uri_property());
             props
         });
@@ -286,7 +299,7 @@ impl ObjectImpl for NetGearSrc {
             return crate::uri::set_uri_property(element.upcast_ref(), *CAT, Role::Receiver, value);
         }
         gst::debug!(CAT, imp = self, "{} set", pspec.name());
-        if self.returns.set_property(value, pspec) {
+        if self.returns.set_property(value, pspec) || self.lateness.set_property(value, pspec) {
             return;
         }
         let mut s = self.settings();
@@ -304,11 +317,15 @@ impl ObjectImpl for NetGearSrc {
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         match pspec.name() {
             "uri" => return crate::uri::element_uri(self.obj().upcast_ref()).to_value(),
-            "stats" => return self.stats.to_structure("netgearsrc-stats").to_value(),
+            "stats" => return self.stats_structure().to_value(),
             "bound-port" => return self.bound_port.load(Ordering::Relaxed).to_value(),
             _ => {}
         }
-        if let Some(v) = self.returns.property(pspec) {
+        if let Some(v) = self
+            .returns
+            .property(pspec)
+            .or_else(|| self.lateness.property(pspec))
+        {
             return v;
         }
         let s = self.settings();
@@ -395,6 +412,7 @@ impl BaseSrcImpl for NetGearSrc {
             link.config().curve
         );
         self.stats.reset();
+        self.lateness.reset();
         self.warnings.reset();
         *self.timing() = Some(Timing::new(RateMode::from_property(settings.framerate)));
         *self.state() = State::Started(Started {

@@ -4,7 +4,8 @@
 //! `imp` is the GStreamer glue (properties, state, the base class' virtual methods);
 //! `receiver` turns messages into frames and replies; `negotiation` decides what the
 //! source pad carries; `decode_ahead` overlaps a frame's decode with receiving the next;
-//! `returns` holds what goes back with the replies; `timing` the measured frame rate.
+//! `returns` holds what goes back with the replies; `timing` the measured frame rate;
+//! `lateness` the delays of stamped frames and `max-lateness`.
 
 use gst::glib;
 use gst::prelude::*;
@@ -12,6 +13,7 @@ use std::sync::LazyLock;
 
 mod decode_ahead;
 mod imp;
+mod lateness;
 mod negotiation;
 mod receiver;
 mod returns;

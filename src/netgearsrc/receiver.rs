@@ -4,12 +4,13 @@
 //! into buffers (with `negotiation` and `decode_ahead`).
 
 use super::decode_ahead::{DecodeAhead, Handed};
+use super::lateness::Lateness;
 use super::negotiation::Negotiation;
 use super::returns::Returns;
 use super::timing::Timing;
 use super::{NetGearSrc, CAT};
 use crate::config::Pattern;
-use crate::frames::{BandDecoder, FrameError, FrameReader, SequenceCheck};
+use crate::frames::{capture_time, BandDecoder, FrameError, FrameReader, SequenceCheck};
 use crate::glue::WarningLimiter;
 use crate::meta;
 use crate::properties::CommonSettings;
@@ -29,6 +30,7 @@ pub struct Context<'a> {
     pub stats: &'a Stats,
     pub warnings: &'a WarningLimiter,
     pub returns: &'a Returns,
+    pub lateness: &'a Lateness,
     pub timing: &'a Mutex<Option<Timing>>,
 }
 
@@ -370,6 +372,10 @@ impl Stream {
         payload: zmq::Message,
         arrival: Option<gst::ClockTime>,
     ) -> Step {
+        let port = header.port.filter(|_| self.settings.multi_server);
+        if is_late(ctx, header, port) {
+            return Step::Again;
+        }
         let payload_len = payload.len();
         let mut buffer = match self.frame_buffer(ctx, &header.payload, payload) {
             Ok(b) => b,
@@ -388,13 +394,15 @@ impl Stream {
                 return Step::Again;
             }
         };
-        let port = header.port.filter(|_| self.settings.multi_server);
         if let Some(p) = port {
             self.servers.insert(p);
         }
         // Stamped with its arrival, not when it is handed out (a frame received ahead of
         // the one before it is handed out after it).
         buffer.make_mut().set_pts(arrival);
+        if let Some(captured) = header.capture_time_ns {
+            capture_time::attach(buffer.make_mut(), captured);
+        }
         let message = attach_message(buffer.make_mut(), header, port);
         self.last_frame = Instant::now();
         Stats::bump(&ctx.stats.frames);
@@ -500,6 +508,25 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
+}
+
+/// Judges a stamped frame from `sender` by its delay: a late one is dropped before it is
+/// decoded (counted by `Lateness`).
+fn is_late(ctx: &Context, header: &FrameHeader, sender: Option<u16>) -> bool {
+    let Some(captured) = header.capture_time_ns else {
+        return false;
+    };
+    let arrived = capture_time::unix_now_ns();
+    let Some(lateness) = ctx.lateness.judge(sender, captured, arrived) else {
+        return false;
+    };
+    gst::debug!(
+        CAT,
+        obj = ctx.element,
+        "dropped a frame {} ms late (max-lateness)",
+        lateness.as_millis()
+    );
+    true
 }
 
 /// The frame's message (and server port) as `NetGearMeta`; returns the message for the bus.
