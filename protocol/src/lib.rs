@@ -543,10 +543,11 @@ fn python_object(port: Option<u16>, members: &[(&str, &[u8])]) -> Vec<u8> {
 
 /// Adds `"key": value` (encoded JSON) at the end of an object written by `python_object`.
 fn append_member(object: &mut Vec<u8>, key: &str, value: &[u8]) {
-    if object.pop() != Some(b'}') {
-        debug_assert!(false, "not an encoded object");
+    // Only an encoded object gets the member; anything else is left as it is.
+    if object.last() != Some(&b'}') {
         return;
     }
+    object.pop();
     if object.len() > 1 {
         object.extend_from_slice(b", ");
     }
