@@ -2,9 +2,7 @@
 //! Our sink into our source over loopback: every pattern, tcp and ipc, the raw formats,
 //! odd widths, and EOS from the termination message.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use std::time::Duration;

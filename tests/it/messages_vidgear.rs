@@ -4,9 +4,7 @@
 //! frame arrives, the bus text reads back in Python as the value sent, and the vidgear
 //! receiver behind our relaying sink gets equal values.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};

@@ -2,9 +2,7 @@
 //! `netgeardemux` against real vidgear multi-server senders: one pad per server carrying
 //! exactly that server's frames, per-server EOS, and vidgear's montage in `compositor`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};

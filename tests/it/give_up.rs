@@ -4,9 +4,7 @@
 //! `request-timeout` with no message, so after N × 3 × request-timeout of silence. The
 //! default, 0, never gives up, so senders may come and go. Senders are the real vidgear.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use std::time::{Duration, Instant};
 

@@ -2,9 +2,7 @@
 //! Faults: no receiver, a receiver restarted mid-stream, a state change to NULL while
 //! blocked, a port already in use, and invalid mode combinations.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,9 +3,7 @@
 //! makes): vidgear sends to `netgearsrc`, `netgearsink` sends to vidgear, in patterns
 //! 0, 1 and 2, over tcp and ipc, with BGR, gray and odd widths.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst_video::VideoFormat;
 use serde_json::Value;
 use std::time::Duration;

@@ -6,9 +6,7 @@
 //!
 //! The sink is driven directly through its pad, so each `chain` returns what `render` did.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use std::io::{BufRead, BufReader};
@@ -356,6 +354,15 @@ fn all_threads() -> usize {
 
 #[test]
 fn fifty_start_stop_cycles_leave_no_thread_behind() {
+    // The process's threads are counted: no other test may run.
+    in_own_process(
+        module_path!(),
+        "fifty_start_stop_cycles_leave_no_thread_behind",
+        fifty_start_stop_cycles,
+    );
+}
+
+fn fifty_start_stop_cycles() {
     let _serial = serial();
     let cycle = |idx: usize| {
         let before = all_threads();

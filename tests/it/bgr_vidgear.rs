@@ -3,13 +3,8 @@
 //! packed layout it encoded from, so a real vidgear receiver's `recv()` returns (h, w, 3)
 //! BGR arrays; `jpeg-colorspace` overrides it and is checked against what vidgear decodes.
 
-mod common;
-#[path = "support/script_peer.rs"]
-mod script_peer;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
-use script_peer::ScriptPeer;
 use serde_json::Value;
 use std::time::Duration;
 

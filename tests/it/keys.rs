@@ -3,9 +3,7 @@
 //! strict validation (invalid files fail start naming the file and the reason; nothing
 //! that exists is ever regenerated unless overwrite-cert says so).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use gstnetgear::security::{KeyDirs, KeyError, KeyWarning};
@@ -373,18 +371,11 @@ fn child_generator() {
 
 #[test]
 fn processes_starting_together_share_one_set() {
-    let exe = std::env::current_exe().unwrap();
     for round in 0..20 {
         let dir = temp_dir(&format!("procs-{round}"));
         let children: Vec<_> = (0..2 + round % 3)
             .map(|_| {
-                std::process::Command::new(&exe)
-                    .args([
-                        "--exact",
-                        "child_generator",
-                        "--nocapture",
-                        "--test-threads=1",
-                    ])
+                this_binary_running(module_path!(), "child_generator")
                     .env("NETGEAR_KEYS_CHILD_DIR", &dir)
                     .stdout(std::process::Stdio::piped())
                     .spawn()

@@ -3,9 +3,7 @@
 //! tool generated: StoneHouse and IronHouse both directions, refused clients, unknown
 //! server keys, and reconnects that keep their keys.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use serde_json::Value;

@@ -3,9 +3,7 @@
 //! URI, a sink made from a URI sends to a real vidgear receiver, the `uri` property reads
 //! back what the element will use, and bad URIs are refused naming the bad part.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use std::time::Duration;

@@ -4,13 +4,8 @@
 //! buffers' durations, an mp4 recorded from it with the right rate and length, and the
 //! latency query.
 
-mod common;
-#[path = "support/script_peer.rs"]
-mod script_peer;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
-use script_peer::ScriptPeer;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

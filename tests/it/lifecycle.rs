@@ -3,9 +3,7 @@
 //! memory behind, and every change to NULL returns within 200 ms, even while the element
 //! waits on the network.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use std::time::{Duration, Instant};
 
@@ -48,6 +46,15 @@ fn cycle(description: &str, cycles: usize) -> Duration {
 
 #[test]
 fn two_hundred_cycles_leave_nothing_behind() {
+    // The process's threads, descriptors and memory are counted: no other test may run.
+    in_own_process(
+        module_path!(),
+        "two_hundred_cycles_leave_nothing_behind",
+        two_hundred_cycles,
+    );
+}
+
+fn two_hundred_cycles() {
     init();
     let port = free_port();
     let source = format!("netgearsrc port={port} address=127.0.0.1 ! fakesink");

@@ -4,9 +4,7 @@
 //! at 10 fps. Like vidgear's `return_data`, the latest frame goes back with every reply
 //! (raw byte for byte, or JPEG that vidgear decodes); `return-once` keeps the old way.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use serde_json::Value;

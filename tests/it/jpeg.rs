@@ -3,9 +3,7 @@
 //! jpegdec), `netgearsink`'s inline encoder and jpegenc into vidgear, our sink into our
 //! source in every pattern, and corrupt JPEG or JPEG bombs dropped without stopping the stream.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use std::time::Duration;

@@ -2,9 +2,7 @@
 //! Hostile and broken peers: malformed messages, oversized frames, JPEG bombs, a peer that
 //! never answers, a receiver that vanishes before EOS, and slow consumers.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use gstnetgear::jpeg::{Colorspace, EncodeParams, Encoder, Image};

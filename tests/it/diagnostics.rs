@@ -3,9 +3,7 @@
 //! messages in order, a warning on the first unanswered attempt naming the cause, and a
 //! source on port 0 reporting the port it bound.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use std::time::{Duration, Instant};

@@ -3,9 +3,7 @@
 //! file or camera pipeline makes them) arrive byte-exact: tight rows are lent as they are,
 //! padded rows are packed.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use std::time::Duration;
 

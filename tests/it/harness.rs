@@ -2,9 +2,7 @@
 //! The elements under `gst_check::Harness`: the events a source pushes and their order,
 //! flushing a sink mid-stream, and the flow result of a wait that `unlock()` interrupts.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_check::Harness;
 use std::time::{Duration, Instant};

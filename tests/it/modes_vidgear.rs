@@ -2,9 +2,7 @@
 //! vidgear's exclusive modes against the real vidgear: bidirectional (messages, return
 //! data, returned frames), multi-server and multi-client, both directions.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use gstnetgear::meta::{self, NetGearInfo};

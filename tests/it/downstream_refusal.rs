@@ -2,9 +2,7 @@
 //! One frame that downstream cannot take must not end the receiving pipeline: it is
 //! dropped, counted and warned about, and the next frame that fits goes through.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use std::time::Duration;
 

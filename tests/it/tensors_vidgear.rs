@@ -4,9 +4,7 @@
 //! returned frames. Arrays no video format carries come out as `other/tensors` with
 //! their dtype and shape in the caps; the cases come from tests/python/netgear_tensors.py.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use serde_json::Value;
 use std::process::Child;
