@@ -5,20 +5,10 @@
 use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
-use gstnetgear::jpeg::{Colorspace, EncodeParams, Encoder, Image};
-use gstnetgear::protocol::{encode_frame_header, Compression, Dtype, PayloadKind, RawLayout};
+use gstnetgear::protocol::{encode_frame_header, Compression, PayloadKind};
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn raw_header(h: usize, w: usize, c: usize) -> Vec<u8> {
-    encode_frame_header(
-        None,
-        &PayloadKind::Raw(RawLayout::new(Dtype::U8, h, w, c)),
-        &gstnetgear::protocol::JsonText::null(),
-        1,
-    )
-}
 
 fn jpeg_header() -> Vec<u8> {
     let c = Compression {
@@ -34,39 +24,10 @@ fn jpeg_header() -> Vec<u8> {
     )
 }
 
-fn small_jpeg() -> Vec<u8> {
-    let pixels = vec![90u8; 16 * 16 * 3];
-    let image = Image {
-        pixels: &pixels,
-        width: 16,
-        height: 16,
-        pitch: 48,
-        colorspace: Colorspace::from_name("BGR").unwrap(),
-    };
-    let mut out = Vec::new();
-    Encoder::new()
-        .unwrap()
-        .encode(
-            image,
-            EncodeParams {
-                quality: 90,
-                fast_dct: true,
-            },
-            &mut out,
-        )
-        .unwrap();
-    out
-}
-
 /// A valid JPEG whose header claims 30000×30000 pixels.
 fn jpeg_bomb() -> Vec<u8> {
-    let mut jpeg = small_jpeg();
-    let sof = jpeg
-        .windows(2)
-        .position(|w| w == [0xFF, 0xC0])
-        .expect("baseline SOF0");
-    jpeg[sof + 5..sof + 7].copy_from_slice(&30000u16.to_be_bytes());
-    jpeg[sof + 7..sof + 9].copy_from_slice(&30000u16.to_be_bytes());
+    let mut jpeg = encode_jpeg(&[90u8; 16 * 16 * 3], 16, 16);
+    claim_jpeg_size(&mut jpeg, 30000, 30000);
     jpeg
 }
 
@@ -89,7 +50,7 @@ fn malformed_messages_are_dropped_counted_and_answered() {
     req.set_linger(0).unwrap();
     req.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
 
-    let valid = raw_header(2, 3, 3);
+    let valid = raw_header(2, 3, 3, 1);
     let hostile: Vec<Vec<Vec<u8>>> = vec![
         vec![b"not json".to_vec(), b"x".to_vec()],
         vec![br#"{"terminate_flag": false, "compression": fal"#.to_vec(), b"x".to_vec()],
@@ -135,12 +96,7 @@ fn malformed_messages_are_dropped_counted_and_answered() {
     );
     assert_eq!(stats.get::<u64>("frames").unwrap(), 1);
     // Warnings are rate-limited: a flood does not flood the bus.
-    let warnings = receiver
-        .pipeline
-        .bus()
-        .unwrap()
-        .iter_filtered(&[gst::MessageType::Warning])
-        .count();
+    let warnings = queued_warnings(&receiver.pipeline).len();
     assert!(
         (1..=2).contains(&warnings),
         "{warnings} warnings for {} bad messages",
@@ -165,7 +121,10 @@ fn an_oversized_message_drops_that_peer_only() {
         s.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
         std::thread::sleep(Duration::from_millis(300));
         s.send_multipart(
-            [raw_header(shape[0], shape[1], shape[2]), vec![7u8; payload]],
+            [
+                raw_header(shape[0], shape[1], shape[2], 1),
+                vec![7u8; payload],
+            ],
             0,
         )
         .unwrap();
