@@ -2,7 +2,8 @@
 //! vidgear's receiver give-up on `netgearsrc` (patterns 0, 1): with `max-retries=N` the
 //! stream ends (a warning, then EOS) after N silent periods in a row, each 3 ×
 //! `request-timeout` with no message, so after N × 3 × request-timeout of silence. The
-//! default, 0, never gives up, so senders may come and go. Senders are the real vidgear.
+//! default is vidgear's 3; 0 never gives up, so senders may come and go. Senders are the
+//! real vidgear.
 
 use crate::common::*;
 use gst::prelude::*;

@@ -238,8 +238,8 @@ fn slow_down(receiver: &Receiver, per_frame: Duration) {
 fn a_slow_consumer_throttles_acknowledged_patterns_without_losing_frames() {
     for pattern in ["pair", "req-rep"] {
         let port = free_port().to_string();
-        // A variable rate: measuring the rate (the default) holds the first frames, which
-        // lets the sender run that many frames ahead of the consumer at the start.
+        // A variable rate (the default, said here): measuring the rate (0/1) would hold
+        // the first frames and let the sender run that many frames ahead of the consumer.
         let receiver = Receiver::new(&[
             ("port", &port),
             ("address", "127.0.0.1"),

@@ -253,7 +253,7 @@ fn source_returns_frames_to_vidgear() {
     let report = peer.report(Duration::from_secs(20));
     pipeline.set_state(gst::State::Null).unwrap();
     // The frame goes back byte for byte, with every reply until a newer one arrives
-    // (tests/returns_vidgear.rs covers the rest).
+    // (returns_vidgear covers the rest).
     for i in 0..3 {
         assert_eq!(
             report["returns"][i],

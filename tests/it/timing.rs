@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Live timing of `netgearsrc` with a real vidgear sender sending at a steady rate: the
-//! `framerate` property (measured by default, fixed, or variable) in the caps and in the
+//! `framerate` property (variable by default, measured, or fixed) in the caps and in the
 //! buffers' durations, an mp4 recorded from it with the right rate and length, and the
 //! latency query.
 
