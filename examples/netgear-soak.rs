@@ -4,7 +4,7 @@
 //!
 //!   netgear-soak [--frames 100000] [--width 160 --height 120]
 //!
-//! Prints one JSON line. scripts/soak runs the long version, tests/soak.rs a short one.
+//! Prints one JSON line. scripts/soak runs the long version, tests/it/soak.rs a short one.
 use gst::prelude::*;
 use std::time::{Duration, Instant};
 

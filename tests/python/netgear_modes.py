@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MPL-2.0
-"""Real vidgear NetGear peers in its exclusive modes, for tests/modes_vidgear.rs.
+"""Real vidgear NetGear peers in its exclusive modes, for tests/it/modes_vidgear.rs.
 
     bi-send  --port P --pattern N --messages JSON_LIST     bidirectional sender
     bi-recv  --port P --pattern N [--return JSON | --return-frame] [--jpeg]

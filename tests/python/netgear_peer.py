@@ -4,9 +4,9 @@
     netgear_peer.py send --port P --pattern N --frames N --width W --height H --channels C
     netgear_peer.py recv --port P --pattern N --seconds S
 
-Frames follow one formula that the Rust tests share (tests/common/mod.rs, test_frame):
-value = idx*7 + y*3 + x*5 + c*11, modulo 256 for uint8 (65536 for uint16). A uint8 frame's
-index is recovered from its first value (7 * 183 = 1 mod 256).
+Frames follow one formula that the Rust tests share (test_frame in
+tests/it/common/frames.rs): value = idx*7 + y*3 + x*5 + c*11, modulo 256 for uint8 (65536
+for uint16). A uint8 frame's index is recovered from its first value (7 * 183 = 1 mod 256).
 
 The receiver prints one JSON object when it ends: what it received and whether it ended
 because the sender's termination message arrived.
@@ -35,7 +35,7 @@ def test_frame(idx, height, width, channels, dtype):
 
 
 def smooth_frame(idx, height, width, channels):
-    """Continuous content for JPEG tests (tests/common/mod.rs, smooth_frame)."""
+    """Continuous content for JPEG tests (tests/it/common/frames.rs, smooth_frame)."""
     y = np.arange(height, dtype=np.int64).reshape(height, 1, 1)
     x = np.arange(width, dtype=np.int64).reshape(1, width, 1)
     c = np.arange(channels, dtype=np.int64).reshape(1, 1, channels)

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MPL-2.0
-"""Typed arrays through a real vidgear NetGear, for tests/tensors_vidgear.rs.
+"""Typed arrays through a real vidgear NetGear, for tests/it/tensors_vidgear.rs.
 
     netgear_tensors.py cases
     netgear_tensors.py send --port P [--pattern N] [--big-endian-first]

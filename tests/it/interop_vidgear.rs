@@ -3,9 +3,7 @@
 //! makes): vidgear sends to `netgearsrc`, `netgearsink` sends to vidgear, in patterns
 //! 0, 1 and 2, over tcp and ipc, with BGR, gray and odd widths.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst_video::VideoFormat;
 use serde_json::Value;
 use std::time::Duration;
@@ -104,31 +102,21 @@ fn vidgear_to_src(pattern: u8, ipc: bool, shape: Shape, frames: usize) {
     } else {
         assert_eq!(received.len(), frames, "every frame vidgear sent arrives");
     }
-    let mut last = None;
-    for (n, frame) in received.iter().enumerate() {
+    for frame in &received {
         assert_eq!(frame.format(), format_of(shape));
-        let packed = frame.packed();
-        let idx = if shape.wide {
-            usize::from(u16::from_le_bytes([packed[0], packed[1]])) / 7
-        } else {
-            frame_index(&packed)
-        };
-        if pattern < 2 {
-            assert_eq!(idx, n, "frames arrive in order");
-        }
-        assert!(last.is_none_or(|l| idx > l), "frames out of order");
-        last = Some(idx);
-        assert!(
-            packed == test_frame(idx, shape.width, shape.height, shape.channels, shape.wide),
-            "frame {idx} differs from what vidgear sent"
-        );
+    }
+    let dims = (shape.width, shape.height, shape.channels);
+    let indices = test_frame_indices(&received, dims, shape.wide, "from vidgear");
+    if pattern < 2 {
+        let expected: Vec<usize> = (0..received.len()).collect();
+        assert_eq!(indices, expected, "frames arrive in order");
     }
     assert_eq!(receiver.stats().get::<u64>("malformed").unwrap(), 0);
 }
 
 /// `netgearsink` → vidgear `NetGear(receive_mode=True).recv()`: arrays compared in
 /// Python (shape, dtype, bytes), and vidgear ends on our termination message.
-fn sink_to_vidgear(pattern: u8, ipc: bool, shape: Shape, input: VideoFormat, frames: usize) {
+fn send_to_vidgear(pattern: u8, ipc: bool, shape: Shape, input: VideoFormat, frames: usize) {
     let port = free_port();
     let port_text = port.to_string();
     let prefix = ipc_prefix(&port_text);
@@ -154,38 +142,26 @@ fn sink_to_vidgear(pattern: u8, ipc: bool, shape: Shape, input: VideoFormat, fra
             ("jpeg-compression", "false"),
         ],
     );
-    sender.play();
-    for idx in 0..frames {
-        // Paced like a live camera. PUB/SUB also needs a moment for the subscription to
-        // reach our publisher; vidgear's receiver drops frames still queued in its
-        // 96-frame deque when the termination arrives, so unpaced frames could vanish
-        // on its side after we got their acknowledgement.
-        let pause = match (pattern, idx) {
-            (2, 0) => 500,
-            (2, _) => 10,
-            _ => 5,
-        };
-        std::thread::sleep(Duration::from_millis(pause));
-        let bgr = test_frame(idx, shape.width, shape.height, shape.channels, shape.wide);
-        let data = if input == VideoFormat::Rgb {
-            bgr.chunks(3).flat_map(|p| [p[2], p[1], p[0]]).collect()
-        } else {
-            bgr
-        };
-        sender.push_packed(&data, idx as u64).expect("push");
-    }
-    sender.finish_expect_eos(Duration::from_secs(20));
-    let report = peer.report(Duration::from_secs(25));
-    assert_eq!(
-        report["terminated"],
-        Value::Bool(true),
-        "vidgear did not end on our termination: {report}"
-    );
-    assert_eq!(
-        report["bad"],
-        Value::Array(vec![]),
-        "frames differ in numpy: {report}"
-    );
+    let data: Vec<Vec<u8>> = (0..frames)
+        .map(|idx| {
+            let bgr = test_frame(idx, shape.width, shape.height, shape.channels, shape.wide);
+            if input == VideoFormat::Rgb {
+                bgr.chunks(3).flat_map(|p| [p[2], p[1], p[0]]).collect()
+            } else {
+                bgr
+            }
+        })
+        .collect();
+    // Paced like a live camera. PUB/SUB also needs a moment for the subscription to
+    // reach our publisher; vidgear's receiver drops frames still queued in its
+    // 96-frame deque when the termination arrives, so unpaced frames could vanish
+    // on its side after we got their acknowledgement.
+    let pause = |idx| match (pattern, idx) {
+        (2, 0) => 500,
+        (2, _) => 10,
+        _ => 5,
+    };
+    let report = sink_to_vidgear(&mut peer, &sender, &data, pause, Duration::from_secs(20));
     let received: Vec<usize> = report["received"]
         .as_array()
         .expect("received")
@@ -248,22 +224,22 @@ fn vidgear_sends_ipc_reqrep_gray16() {
 
 #[test]
 fn sink_sends_to_vidgear_pair_bgr_odd_width() {
-    sink_to_vidgear(0, false, BGR_ODD, VideoFormat::Bgr, 30);
+    send_to_vidgear(0, false, BGR_ODD, VideoFormat::Bgr, 30);
 }
 
 #[test]
 fn sink_sends_to_vidgear_reqrep_gray() {
-    sink_to_vidgear(1, false, GRAY, VideoFormat::Gray8, 30);
+    send_to_vidgear(1, false, GRAY, VideoFormat::Gray8, 30);
 }
 
 #[test]
 fn sink_sends_to_vidgear_pubsub_bgr() {
-    sink_to_vidgear(2, false, BGR_ODD, VideoFormat::Bgr, 40);
+    send_to_vidgear(2, false, BGR_ODD, VideoFormat::Bgr, 40);
 }
 
 #[test]
 fn sink_sends_to_vidgear_ipc_reqrep_rgb_as_bgr() {
-    sink_to_vidgear(
+    send_to_vidgear(
         1,
         true,
         Shape {
@@ -279,7 +255,7 @@ fn sink_sends_to_vidgear_ipc_reqrep_rgb_as_bgr() {
 
 #[test]
 fn sink_sends_to_vidgear_ipc_pair_gray16() {
-    sink_to_vidgear(0, true, GRAY16, VideoFormat::Gray16Le, 20);
+    send_to_vidgear(0, true, GRAY16, VideoFormat::Gray16Le, 20);
 }
 
 /// Python's json.loads reads our headers with the keys and values vidgear expects.

@@ -6,15 +6,9 @@
 //!
 //! The sink is driven directly through its pad, so each `chain` returns what `render` did.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -24,58 +18,13 @@ fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// tests/python/slow_receiver.py: a bare ZeroMQ receiver that answers late.
-struct SlowReceiver {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl SlowReceiver {
-    fn start(port: u16, pattern: u8, extra: &[&str]) -> SlowReceiver {
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/slow_receiver.py");
-        let mut child = Command::new(python())
-            .arg(script)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--pattern",
-                &pattern.to_string(),
-            ])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn slow receiver");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let ready = lines.recv_timeout(Duration::from_secs(20)).expect("ready");
-        assert_eq!(ready, "READY");
-        SlowReceiver { child, lines }
-    }
-
-    fn report(&mut self) -> serde_json::Value {
-        let line = self
-            .lines
-            .recv_timeout(Duration::from_secs(40))
-            .expect("report");
-        let _ = self.child.wait();
-        serde_json::from_str(&line).expect("json report")
-    }
-}
-
-impl Drop for SlowReceiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// tests/python/slow_receiver.py, once bound: a bare ZeroMQ receiver that answers late.
+fn slow_receiver(port: u16, pattern: u8, extra: &[(&str, String)]) -> Peer {
+    let mut pairs = vec![("port", port.to_string()), ("pattern", pattern.to_string())];
+    pairs.extend_from_slice(extra);
+    let receiver = Peer::script("slow_receiver.py", &flag_args(&pairs));
+    receiver.wait_ready(Duration::from_secs(20));
+    receiver
 }
 
 /// A pipeline of one `netgearsink`, fed through its pad by the test.
@@ -115,17 +64,9 @@ impl Direct {
         }
     }
 
-    fn buffer(&self, packed: &[u8], idx: u64) -> gst::Buffer {
-        let mut buffer = gst::Buffer::from_mut_slice(to_gst_layout(packed, &self.info));
-        buffer
-            .get_mut()
-            .expect("writable")
-            .set_pts(gst::ClockTime::from_mseconds(idx * 33));
-        buffer
-    }
-
     fn chain(&self, packed: &[u8], idx: u64) -> Result<gst::FlowSuccess, gst::FlowError> {
-        self.pad.chain(self.buffer(packed, idx))
+        let data = to_gst_layout(packed, &self.info);
+        self.pad.chain(frame_buffer(data, idx))
     }
 
     fn eos(&self) -> bool {
@@ -159,7 +100,7 @@ fn render_returns_before_the_reply_and_a_slow_receiver_still_sets_the_pace() {
     let _serial = serial();
     for pattern in [0u8, 1] {
         let port = free_port();
-        let mut receiver = SlowReceiver::start(port, pattern, &["--first-delay", "3"]);
+        let mut receiver = slow_receiver(port, pattern, &[("first-delay", "3".into())]);
         let pattern_text = pattern.to_string();
         let sink = Arc::new(Direct::new(
             gray_info(),
@@ -185,7 +126,7 @@ fn render_returns_before_the_reply_and_a_slow_receiver_still_sets_the_pace() {
         // EOS came back only after the last reply: every frame was acknowledged.
         assert_eq!(sink.stat("frames"), 10, "pattern {pattern}");
         assert_eq!(sink.stat("terminations"), 1);
-        let report = receiver.report();
+        let report = receiver.report(Duration::from_secs(40));
         assert_eq!(report["terminated"], true, "pattern {pattern}: {report}");
         let hashes = report["hashes"].as_array().expect("hashes");
         assert_eq!(hashes.len(), 10, "pattern {pattern}: {report}");
@@ -219,15 +160,20 @@ fn eos_waits_for_the_last_reply_and_vidgear_gets_every_frame_byte_exact() {
     }
 }
 
+/// A raw GRAY8 sink to `port`, where nobody listens, giving up after one 300 ms attempt.
+fn unanswered_sink(port: u16) -> Direct {
+    Direct::new(
+        gray_info(),
+        port,
+        &[RAW, ("request-timeout", "300"), ("max-retries", "0")],
+    )
+}
+
 #[test]
 fn an_unanswered_frame_fails_the_next_render_with_the_element_error() {
     let _serial = serial();
     let port = free_port();
-    let sink = Direct::new(
-        gray_info(),
-        port,
-        &[RAW, ("request-timeout", "300"), ("max-retries", "0")],
-    );
+    let sink = unanswered_sink(port);
     assert_eq!(
         sink.chain(&gray(0), 0),
         Ok(gst::FlowSuccess::Ok),
@@ -246,11 +192,7 @@ fn an_unanswered_frame_fails_the_next_render_with_the_element_error() {
 fn an_unanswered_last_frame_fails_eos_without_a_termination() {
     let _serial = serial();
     let port = free_port();
-    let sink = Direct::new(
-        gray_info(),
-        port,
-        &[RAW, ("request-timeout", "300"), ("max-retries", "0")],
-    );
+    let sink = unanswered_sink(port);
     assert_eq!(sink.chain(&gray(0), 0), Ok(gst::FlowSuccess::Ok));
     assert!(!sink.eos(), "EOS must not go on after a lost frame");
     let Outcome::Error(text) = wait_end(&sink.pipeline, Duration::from_secs(5)) else {
@@ -264,7 +206,7 @@ fn an_unanswered_last_frame_fails_eos_without_a_termination() {
 fn unlock_wakes_a_render_blocked_on_a_full_hand_off() {
     let _serial = serial();
     let port = free_port();
-    let _receiver = SlowReceiver::start(port, 1, &["--first-delay", "20"]);
+    let _receiver = slow_receiver(port, 1, &[("first-delay", "20".into())]);
     let sink = Arc::new(Direct::new(
         gray_info(),
         port,
@@ -298,7 +240,7 @@ fn unlock_wakes_a_render_blocked_on_a_full_hand_off() {
 /// The payloads a bare receiver saw, for 12 smooth BGR frames sent with `jpeg-threads`.
 fn jpeg_hashes(threads: &str) -> Vec<serde_json::Value> {
     let port = free_port();
-    let mut receiver = SlowReceiver::start(port, 1, &[]);
+    let mut receiver = slow_receiver(port, 1, &[]);
     let info = video_info(VideoFormat::Bgr, 160, 120);
     let sink = Direct::new(info, port, &[("pattern", "1"), ("jpeg-threads", threads)]);
     for idx in 0..12 {
@@ -306,7 +248,7 @@ fn jpeg_hashes(threads: &str) -> Vec<serde_json::Value> {
         assert_eq!(sink.chain(&frame, idx as u64), Ok(gst::FlowSuccess::Ok));
     }
     assert!(sink.eos());
-    let report = receiver.report();
+    let report = receiver.report(Duration::from_secs(40));
     assert_eq!(report["terminated"], true, "{report}");
     let compression = report["compression"].as_array().expect("compression");
     assert!(
@@ -350,31 +292,36 @@ fn parallel_jpeg_reaches_vidgear_in_order() {
     assert!(psnr_min > 30.0, "{report}");
 }
 
-fn all_threads() -> usize {
-    std::fs::read_dir("/proc/self/task").expect("tasks").count()
-}
-
 #[test]
 fn fifty_start_stop_cycles_leave_no_thread_behind() {
+    // The process's threads are counted: no other test may run.
+    in_own_process(
+        module_path!(),
+        "fifty_start_stop_cycles_leave_no_thread_behind",
+        fifty_start_stop_cycles,
+    );
+}
+
+fn fifty_start_stop_cycles() {
     let _serial = serial();
     let cycle = |idx: usize| {
-        let before = all_threads();
+        let before = thread_count();
         // No receiver: frame 0 waits on the network when the sink stops.
         let sink = Direct::new(gray_info(), free_port(), &[("jpeg-threads", "2")]);
         assert!(
-            all_threads() >= before + 3,
+            thread_count() >= before + 3,
             "a companion and two encoders: {before} → {}",
-            all_threads()
+            thread_count()
         );
         assert_eq!(sink.chain(&gray(idx), idx as u64), Ok(gst::FlowSuccess::Ok));
         sink.pipeline.set_state(gst::State::Null).expect("null");
     };
     (0..10).for_each(cycle);
-    let after_ten = all_threads();
+    let after_ten = thread_count();
     (10..50).for_each(cycle);
     assert!(
-        all_threads() <= after_ten + 2,
+        thread_count() <= after_ten + 2,
         "threads grew from {after_ten} to {}",
-        all_threads()
+        thread_count()
     );
 }

@@ -3,9 +3,7 @@
 //! file or camera pipeline makes them) arrive byte-exact: tight rows are lent as they are,
 //! padded rows are packed.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use std::time::Duration;
 
@@ -24,16 +22,13 @@ fn send_file(width: usize, height: usize, frames: usize) {
     let receiver = Receiver::new(&[("address", "127.0.0.1"), ("port", &port.to_string())]);
     receiver.play();
     let path = file_of_frames(&format!("{width}x{height}"), width, height, frames);
-    let sender = gst::parse::launch(&format!(
+    let sender = launch(&format!(
         "filesrc location={} blocksize={} ! rawvideoparse width={width} height={height} format=bgr \
          plane-strides=<{}> ! netgearsink address=127.0.0.1 port={port} jpeg-compression=false",
         path.display(),
         width * height * 3,
         width * 3
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
+    ));
     sender.set_state(gst::State::Playing).unwrap();
     assert!(matches!(
         wait_end(&sender, Duration::from_secs(15)),

@@ -2,9 +2,7 @@
 //! Our sink into our source over loopback: every pattern, tcp and ipc, the raw formats,
 //! odd widths, and EOS from the termination message.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use std::time::Duration;
@@ -89,29 +87,15 @@ fn run(case: Case) {
             "every acknowledged frame arrives"
         );
     }
-    let mut last = None;
     for frame in &frames {
         assert_eq!(frame.format(), out_format);
         assert_eq!(
             (frame.info().width(), frame.info().height()),
             (case.width, case.height)
         );
-        let packed = frame.packed();
-        let idx = if wide {
-            usize::from(u16::from_le_bytes([packed[0], packed[1]])) / 7
-        } else {
-            frame_index(&packed)
-        };
-        assert!(last.is_none_or(|l| idx > l), "frames out of order");
-        last = Some(idx);
-        assert!(
-            packed == test_frame(idx, w, h, channels, wide),
-            "frame {idx} differs ({:?} {}x{})",
-            case.format,
-            w,
-            h
-        );
     }
+    let what = format!("{:?} {w}x{h}", case.format);
+    test_frame_indices(&frames, (w, h, channels), wide, &what);
     let stats = receiver.stats();
     assert_eq!(stats.get::<u64>("frames").unwrap(), frames.len() as u64);
     assert_eq!(stats.get::<u64>("malformed").unwrap(), 0);
@@ -337,11 +321,10 @@ fn messages_are_relayed_through_a_pipeline() {
         ("bidirectional", "true"),
     ]);
     receiver.play();
-    let relay = gst::parse::launch(&format!(
+    let relay = launch(&format!(
         "netgearsrc port={first} address=127.0.0.1 bidirectional=true ! videoflip method=horizontal-flip \
          ! netgearsink port={second} bidirectional=true jpeg-compression=false message=\"not this one\""
-    ))
-    .unwrap();
+    ));
     relay.set_state(gst::State::Playing).unwrap();
     let sender = Sender::raw(
         VideoFormat::Bgr,

@@ -2,71 +2,12 @@
 //! vidgear's receiver give-up on `netgearsrc` (patterns 0, 1): with `max-retries=N` the
 //! stream ends (a warning, then EOS) after N silent periods in a row, each 3 ×
 //! `request-timeout` with no message, so after N × 3 × request-timeout of silence. The
-//! default, 0, never gives up, so senders may come and go. Senders are the real vidgear.
+//! default is vidgear's 3; 0 never gives up, so senders may come and go. Senders are the
+//! real vidgear.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use std::time::{Duration, Instant};
-
-/// How a watched pipeline ended, when (from the start of the watch), and its warnings.
-struct Watched {
-    outcome: Outcome,
-    after: Duration,
-    warnings: Vec<String>,
-}
-
-/// Waits for EOS or an error on `pipeline`'s bus, collecting warnings meanwhile.
-fn watch(pipeline: &gst::Pipeline, start: Instant, timeout: Duration) -> Watched {
-    let bus = pipeline.bus().expect("bus");
-    let mut warnings = Vec::new();
-    let kinds = [
-        gst::MessageType::Eos,
-        gst::MessageType::Error,
-        gst::MessageType::Warning,
-    ];
-    while let Some(left) = (start + timeout).checked_duration_since(Instant::now()) {
-        let Some(msg) = bus.timed_pop_filtered(
-            gst::ClockTime::from_nseconds(left.as_nanos() as u64),
-            &kinds,
-        ) else {
-            break;
-        };
-        let outcome = match msg.view() {
-            gst::MessageView::Warning(w) => {
-                warnings.push(format!("{} ({:?})", w.error(), w.debug()));
-                continue;
-            }
-            gst::MessageView::Eos(_) => Outcome::Eos,
-            gst::MessageView::Error(e) => {
-                Outcome::Error(format!("{} ({:?})", e.error(), e.debug()))
-            }
-            _ => continue,
-        };
-        return Watched {
-            outcome,
-            after: start.elapsed(),
-            warnings,
-        };
-    }
-    Watched {
-        outcome: Outcome::TimedOut,
-        after: start.elapsed(),
-        warnings,
-    }
-}
-
-/// The warnings still queued on a pipeline's bus.
-fn queued_warnings(pipeline: &gst::Pipeline) -> Vec<String> {
-    let bus = pipeline.bus().expect("bus");
-    std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Warning]))
-        .filter_map(|m| match m.view() {
-            gst::MessageView::Warning(w) => Some(format!("{} ({:?})", w.error(), w.debug())),
-            _ => None,
-        })
-        .collect()
-}
 
 fn receiver(port: u16, pattern: u8, props: &[(&str, &str)]) -> Receiver {
     let (port, pattern) = (port.to_string(), pattern.to_string());

@@ -3,9 +3,7 @@
 //! URI, a sink made from a URI sends to a real vidgear receiver, the `uri` property reads
 //! back what the element will use, and bad URIs are refused naming the bad part.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use std::time::Duration;
@@ -37,21 +35,6 @@ fn bgr_appsink() -> gst_app::AppSink {
     gst_app::AppSink::builder().caps(&caps).sync(false).build()
 }
 
-/// Pulls frames until EOS (the sender's termination) or 10 s of nothing.
-fn pull_all(appsink: &gst_app::AppSink) -> (Vec<Frame>, bool) {
-    let mut frames = Vec::new();
-    while let Some(sample) = appsink.try_pull_sample(gst::ClockTime::from_seconds(10)) {
-        let buffer = sample.buffer().expect("buffer");
-        frames.push(Frame {
-            caps: sample.caps().expect("caps").to_owned(),
-            data: buffer.map_readable().expect("map").to_vec(),
-            pts: buffer.pts(),
-            meta: None,
-        });
-    }
-    (frames, appsink.is_eos())
-}
-
 /// Every frame of a vidgear sender arrived in order: exact bytes raw, PSNR with JPEG.
 fn assert_frames(frames: &[Frame], eos: bool, jpeg: bool) {
     assert_eq!(frames.len(), FRAMES, "frames received");
@@ -81,7 +64,7 @@ fn playbin_plays_vidgear(jpeg: bool) {
     let pipeline = playbin.downcast::<gst::Pipeline>().expect("a pipeline");
     pipeline.set_state(gst::State::Playing).expect("playing");
     let mut peer = vidgear_sender(port, jpeg);
-    let (frames, eos) = pull_all(&appsink);
+    let (frames, eos) = collect_frames(&appsink, Duration::from_secs(10));
     let _ = peer.report(Duration::from_secs(20));
     let source = pipeline
         .property::<Option<gst::Element>>("source")
@@ -113,10 +96,7 @@ fn uridecodebin_decodes_a_vidgear_sender() {
         "uridecodebin uri=netgear://127.0.0.1:{port} ! videoconvert ! \
          video/x-raw,format=BGR ! appsink name=out sync=false"
     );
-    let pipeline = gst::parse::launch(&description)
-        .expect("pipeline")
-        .downcast::<gst::Pipeline>()
-        .expect("a pipeline");
+    let pipeline = launch(&description);
     let appsink = pipeline
         .by_name("out")
         .expect("appsink")
@@ -124,7 +104,7 @@ fn uridecodebin_decodes_a_vidgear_sender() {
         .expect("an appsink");
     pipeline.set_state(gst::State::Playing).expect("playing");
     let mut peer = vidgear_sender(port, true);
-    let (frames, eos) = pull_all(&appsink);
+    let (frames, eos) = collect_frames(&appsink, Duration::from_secs(10));
     let _ = peer.report(Duration::from_secs(20));
     pipeline.set_state(gst::State::Null).expect("null");
     assert_frames(&frames, eos, true);
@@ -146,33 +126,14 @@ fn sink_from_uri_sends_to_vidgear_req_rep() {
         "req-rep"
     );
     let info = video_info(VideoFormat::Bgr, W as u32, H as u32);
-    let caps = info.to_caps().expect("caps");
-    let appsrc = gst_app::AppSrc::builder()
-        .caps(&caps)
-        .format(gst::Format::Time)
-        .build();
-    let pipeline = gst::Pipeline::new();
-    pipeline
-        .add_many([appsrc.upcast_ref(), &sink])
-        .expect("add");
-    appsrc.link(&sink).expect("link");
-    sink.set_property("sync", false);
-    pipeline.set_state(gst::State::Playing).expect("playing");
+    let sender = Sender::with_sink(&info.to_caps().expect("caps"), sink);
+    sender.play();
     for idx in 0..FRAMES {
-        let data = to_gst_layout(&test_frame(idx, W, H, 3, false), &info);
-        let mut buffer = gst::Buffer::from_mut_slice(data);
-        buffer
-            .get_mut()
-            .expect("writable")
-            .set_pts(gst::ClockTime::from_mseconds(idx as u64 * 33));
-        appsrc.push_buffer(buffer).expect("push");
+        let frame = test_frame(idx, W, H, 3, false);
+        sender.push_packed(&frame, idx as u64).expect("push");
     }
-    appsrc.end_of_stream().expect("eos");
-    assert!(matches!(
-        wait_end(&pipeline, Duration::from_secs(20)),
-        Outcome::Eos
-    ));
-    pipeline.set_state(gst::State::Null).expect("null");
+    sender.finish_expect_eos(Duration::from_secs(20));
+    sender.stop();
     let report = peer.report(Duration::from_secs(20));
     let received: Vec<u64> = report["received"]
         .as_array()
@@ -317,9 +278,7 @@ fn bad_uris_are_refused_naming_the_bad_part() {
 fn gst_play_plays_a_vidgear_sender_to_its_end() {
     init();
     let port = free_port();
-    let dir = std::env::temp_dir().join(format!("netgear-gst-play-{port}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("gst-play");
     let videosink = format!(
         "videoconvert ! video/x-raw,format=BGR ! multifilesink location={}/%03d.bgr",
         dir.display()

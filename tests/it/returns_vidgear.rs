@@ -4,9 +4,7 @@
 //! at 10 fps. Like vidgear's `return_data`, the latest frame goes back with every reply
 //! (raw byte for byte, or JPEG that vidgear decodes); `return-once` keeps the old way.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use serde_json::Value;
@@ -36,16 +34,12 @@ struct Returner {
 
 impl Returner {
     fn new(port: u16, pattern: u8, props: &str) -> Returner {
-        init();
-        let pipeline = gst::parse::launch(&format!(
+        let pipeline = launch(&format!(
             "netgearsrc name=src port={port} address=127.0.0.1 pattern={pattern} bidirectional=true {props} \
              ! fakesink sync=false \
              appsrc name=back format=time is-live=true \
                caps=video/x-raw,format=BGR,width={W},height={H},framerate=0/1 ! src.return"
-        ))
-        .expect("pipeline")
-        .downcast::<gst::Pipeline>()
-        .expect("a pipeline");
+        ));
         let back = pipeline
             .by_name("back")
             .expect("appsrc")

@@ -3,10 +3,7 @@
 //! strict validation (invalid files fail start naming the file and the reason; nothing
 //! that exists is ever regenerated unless overwrite-cert says so).
 
-mod common;
-
-use common::*;
-use gst::prelude::*;
+use crate::common::*;
 use gst_video::VideoFormat;
 use netgear_protocol::keys::{KeyDirs, KeyError, KeyWarning};
 use std::fs;
@@ -15,22 +12,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("netgear-keys-{}-{tag}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn dirs_of(dir: &Path) -> KeyDirs {
     KeyDirs::new(dir.to_str().unwrap()).unwrap()
 }
 
 /// A fresh, valid set; returns its dirs.
 fn fresh_set(tag: &str) -> KeyDirs {
-    let dirs = dirs_of(&temp_dir(tag));
-    dirs.generate().unwrap();
-    dirs
+    dirs_of(&our_keys(tag))
 }
 
 /// The text of all four key files, to see whether anything was rewritten.
@@ -333,6 +321,14 @@ fn generate_and_read(dir: &Path) -> String {
     files.join("")
 }
 
+/// Every generator of a round saw the same set.
+fn assert_one_set(round: usize, seen: &[String]) {
+    assert!(
+        seen.iter().all(|s| *s == seen[0]),
+        "round {round}: sets differ"
+    );
+}
+
 #[test]
 fn threads_starting_together_share_one_set() {
     for round in 0..20 {
@@ -351,10 +347,7 @@ fn threads_starting_together_share_one_set() {
             .into_iter()
             .map(|t| t.join().unwrap())
             .collect();
-        assert!(
-            seen.iter().all(|s| *s == seen[0]),
-            "round {round}: sets differ"
-        );
+        assert_one_set(round, &seen);
         let _ = fs::remove_dir_all(&dir);
     }
 }
@@ -373,18 +366,11 @@ fn child_generator() {
 
 #[test]
 fn processes_starting_together_share_one_set() {
-    let exe = std::env::current_exe().unwrap();
     for round in 0..20 {
         let dir = temp_dir(&format!("procs-{round}"));
         let children: Vec<_> = (0..2 + round % 3)
             .map(|_| {
-                std::process::Command::new(&exe)
-                    .args([
-                        "--exact",
-                        "child_generator",
-                        "--nocapture",
-                        "--test-threads=1",
-                    ])
+                this_binary_running(module_path!(), "child_generator")
                     .env("NETGEAR_KEYS_CHILD_DIR", &dir)
                     .stdout(std::process::Stdio::piped())
                     .spawn()
@@ -403,10 +389,7 @@ fn processes_starting_together_share_one_set() {
                     .to_owned()
             })
             .collect();
-        assert!(
-            seen.iter().all(|s| *s == seen[0]),
-            "round {round}: sets differ"
-        );
+        assert_one_set(round, &seen);
         let _ = fs::remove_dir_all(&dir);
     }
 }
@@ -454,23 +437,6 @@ fn secure_pair_started_together_on_a_fresh_dir_passes_frames() {
             assert_eq!(f.packed(), test_frame(i, W, H, 3, false));
         }
         assert_eq!(receiver.stats().get::<u64>("refused").unwrap(), 0);
-    }
-}
-
-/// The first bus error of an element brought to PAUSED.
-fn start_error(description: &str) -> String {
-    init();
-    let pipeline = gst::parse::launch(description).unwrap();
-    let started = pipeline.set_state(gst::State::Paused);
-    let bus = pipeline.bus().unwrap();
-    let message =
-        bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error]);
-    let _ = pipeline.set_state(gst::State::Null);
-    assert!(started.is_err(), "{description} started");
-    let message = message.unwrap_or_else(|| panic!("no error message for {description}"));
-    match message.view() {
-        gst::MessageView::Error(e) => format!("{} {:?}", e.error(), e.debug()),
-        _ => unreachable!("filtered for errors"),
     }
 }
 

@@ -2,9 +2,7 @@
 //! Faults: no receiver, a receiver restarted mid-stream, a state change to NULL while
 //! blocked, a port already in use, and invalid mode combinations.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,20 +13,12 @@ use std::time::{Duration, Instant};
 fn sink_without_receiver_fails_with_the_endpoint_in_bounded_time() {
     for pattern in ["pair", "req-rep"] {
         let port = free_port();
-        let sender = Arc::new(Sender::raw(
-            VideoFormat::Gray8,
-            32,
-            8,
-            &[
-                ("port", &port.to_string()),
-                ("address", "127.0.0.1"),
-                ("pattern", pattern),
-                ("request-timeout", "300"),
-                ("max-retries", "2"),
-                ("jpeg-compression", "false"),
-            ],
-        ));
-        sender.play();
+        let extra = [
+            ("pattern", pattern),
+            ("request-timeout", "300"),
+            ("max-retries", "2"),
+        ];
+        let sender = gray_sender(&port.to_string(), &extra);
         let started = Instant::now();
         // With nobody listening each frame is dropped after one timeout (so EOS is never
         // held longer) and the timeouts count across frames: keep frames coming.
@@ -68,6 +58,20 @@ fn sink_without_receiver_fails_with_the_endpoint_in_bounded_time() {
     }
 }
 
+/// A playing raw 32x8 GRAY8 sink for `feed`, sending to 127.0.0.1:`port`, with the `extra`
+/// properties too.
+fn gray_sender(port: &str, extra: &[(&str, &str)]) -> Arc<Sender> {
+    let mut props = vec![
+        ("port", port),
+        ("address", "127.0.0.1"),
+        ("jpeg-compression", "false"),
+    ];
+    props.extend_from_slice(extra);
+    let sender = Arc::new(Sender::raw(VideoFormat::Gray8, 32, 8, &props));
+    sender.play();
+    sender
+}
+
 /// Pushes frames from a thread until told to stop; returns how many were accepted.
 fn feed(sender: Arc<Sender>, running: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
@@ -97,20 +101,12 @@ fn receiver_restarted_on_the_same_port_gets_frames_again() {
         ];
         let first = Receiver::new(&props);
         first.play();
-        let sender = Arc::new(Sender::raw(
-            VideoFormat::Gray8,
-            32,
-            8,
-            &[
-                ("port", &port),
-                ("address", "127.0.0.1"),
-                ("pattern", pattern),
-                ("request-timeout", "400"),
-                ("max-retries", "20"),
-                ("jpeg-compression", "false"),
-            ],
-        ));
-        sender.play();
+        let extra = [
+            ("pattern", pattern),
+            ("request-timeout", "400"),
+            ("max-retries", "20"),
+        ];
+        let sender = gray_sender(&port, &extra);
         let running = Arc::new(AtomicBool::new(true));
         let feeder = feed(sender.clone(), running.clone());
         assert!(
@@ -173,18 +169,7 @@ fn null_while_blocked_returns_fast() {
 
     // A sink waiting for a reply that never comes (10 s timeout).
     let port = free_port().to_string();
-    let sender = Arc::new(Sender::raw(
-        VideoFormat::Gray8,
-        32,
-        8,
-        &[
-            ("port", &port),
-            ("address", "127.0.0.1"),
-            ("request-timeout", "10000"),
-            ("jpeg-compression", "false"),
-        ],
-    ));
-    sender.play();
+    let sender = gray_sender(&port, &[("request-timeout", "10000")]);
     let running = Arc::new(AtomicBool::new(true));
     let feeder = feed(sender.clone(), running.clone());
     std::thread::sleep(Duration::from_millis(300));

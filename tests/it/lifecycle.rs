@@ -3,37 +3,13 @@
 //! memory behind, and every change to NULL returns within 200 ms, even while the element
 //! waits on the network.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use std::time::{Duration, Instant};
 
-fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-fn fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-fn rss_kib() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse::<u64>().ok())
-        .unwrap_or(0)
-        * 4
-}
-
 /// Runs `cycles` state cycles of a pipeline description; returns the slowest change to NULL.
 fn cycle(description: &str, cycles: usize) -> Duration {
-    let pipeline = gst::parse::launch(description).unwrap();
+    let pipeline = launch(description);
     let mut slowest = Duration::ZERO;
     for _ in 0..cycles {
         pipeline.set_state(gst::State::Playing).unwrap();
@@ -48,6 +24,15 @@ fn cycle(description: &str, cycles: usize) -> Duration {
 
 #[test]
 fn two_hundred_cycles_leave_nothing_behind() {
+    // The process's threads, descriptors and memory are counted: no other test may run.
+    in_own_process(
+        module_path!(),
+        "two_hundred_cycles_leave_nothing_behind",
+        two_hundred_cycles,
+    );
+}
+
+fn two_hundred_cycles() {
     init();
     let port = free_port();
     let source = format!("netgearsrc port={port} address=127.0.0.1 ! fakesink");
@@ -56,18 +41,17 @@ fn two_hundred_cycles_leave_nothing_behind() {
         "videotestsrc is-live=true ! video/x-raw,format=GRAY8,width=32,height=32 \
          ! netgearsink port={port} request-timeout=100 jpeg-compression=false"
     );
-    let secure_dir = std::env::temp_dir().join(format!("netgear-lifecycle-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&secure_dir);
+    let secure_dir = temp_dir("lifecycle");
     let secure = format!(
         "netgearsrc port={port} address=127.0.0.1 secure-mode=ironhouse cert-dir={} ! fakesink",
         secure_dir.display()
     );
     for description in [&source, &sink, &secure] {
         cycle(description, 10); // warm up GStreamer's own pools and caches
-        let (t0, f0, m0) = (threads(), fds(), rss_kib());
+        let (t0, f0, m0) = (thread_count(), fd_count(), rss_kib());
         let slowest = cycle(description, 200);
         std::thread::sleep(Duration::from_millis(200));
-        let (t1, f1, m1) = (threads(), fds(), rss_kib());
+        let (t1, f1, m1) = (thread_count(), fd_count(), rss_kib());
         assert!(
             slowest < Duration::from_millis(200),
             "{description}: NULL took {slowest:?}"

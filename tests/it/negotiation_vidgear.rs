@@ -3,9 +3,7 @@
 //! frames rewritten into another packed layout byte for byte, JPEG decoded straight into
 //! planar YUV (full-range, as JFIF is) that videoconvert turns back into the sent picture.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use std::time::Duration;

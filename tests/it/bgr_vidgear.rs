@@ -3,13 +3,8 @@
 //! packed layout it encoded from, so a real vidgear receiver's `recv()` returns (h, w, 3)
 //! BGR arrays; `jpeg-colorspace` overrides it and is checked against what vidgear decodes.
 
-mod common;
-#[path = "support/script_peer.rs"]
-mod script_peer;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
-use script_peer::ScriptPeer;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -17,22 +12,22 @@ use std::time::Duration;
 fn send_to_vidgear(pattern: &str, format: &str, extra: &str) -> Value {
     init();
     let port = free_port();
-    let peer = ScriptPeer::start("netgear_pixels.py", &["--port".into(), port.to_string()]);
-    peer.wait_ready();
+    let mut peer = Peer::script(
+        "netgear_pixels.py",
+        &flag_args(&[("port", port.to_string())]),
+    );
+    peer.wait_ready(Duration::from_secs(20));
     let description = format!(
         "videotestsrc pattern={pattern} num-buffers=5 ! \
          video/x-raw,format={format},width=64,height=48,framerate=30/1 ! \
          netgearsink address=127.0.0.1 port={port} sync=false {extra}"
     );
-    let pipeline = gst::parse::launch(&description)
-        .expect("pipeline")
-        .downcast::<gst::Pipeline>()
-        .expect("a pipeline");
+    let pipeline = launch(&description);
     pipeline.set_state(gst::State::Playing).expect("playing");
     let outcome = wait_end(&pipeline, Duration::from_secs(20));
     pipeline.set_state(gst::State::Null).expect("null");
     assert!(matches!(outcome, Outcome::Eos), "{format}: {outcome:?}");
-    peer.report()
+    peer.report(Duration::from_secs(30))
 }
 
 fn means(report: &Value) -> Vec<f64> {
@@ -104,20 +99,10 @@ fn jpeg_colorspace_overrides_the_bgr_rule() {
 
 #[test]
 fn an_unknown_jpeg_colorspace_fails_the_start() {
-    init();
     let port = free_port();
-    let pipeline = gst::parse::launch(&format!(
+    let text = start_error(&format!(
         "videotestsrc num-buffers=5 ! netgearsink port={port} jpeg-colorspace=YUV"
-    ))
-    .expect("pipeline")
-    .downcast::<gst::Pipeline>()
-    .expect("a pipeline");
-    assert!(pipeline.set_state(gst::State::Paused).is_err());
-    let outcome = wait_end(&pipeline, Duration::from_secs(5));
-    pipeline.set_state(gst::State::Null).expect("null");
-    let Outcome::Error(text) = outcome else {
-        panic!("no error: {outcome:?}");
-    };
+    ));
     assert!(
         text.contains("jpeg-colorspace=\"YUV\" is not a colorspace vidgear decodes to: use one of BGR, RGB, BGRX, RGBX, XBGR, XRGB, BGRA, RGBA, ABGR, ARGB, GRAY"),
         "{text}"

@@ -2,84 +2,20 @@
 //! `netgeardemux` against real vidgear multi-server senders: one pad per server carrying
 //! exactly that server's frames, per-server EOS, and vidgear's montage in `compositor`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-/// A running tests/python/netgear_montage.py (a vidgear multi-server sender).
-struct Server(Child);
+/// How long a sender may take to send its frames and exit.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(60);
 
-impl Server {
-    fn start(port: u16, args: &[(&str, String)]) -> Server {
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/netgear_montage.py");
-        let mut cmd = Command::new(python());
-        cmd.arg(script).args(["--port", &port.to_string()]);
-        for (k, v) in args {
-            cmd.args([format!("--{k}"), v.clone()]);
-        }
-        Server(
-            cmd.stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("spawn vidgear sender"),
-        )
-    }
-
-    /// The sender's closing report.
-    fn report(&mut self) -> Value {
-        let stdout = self.0.stdout.take().expect("stdout");
-        let line = BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .last()
-            .unwrap_or_default();
-        let _ = self.0.wait();
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad report {line:?}: {e}"))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A moment a few seconds ahead, so senders that import vidgear at different speeds
-/// start sending together.
-fn start_at(seconds: f64) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs_f64();
-    format!("{:.3}", now + seconds)
-}
-
-fn free_ports(n: usize) -> Vec<u16> {
-    let mut out: Vec<u16> = Vec::new();
-    while out.len() < n {
-        let p = free_port();
-        if !out.contains(&p) {
-            out.push(p);
-        }
-    }
-    out
-}
-
-fn join(ports: &[u16]) -> String {
-    ports
-        .iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
+/// tests/python/netgear_montage.py: a vidgear multi-server sender.
+fn server(port: u16, args: &[(&str, String)]) -> Peer {
+    let mut pairs = vec![("port", port.to_string())];
+    pairs.extend_from_slice(args);
+    Peer::script("netgear_montage.py", &flag_args(&pairs))
 }
 
 /// What happened on the demuxer's pads, in the order it happened.
@@ -124,7 +60,7 @@ fn inspect(port: u16, buffer: &gst::BufferRef, caps: &gst::Caps) -> Seen {
 
 /// Drains a demuxer pad into its own appsink, logging every frame, caps event and EOS as
 /// it passes (all in the one streaming thread, so the log holds the true order).
-fn watch(pipeline: &gst::Pipeline, pad: &gst::Pad, log: &Log) {
+fn drain_pad(pipeline: &gst::Pipeline, pad: &gst::Pad, log: &Log) {
     let port = port_of(pad);
     let events = log.clone();
     pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
@@ -163,22 +99,18 @@ fn watch(pipeline: &gst::Pipeline, pad: &gst::Pad, log: &Log) {
 
 /// `netgearsrc multi-server=true ! netgeardemux`, an appsink per pad as pads appear.
 fn demux_pipeline(ports: &[u16]) -> (gst::Pipeline, gst::Element, Log, Posted) {
-    init();
-    let pipeline = gst::parse::launch(&format!(
+    let pipeline = launch(&format!(
         "netgearsrc name=src multi-server=true pattern=req-rep address=127.0.0.1 ports={} \
          ! netgeardemux name=d",
-        join(ports)
-    ))
-    .expect("pipeline")
-    .downcast::<gst::Pipeline>()
-    .expect("a pipeline");
+        port_list(ports)
+    ));
     let demux = pipeline.by_name("d").expect("demux");
     let log = Log::default();
     let weak = pipeline.downgrade();
     let pads_log = log.clone();
     demux.connect_pad_added(move |_, pad| {
         if let Some(pipeline) = weak.upgrade() {
-            watch(&pipeline, pad, &pads_log);
+            drain_pad(&pipeline, pad, &pads_log);
         }
     });
     let posted = Posted::record(&pipeline);
@@ -225,8 +157,8 @@ fn each_server_gets_its_own_pad() {
     };
     // a: 64x48, stops early. b: 96x72 with messages. c: 64x48, then 80x60 from frame 20.
     let mut servers = vec![
-        Server::start(a, &common(15)),
-        Server::start(
+        server(a, &common(15)),
+        server(
             b,
             &[
                 common(50),
@@ -238,12 +170,12 @@ fn each_server_gets_its_own_pad() {
             ]
             .concat(),
         ),
-        Server::start(c, &[common(50), vec![("resize-at", "20".into())]].concat()),
+        server(c, &[common(50), vec![("resize-at", "20".into())]].concat()),
     ];
     let end = wait_end(&pipeline, Duration::from_secs(20));
     assert!(matches!(end, Outcome::Eos), "pipeline did not end: {end:?}");
     for s in &mut servers {
-        assert!(s.report()["sent"].as_u64().is_some());
+        assert!(s.report(REPORT_TIMEOUT)["sent"].as_u64().is_some());
     }
     let log = log.lock().unwrap().clone();
 
@@ -340,7 +272,7 @@ fn montage_in_compositor() {
     let mut line = format!(
         "netgearsrc name=src multi-server=true pattern=req-rep address=127.0.0.1 ports={} \
          ! netgeardemux name=d compositor name=mix background=black",
-        join(&ports)
+        port_list(&ports)
     );
     for (i, (_, _, x, y)) in layout.iter().enumerate() {
         line.push_str(&format!(" sink_{i}::xpos={x} sink_{i}::ypos={y}"));
@@ -354,12 +286,12 @@ fn montage_in_compositor() {
     let receiver = Receiver::launch(&line);
     receiver.play();
     let at = start_at(4.0);
-    let mut servers: Vec<Server> = ports
+    let mut servers: Vec<Peer> = ports
         .iter()
         .zip(&layout)
         .map(|(port, (colour, (w, h), _, _))| {
             let flat = format!("{},{},{}", colour[0], colour[1], colour[2]);
-            Server::start(
+            server(
                 *port,
                 &[
                     ("frames", "60".into()),
@@ -374,7 +306,7 @@ fn montage_in_compositor() {
         .collect();
     let (frames, eos) = receiver.collect(Duration::from_secs(15));
     for s in &mut servers {
-        s.report();
+        s.report(REPORT_TIMEOUT);
     }
     assert!(eos, "the montage did not end after every server terminated");
     let close = |got: [f64; 3], want: [u8; 3]| {
@@ -400,14 +332,10 @@ fn montage_in_compositor() {
 /// ones with a port still get their pad.
 #[test]
 fn buffers_without_a_port_are_dropped() {
-    init();
-    let pipeline = gst::parse::launch(
+    let pipeline = launch(
         "appsrc name=in format=time caps=video/x-raw,format=GRAY8,width=4,height=2,framerate=0/1 \
          ! netgeardemux name=d",
-    )
-    .expect("pipeline")
-    .downcast::<gst::Pipeline>()
-    .expect("a pipeline");
+    );
     let demux = pipeline.by_name("d").expect("demux");
     let weak = pipeline.downgrade();
     demux.connect_pad_added(move |_, pad| {
@@ -471,10 +399,10 @@ fn a_restarted_server_renegotiates_only_its_pad() {
             ("start-at", at.clone()),
         ]
     };
-    let mut long = Server::start(b, &paced("100"));
-    let mut first = Server::start(a, &paced("10"));
-    first.report();
-    let mut again = Server::start(
+    let mut long = server(b, &paced("100"));
+    let mut first = server(a, &paced("10"));
+    first.report(REPORT_TIMEOUT);
+    let mut again = server(
         a,
         &[
             ("frames", "10".into()),
@@ -485,8 +413,8 @@ fn a_restarted_server_renegotiates_only_its_pad() {
     );
     let end = wait_end(&pipeline, Duration::from_secs(20));
     assert!(matches!(end, Outcome::Eos), "pipeline did not end: {end:?}");
-    again.report();
-    long.report();
+    again.report(REPORT_TIMEOUT);
+    long.report(REPORT_TIMEOUT);
     let log = log.lock().unwrap().clone();
     let mut expected: Vec<_> = (0..10).map(|i| (i, true, (64, 48))).collect();
     expected.extend((0..10).map(|i| (i, true, (96, 72))));

@@ -3,9 +3,7 @@
 //! jpegdec), `netgearsink`'s inline encoder and jpegenc into vidgear, our sink into our
 //! source in every pattern, and corrupt JPEG or JPEG bombs dropped without stopping the stream.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use std::time::Duration;
@@ -170,13 +168,10 @@ fn jpegenc_output_decodes_in_vidgear() {
     ));
     peer.wait_ready(Duration::from_secs(20));
     let info = video_info(VideoFormat::Bgr, W as u32, H as u32);
-    let pipeline = gst::parse::launch(&format!(
+    let pipeline = launch(&format!(
         "appsrc name=in format=time block=true ! videoconvert ! jpegenc quality=95 \
          ! netgearsink name=sink port={port} sync=false"
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
+    ));
     let appsrc = pipeline
         .by_name("in")
         .unwrap()
@@ -186,13 +181,8 @@ fn jpegenc_output_decodes_in_vidgear() {
     pipeline.set_state(gst::State::Playing).unwrap();
     for idx in 0..15 {
         std::thread::sleep(Duration::from_millis(5));
-        let mut buffer =
-            gst::Buffer::from_mut_slice(to_gst_layout(&smooth_frame(idx, W, H, 3), &info));
-        buffer
-            .get_mut()
-            .unwrap()
-            .set_pts(gst::ClockTime::from_mseconds(idx as u64 * 33));
-        appsrc.push_buffer(buffer).unwrap();
+        let data = to_gst_layout(&smooth_frame(idx, W, H, 3), &info);
+        appsrc.push_buffer(frame_buffer(data, idx as u64)).unwrap();
     }
     appsrc.end_of_stream().unwrap();
     assert!(matches!(
@@ -264,7 +254,6 @@ fn our_sink_to_our_source_with_jpeg_in_every_pattern() {
 
 #[test]
 fn corrupt_jpeg_is_dropped_with_a_warning_and_the_stream_goes_on() {
-    use netgear_protocol::jpeg::{Colorspace, EncodeParams, Encoder, Image};
     init();
     for caps in [raw_caps(), gst::Caps::builder("image/jpeg").build()] {
         let port = free_port().to_string();
@@ -276,23 +265,7 @@ fn corrupt_jpeg_is_dropped_with_a_warning_and_the_stream_goes_on() {
             &[("port", &port)],
         );
         sender.play();
-        let mut good = Vec::new();
-        let pixels = smooth_frame(0, W, H, 3);
-        let image = Image {
-            pixels: &pixels,
-            width: W,
-            height: H,
-            pitch: W * 3,
-            colorspace: Colorspace::from_name("BGR").unwrap(),
-        };
-        let params = EncodeParams {
-            quality: 90,
-            fast_dct: true,
-        };
-        Encoder::new()
-            .unwrap()
-            .encode(image, params, &mut good)
-            .unwrap();
+        let good = encode_jpeg(&smooth_frame(0, W, H, 3), W, H);
         let mut corrupt = good.clone();
         corrupt.truncate(good.len() / 4);
         corrupt[2..40].fill(0x55);
@@ -311,21 +284,14 @@ fn corrupt_jpeg_is_dropped_with_a_warning_and_the_stream_goes_on() {
             assert!(psnr(&frames[0].packed(), &smooth_frame(0, W, H, 3)) >= 35.0);
         }
         assert_eq!(receiver.stats().get::<u64>("malformed").unwrap(), 2);
-        let bus = receiver.pipeline.bus().unwrap();
-        let warning = bus
-            .iter_filtered(&[gst::MessageType::Warning])
-            .find_map(|m| match m.view() {
-                gst::MessageView::Warning(w) => Some(format!("{} {:?}", w.error(), w.debug())),
-                _ => None,
-            })
-            .expect("a warning on the bus");
+        let warnings = queued_warnings(&receiver.pipeline);
+        let warning = warnings.first().expect("a warning on the bus");
         assert!(warning.contains("corrupt JPEG"), "{warning}");
     }
 }
 
 #[test]
 fn jpeg_bomb_is_refused_from_its_header_and_the_stream_goes_on() {
-    use netgear_protocol::jpeg::{Colorspace, EncodeParams, Encoder, Image};
     init();
     let port = free_port().to_string();
     let receiver = Receiver::with_caps(
@@ -338,33 +304,14 @@ fn jpeg_bomb_is_refused_from_its_header_and_the_stream_goes_on() {
         &[("port", &port)],
     );
     sender.play();
-    let encode = |width: usize, height: usize| {
-        let pixels = smooth_frame(0, width, height, 3);
-        let image = Image {
-            pixels: &pixels,
-            width,
-            height,
-            pitch: width * 3,
-            colorspace: Colorspace::from_name("BGR").unwrap(),
-        };
-        let params = EncodeParams {
-            quality: 90,
-            fast_dct: true,
-        };
-        let mut jpeg = Vec::new();
-        Encoder::new()
-            .unwrap()
-            .encode(image, params, &mut jpeg)
-            .unwrap();
-        jpeg
-    };
     // A real 16x16 JPEG whose frame header claims 9000x9000 (243 MB decoded).
-    let mut bomb = encode(16, 16);
-    let sof = bomb.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
-    bomb[sof + 5..sof + 9].copy_from_slice(&[0x23, 0x28, 0x23, 0x28]);
+    let mut bomb = encode_jpeg(&smooth_frame(0, 16, 16, 3), 16, 16);
+    claim_jpeg_size(&mut bomb, 9000, 9000);
     let bomb_len = bomb.len();
     sender.push_bytes(bomb, 0).unwrap();
-    sender.push_bytes(encode(W, H), 1).unwrap();
+    sender
+        .push_bytes(encode_jpeg(&smooth_frame(0, W, H, 3), W, H), 1)
+        .unwrap();
     sender.finish();
     assert!(matches!(
         wait_end(&sender.pipeline, Duration::from_secs(10)),
@@ -375,14 +322,8 @@ fn jpeg_bomb_is_refused_from_its_header_and_the_stream_goes_on() {
     assert_eq!(frames.len(), 1, "only the good frame arrives");
     assert!(psnr(&frames[0].packed(), &smooth_frame(0, W, H, 3)) >= 35.0);
     assert_eq!(receiver.stats().get::<u64>("malformed").unwrap(), 1);
-    let bus = receiver.pipeline.bus().unwrap();
-    let warning = bus
-        .iter_filtered(&[gst::MessageType::Warning])
-        .find_map(|m| match m.view() {
-            gst::MessageView::Warning(w) => Some(format!("{} {:?}", w.error(), w.debug())),
-            _ => None,
-        })
-        .expect("a warning on the bus");
+    let warnings = queued_warnings(&receiver.pipeline);
+    let warning = warnings.first().expect("a warning on the bus");
     let expected = format!("a {bomb_len}-byte JPEG cannot hold 9000x9000");
     assert!(warning.contains(&expected), "{warning}");
 }
@@ -460,30 +401,11 @@ fn closest_sent(frame: &[u8], idx: usize, count: usize, width: usize, height: us
 /// frame arrives, in order, and the stats count the overlapped decodes.
 #[test]
 fn a_receiver_behind_its_sender_decodes_while_receiving_and_keeps_the_order() {
-    use netgear_protocol::jpeg::{Colorspace, EncodeParams, Encoder, Image};
     init();
     const N: usize = 40;
     let (w, h) = (1280usize, 720usize);
-    let bgr = Colorspace::from_name("BGR").unwrap();
-    let mut encoder = Encoder::new().unwrap();
     let jpegs: Vec<Vec<u8>> = (0..N)
-        .map(|idx| {
-            let pixels = smooth_frame(idx, w, h, 3);
-            let image = Image {
-                pixels: &pixels,
-                width: w,
-                height: h,
-                pitch: w * 3,
-                colorspace: bgr,
-            };
-            let params = EncodeParams {
-                quality: 90,
-                fast_dct: true,
-            };
-            let mut out = Vec::new();
-            encoder.encode(image, params, &mut out).unwrap();
-            out
-        })
+        .map(|idx| encode_jpeg(&smooth_frame(idx, w, h, 3), w, h))
         .collect();
     let port = free_port().to_string();
     let bgr_caps = gst_video::VideoCapsBuilder::new()

@@ -4,9 +4,7 @@
 //! frame arrives, the bus text reads back in Python as the value sent, and the vidgear
 //! receiver behind our relaying sink gets equal values.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -131,14 +129,11 @@ fn python_only_messages_pass_vidgear_to_us_and_back_to_vidgear() {
     let mut lines = BufReader::new(receiver.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "READY");
 
-    let relay = gst::parse::launch(&format!(
+    let relay = launch(&format!(
         "netgearsrc name=src port={first} address=127.0.0.1 pattern=1 bidirectional=true \
          ! netgearsink name=sink port={second} address=127.0.0.1 pattern=1 bidirectional=true \
            jpeg-compression=false sync=false"
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
+    ));
     relay
         .by_name("src")
         .unwrap()

@@ -2,20 +2,9 @@
 //! One frame that downstream cannot take must not end the receiving pipeline: it is
 //! dropped, counted and warned about, and the next frame that fits goes through.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use std::time::Duration;
-
-fn raw_header(dtype: &str, shape: &[usize]) -> Vec<u8> {
-    let shape: Vec<String> = shape.iter().map(|v| v.to_string()).collect();
-    format!(
-        r#"{{"terminate_flag": false, "compression": false, "message": null, "pattern": "1", "dtype": "{dtype}", "shape": [{}]}}"#,
-        shape.join(", ")
-    )
-    .into_bytes()
-}
 
 /// Sends one frame on a REQ socket and waits for its acknowledgement.
 fn send(req: &zmq::Socket, header: Vec<u8>, payload: Vec<u8>) {
@@ -60,8 +49,8 @@ fn a_frame_downstream_refuses_is_dropped_and_the_stream_goes_on() {
         receiver_and_socket("video/x-raw,format=BGR ! appsink name=out sync=false");
     let bgr: Vec<u8> = (0..8 * 8 * 3).map(|v| v as u8).collect();
     for round in 0..2 {
-        send(&req, raw_header("uint8", &[8, 8]), vec![7; 64]);
-        send(&req, raw_header("uint8", &[8, 8, 3]), bgr.clone());
+        send(&req, raw_header(8, 8, 1, 1), vec![7; 64]);
+        send(&req, raw_header(8, 8, 3, 1), bgr.clone());
         let frame = receiver
             .next_frame(Duration::from_secs(5))
             .unwrap_or_else(|| panic!("round {round}: the BGR frame after the gray one"));
@@ -82,9 +71,9 @@ fn a_frame_downstream_refuses_is_dropped_and_the_stream_goes_on() {
 fn a_frame_wider_than_video_elements_take_is_dropped_and_the_stream_goes_on() {
     let (receiver, req) =
         receiver_and_socket("videoconvert ! video/x-raw,format=BGR ! appsink name=out sync=false");
-    send(&req, raw_header("uint8", &[1, 32768]), vec![1; 32768]);
+    send(&req, raw_header(1, 32768, 1, 1), vec![1; 32768]);
     let bgr: Vec<u8> = (0..4 * 4 * 3).map(|v| v as u8).collect();
-    send(&req, raw_header("uint8", &[4, 4, 3]), bgr.clone());
+    send(&req, raw_header(4, 4, 3, 1), bgr.clone());
     let frame = receiver
         .next_frame(Duration::from_secs(5))
         .expect("the frame after the too-wide one");

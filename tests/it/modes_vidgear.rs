@@ -2,9 +2,7 @@
 //! vidgear's exclusive modes against the real vidgear: bidirectional (messages, return
 //! data, returned frames), multi-server and multi-client, both directions.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use gstnetgear::meta::{self, NetGearInfo};
@@ -207,13 +205,7 @@ fn vidgear_returns_frames_to_the_sink() {
         );
         let expected = test_frame(77, W, H, 3, false);
         for s in &returned {
-            let sample = s.get::<gst::Sample>("sample").unwrap();
-            let frame = Frame {
-                caps: sample.caps().unwrap().to_owned(),
-                data: sample.buffer().unwrap().map_readable().unwrap().to_vec(),
-                pts: None,
-                meta: None,
-            };
+            let frame = Frame::from_sample(&s.get::<gst::Sample>("sample").unwrap());
             assert_eq!(frame.format(), VideoFormat::Bgr);
             if jpeg {
                 // vidgear's JPEG of a sharp test pattern: close, not exact.
@@ -233,13 +225,10 @@ fn vidgear_returns_frames_to_the_sink() {
 fn source_returns_frames_to_vidgear() {
     init();
     let port = free_port();
-    let pipeline = gst::parse::launch(&format!(
+    let pipeline = launch(&format!(
         "netgearsrc name=src port={port} address=127.0.0.1 pattern=1 bidirectional=true ! appsink name=out sync=false \
          appsrc name=back format=time caps=video/x-raw,format=BGR,width={W},height={H},framerate=0/1 ! src.return"
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
+    ));
     let back = pipeline
         .by_name("back")
         .unwrap()
@@ -264,7 +253,7 @@ fn source_returns_frames_to_vidgear() {
     let report = peer.report(Duration::from_secs(20));
     pipeline.set_state(gst::State::Null).unwrap();
     // The frame goes back byte for byte, with every reply until a newer one arrives
-    // (tests/returns_vidgear.rs covers the rest).
+    // (returns_vidgear covers the rest).
     for i in 0..3 {
         assert_eq!(
             report["returns"][i],
@@ -272,47 +261,6 @@ fn source_returns_frames_to_vidgear() {
             "{report}"
         );
     }
-}
-
-fn ports(n: usize) -> Vec<u16> {
-    let mut out: Vec<u16> = Vec::new();
-    while out.len() < n {
-        let p = free_port();
-        if !out.contains(&p) {
-            out.push(p);
-        }
-    }
-    out
-}
-
-fn join(ports: &[u16]) -> String {
-    ports
-        .iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// One playing raw BGR `netgearsink multi-server=true pattern=1` per server port.
-fn multi_server_senders(servers: &[u16]) -> Vec<Sender> {
-    servers
-        .iter()
-        .map(|p| {
-            let s = Sender::raw(
-                VideoFormat::Bgr,
-                W as u32,
-                H as u32,
-                &[
-                    ("port", &p.to_string()),
-                    ("pattern", "1"),
-                    ("multi-server", "true"),
-                    ("jpeg-compression", "false"),
-                ],
-            );
-            s.play();
-            s
-        })
-        .collect()
 }
 
 /// (port, frame index) of every frame, checking each frame's bytes and its port tag.
@@ -340,9 +288,9 @@ fn tagged(frames: &[Frame]) -> Vec<(u16, usize)> {
 #[test]
 fn three_vidgear_servers_into_one_source() {
     for pattern in ["1", "2"] {
-        let servers = ports(3);
+        let servers = free_ports(3);
         let mut props = vec![
-            ("ports", join(&servers)),
+            ("ports", port_list(&servers)),
             ("multi-server", "true".into()),
             ("pattern", pattern.into()),
             ("address", "127.0.0.1".into()),
@@ -356,11 +304,7 @@ fn three_vidgear_servers_into_one_source() {
         receiver.play();
         // Paced and started together, so all three overlap however long each Python
         // takes to start on a loaded machine.
-        let start_at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64()
-            + 5.0;
+        let at = start_at(5.0);
         let mut peers: Vec<Peer> = servers
             .iter()
             .map(|p| {
@@ -371,7 +315,7 @@ fn three_vidgear_servers_into_one_source() {
                         ("pattern", pattern.into()),
                         ("frames", "20".into()),
                         ("interval", "0.1".into()),
-                        ("start-at", format!("{start_at:.3}")),
+                        ("start-at", at.clone()),
                     ],
                 ))
             })
@@ -413,13 +357,13 @@ fn three_vidgear_servers_into_one_source() {
 
 #[test]
 fn our_sinks_as_servers_into_vidgear() {
-    let servers = ports(3);
+    let servers = free_ports(3);
     let mut peer = Peer::modes(&script_args(
         "ms-recv",
-        &[("ports", join(&servers)), ("pattern", "1".into())],
+        &[("ports", port_list(&servers)), ("pattern", "1".into())],
     ));
     peer.wait_ready(Duration::from_secs(20));
-    let senders = multi_server_senders(&servers);
+    let senders = multi_server_senders(&servers, VideoFormat::Bgr, (W, H), &[]);
     for i in 0..10 {
         for s in &senders {
             s.push_packed(&test_frame(i, W, H, 3, false), i as u64)
@@ -462,15 +406,15 @@ fn our_sinks_as_servers_into_vidgear() {
 /// 32 of our sinks into one source (vidgear promises "several 100s"; scripts/bench has 128).
 #[test]
 fn thirty_two_servers_into_one_source() {
-    let servers = ports(32);
+    let servers = free_ports(32);
     let receiver = Receiver::new(&[
-        ("ports", &join(&servers)),
+        ("ports", &port_list(&servers)),
         ("multi-server", "true"),
         ("pattern", "1"),
         ("address", "127.0.0.1"),
     ]);
     receiver.play();
-    let senders = multi_server_senders(&servers);
+    let senders = multi_server_senders(&servers, VideoFormat::Bgr, (W, H), &[]);
     // Everyone sends a first frame before anyone may terminate: the source ends when every
     // server it has heard from has terminated.
     for s in &senders {
@@ -510,7 +454,7 @@ fn thirty_two_servers_into_one_source() {
 #[test]
 fn sink_multi_client_to_two_vidgear_clients() {
     for pattern in ["1", "2"] {
-        let clients = ports(2);
+        let clients = free_ports(2);
         let mut peers: Vec<Peer> = clients
             .iter()
             .map(|p| {
@@ -533,7 +477,7 @@ fn sink_multi_client_to_two_vidgear_clients() {
             W as u32,
             H as u32,
             &[
-                ("ports", &join(&clients)),
+                ("ports", &port_list(&clients)),
                 ("multi-client", "true"),
                 ("pattern", pattern),
                 ("jpeg-compression", "false"),
@@ -595,10 +539,10 @@ fn sink_multi_client_to_two_vidgear_clients() {
     }
 }
 
-#[test]
-fn vidgear_multi_client_sender_to_our_sources() {
-    let clients = ports(2);
-    let receivers: Vec<Receiver> = clients
+/// One playing `netgearsrc multi-client=true pattern=1` per client port, each returning
+/// `return_data(port)`.
+fn multi_client_sources(clients: &[u16], return_data: impl Fn(u16) -> String) -> Vec<Receiver> {
+    clients
         .iter()
         .map(|p| {
             let r = Receiver::new(&[
@@ -606,16 +550,22 @@ fn vidgear_multi_client_sender_to_our_sources() {
                 ("address", "127.0.0.1"),
                 ("pattern", "1"),
                 ("multi-client", "true"),
-                ("return-data", &format!("[\"from\", {p}]")),
+                ("return-data", &return_data(*p)),
             ]);
             r.play();
             r
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn vidgear_multi_client_sender_to_our_sources() {
+    let clients = free_ports(2);
+    let receivers = multi_client_sources(&clients, |p| format!("[\"from\", {p}]"));
     let mut peer = Peer::modes(&script_args(
         "mc-send",
         &[
-            ("ports", join(&clients)),
+            ("ports", port_list(&clients)),
             ("pattern", "1".into()),
             ("frames", "20".into()),
         ],
@@ -649,27 +599,14 @@ fn vidgear_multi_client_sender_to_our_sources() {
 
 #[test]
 fn our_sink_multi_client_to_our_sources() {
-    let clients = ports(2);
-    let receivers: Vec<Receiver> = clients
-        .iter()
-        .map(|p| {
-            let r = Receiver::new(&[
-                ("port", &p.to_string()),
-                ("address", "127.0.0.1"),
-                ("pattern", "1"),
-                ("multi-client", "true"),
-                ("return-data", &p.to_string()),
-            ]);
-            r.play();
-            r
-        })
-        .collect();
+    let clients = free_ports(2);
+    let receivers = multi_client_sources(&clients, |p| p.to_string());
     let sender = Sender::raw(
         VideoFormat::Gray8,
         W as u32,
         H as u32,
         &[
-            ("ports", &join(&clients)),
+            ("ports", &port_list(&clients)),
             ("multi-client", "true"),
             ("pattern", "1"),
             ("jpeg-compression", "false"),

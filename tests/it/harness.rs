@@ -2,9 +2,7 @@
 //! The elements under `gst_check::Harness`: the events a source pushes and their order,
 //! flushing a sink mid-stream, and the flow result of a wait that `unlock()` interrupts.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_check::Harness;
 use std::time::{Duration, Instant};
@@ -18,7 +16,7 @@ fn bgr_caps() -> gst::Caps {
         .expect("caps")
 }
 
-fn frame_buffer(idx: usize) -> gst::Buffer {
+fn bgr_buffer(idx: usize) -> gst::Buffer {
     let info = video_info(gst_video::VideoFormat::Bgr, W, H);
     let packed = test_frame(idx, W as usize, H as usize, 3, false);
     gst::Buffer::from_mut_slice(to_gst_layout(&packed, &info))
@@ -109,7 +107,7 @@ fn sink_keeps_sending_after_a_flush() {
     let receiver = Receiver::new(&[("address", "127.0.0.1"), ("port", &port.to_string())]);
     receiver.play();
     let mut sink = sink_harness(port, &[]);
-    assert_eq!(sink.push(frame_buffer(0)), Ok(gst::FlowSuccess::Ok));
+    assert_eq!(sink.push(bgr_buffer(0)), Ok(gst::FlowSuccess::Ok));
     // render returns once frame 0 is handed over; a flush drops what has not arrived.
     let first = receiver
         .next_frame(Duration::from_secs(5))
@@ -120,7 +118,7 @@ fn sink_keeps_sending_after_a_flush() {
     // A flush resets the segment; the harness sends a new one with the next buffer.
     let segment = gst::FormattedSegment::<gst::ClockTime>::new();
     assert!(sink.push_event(gst::event::Segment::new(&segment)));
-    assert_eq!(sink.push(frame_buffer(1)), Ok(gst::FlowSuccess::Ok));
+    assert_eq!(sink.push(bgr_buffer(1)), Ok(gst::FlowSuccess::Ok));
     let next = receiver
         .next_frame(Duration::from_secs(5))
         .expect("frame 1");
@@ -133,8 +131,8 @@ fn unlock_ends_a_wait_for_a_reply_with_flushing() {
     // room, and the render of frame 2 waits for the hand-off.
     let port = free_port();
     let mut sink = sink_harness(port, &[("request-timeout", "20000")]);
-    assert_eq!(sink.push(frame_buffer(0)), Ok(gst::FlowSuccess::Ok));
-    assert_eq!(sink.push(frame_buffer(1)), Ok(gst::FlowSuccess::Ok));
+    assert_eq!(sink.push(bgr_buffer(0)), Ok(gst::FlowSuccess::Ok));
+    assert_eq!(sink.push(bgr_buffer(1)), Ok(gst::FlowSuccess::Ok));
     let srcpad = sink.srcpad().expect("harness src pad").clone();
     let flusher = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
@@ -143,7 +141,7 @@ fn unlock_ends_a_wait_for_a_reply_with_flushing() {
         assert!(srcpad.push_event(gst::event::FlushStart::new()));
         started
     });
-    let result = sink.push(frame_buffer(2));
+    let result = sink.push(bgr_buffer(2));
     let flushed_at = flusher.join().expect("flusher");
     assert_eq!(result, Err(gst::FlowError::Flushing));
     assert!(

@@ -5,11 +5,10 @@
 //! the bidirectional bus messages.
 
 #[allow(dead_code)]
-#[path = "../examples/app.rs"]
+#[path = "../../examples/app.rs"]
 mod app;
-mod common;
 
-use common::*;
+use crate::common::*;
 use std::path::PathBuf;
 use std::process::Command;
 

@@ -3,9 +3,7 @@
 //! tool generated: StoneHouse and IronHouse both directions, refused clients, unknown
 //! server keys, and reconnects that keep their keys.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use serde_json::Value;
@@ -14,38 +12,6 @@ use std::time::Duration;
 
 const W: usize = 64;
 const H: usize = 48;
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("netgear-secure-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A key set made by vidgear's own generate_auth_certificates.
-fn vidgear_keys(tag: &str) -> PathBuf {
-    let dir = temp_dir(tag);
-    let mut peer = Peer::start(&[
-        "keys".into(),
-        "--certs".into(),
-        dir.to_string_lossy().into_owned(),
-    ]);
-    peer.report(Duration::from_secs(20));
-    assert!(dir
-        .join(".vidgear/keys/private_keys/server.key_secret")
-        .exists());
-    dir
-}
-
-/// A key set made by our key tool's code.
-fn our_keys(tag: &str) -> PathBuf {
-    let dir = temp_dir(tag);
-    netgear_protocol::keys::KeyDirs::new(dir.to_str().unwrap())
-        .unwrap()
-        .generate()
-        .unwrap();
-    dir
-}
 
 fn mode_name(mode: u8) -> &'static str {
     if mode == 1 {
@@ -89,7 +55,7 @@ fn vidgear_to_src(mode: u8, certs: &Path) {
     assert_eq!(receiver.stats().get::<u64>("refused").unwrap(), 0);
 }
 
-fn sink_to_vidgear(mode: u8, certs: &Path) {
+fn sink_to_secure_vidgear(mode: u8, certs: &Path) {
     let port = free_port();
     let mut extra = secure_args(mode, certs);
     // vidgear's authenticator only lets in the address it was given (never "*").
@@ -112,17 +78,8 @@ fn sink_to_vidgear(mode: u8, certs: &Path) {
             ("cert-dir", certs.to_str().unwrap()),
         ],
     );
-    sender.play();
-    for i in 0..20 {
-        std::thread::sleep(Duration::from_millis(5));
-        sender
-            .push_packed(&test_frame(i, W, H, 3, false), i as u64)
-            .unwrap();
-    }
-    sender.finish_expect_eos(Duration::from_secs(15));
-    let report = peer.report(Duration::from_secs(20));
-    assert_eq!(report["terminated"], true, "{report}");
-    assert_eq!(report["bad"], Value::Array(vec![]));
+    let frames: Vec<Vec<u8>> = (0..20).map(|i| test_frame(i, W, H, 3, false)).collect();
+    let report = sink_to_vidgear(&mut peer, &sender, &frames, |_| 5, Duration::from_secs(15));
     assert_eq!(
         report["received"],
         serde_json::json!((0..20).collect::<Vec<_>>())
@@ -134,7 +91,7 @@ fn vidgear_keys_work_both_ways_in_both_modes() {
     let certs = vidgear_keys("vidgear");
     for mode in [1, 2] {
         vidgear_to_src(mode, &certs);
-        sink_to_vidgear(mode, &certs);
+        sink_to_secure_vidgear(mode, &certs);
     }
 }
 
@@ -143,7 +100,7 @@ fn our_keys_work_with_vidgear() {
     let certs = our_keys("ours");
     for mode in [1, 2] {
         vidgear_to_src(mode, &certs);
-        sink_to_vidgear(mode, &certs);
+        sink_to_secure_vidgear(mode, &certs);
     }
 }
 
@@ -159,9 +116,15 @@ fn outsider_knowing_the_server(server_certs: &Path, tag: &str) -> PathBuf {
     outsider
 }
 
-/// Sends a few frames with a short timeout; returns how the sink ended.
-fn try_send(port: u16, certs: &Path, mode: &str) -> Outcome {
-    let sender = Sender::raw(
+/// A raw 16x16 GRAY8 sink in secure `mode` to 127.0.0.1:`port` (pattern 1), with its
+/// request-timeout and max-retries.
+fn secure_gray_sender(
+    port: u16,
+    certs: &Path,
+    mode: &str,
+    (timeout, retries): (&str, &str),
+) -> Sender {
+    Sender::raw(
         VideoFormat::Gray8,
         16,
         16,
@@ -172,10 +135,15 @@ fn try_send(port: u16, certs: &Path, mode: &str) -> Outcome {
             ("jpeg-compression", "false"),
             ("secure-mode", mode),
             ("cert-dir", certs.to_str().unwrap()),
-            ("request-timeout", "700"),
-            ("max-retries", "1"),
+            ("request-timeout", timeout),
+            ("max-retries", retries),
         ],
-    );
+    )
+}
+
+/// Sends a few frames with a short timeout; returns how the sink ended.
+fn try_send(port: u16, certs: &Path, mode: &str) -> Outcome {
+    let sender = secure_gray_sender(port, certs, mode, ("700", "1"));
     sender.play();
     for i in 0..3 {
         let _ = sender.push_packed(&test_frame(i, 16, 16, 1, false), i as u64);
@@ -301,21 +269,7 @@ fn secure_sink_reconnects_with_its_keys() {
     let certs = our_keys("reconnect");
     let port = free_port();
     let first = secure_receiver(port, &certs, "ironhouse");
-    let sender = std::sync::Arc::new(Sender::raw(
-        VideoFormat::Gray8,
-        16,
-        16,
-        &[
-            ("port", &port.to_string()),
-            ("address", "127.0.0.1"),
-            ("pattern", "1"),
-            ("jpeg-compression", "false"),
-            ("secure-mode", "ironhouse"),
-            ("cert-dir", certs.to_str().unwrap()),
-            ("request-timeout", "400"),
-            ("max-retries", "20"),
-        ],
-    ));
+    let sender = std::sync::Arc::new(secure_gray_sender(port, &certs, "ironhouse", ("400", "20")));
     sender.play();
     sender
         .push_packed(&test_frame(0, 16, 16, 1, false), 0)
@@ -403,10 +357,9 @@ fn secure_mode_in_every_pattern_and_multi_server() {
             assert_eq!(p, test_frame(frame_index(&p), 16, 16, 1, false));
         }
     }
-    let servers = [free_port(), free_port()];
-    let list = format!("{},{}", servers[0], servers[1]);
+    let servers = free_ports(2);
     let receiver = Receiver::new(&[
-        ("ports", &list),
+        ("ports", &port_list(&servers)),
         ("address", "127.0.0.1"),
         ("pattern", "1"),
         ("multi-server", "true"),
@@ -414,27 +367,11 @@ fn secure_mode_in_every_pattern_and_multi_server() {
         ("cert-dir", c),
     ]);
     receiver.play();
-    let senders: Vec<Sender> = servers
-        .iter()
-        .map(|p| {
-            let s = Sender::raw(
-                VideoFormat::Gray8,
-                16,
-                16,
-                &[
-                    ("port", &p.to_string()),
-                    ("pattern", "1"),
-                    ("multi-server", "true"),
-                    ("secure-mode", "ironhouse"),
-                    ("cert-dir", c),
-                    ("jpeg-compression", "false"),
-                ],
-            );
-            s.play();
-            s.push_packed(&test_frame(0, 16, 16, 1, false), 0).unwrap();
-            s
-        })
-        .collect();
+    let secure = [("secure-mode", "ironhouse"), ("cert-dir", c)];
+    let senders = multi_server_senders(&servers, VideoFormat::Gray8, (16, 16), &secure);
+    for s in &senders {
+        s.push_packed(&test_frame(0, 16, 16, 1, false), 0).unwrap();
+    }
     let mut frames = vec![
         receiver.next_frame(Duration::from_secs(5)).unwrap(),
         receiver.next_frame(Duration::from_secs(5)).unwrap(),
@@ -451,7 +388,7 @@ fn secure_mode_in_every_pattern_and_multi_server() {
         .collect();
     ports.sort();
     assert_eq!(ports, {
-        let mut s = servers.to_vec();
+        let mut s = servers.clone();
         s.sort();
         s
     });
@@ -510,9 +447,7 @@ fn overwrite_cert_regenerates_the_keys() {
     start("true");
     let after = std::fs::read_to_string(&server_key).unwrap();
     assert_ne!(after, before, "overwrite-cert=true made a new set");
-    assert!(
-        netgear_protocol::keys::KeyDirs::new(certs.to_str().unwrap())
-            .unwrap()
-            .complete()
-    );
+    assert!(netgear_protocol::keys::KeyDirs::new(certs.to_str().unwrap())
+        .unwrap()
+        .complete());
 }

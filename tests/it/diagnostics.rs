@@ -3,9 +3,7 @@
 //! messages in order, a warning on the first unanswered attempt naming the cause, and a
 //! source on port 0 reporting the port it bound.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use std::time::{Duration, Instant};
@@ -15,21 +13,29 @@ const H: usize = 8;
 
 /// A sender that connects, sends a frame and goes away without a termination.
 fn raw_sender_visit(port: u32) {
-    let header = format!(
-        r#"{{"terminate_flag": false, "compression": false, "message": null, "pattern": "0", "dtype": "uint8", "shape": [{H}, {W}, 3]}}"#
-    );
     let ctx = zmq::Context::new();
     let pair = ctx.socket(zmq::PAIR).unwrap();
     pair.set_linger(0).unwrap();
     pair.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
     let frame = test_frame(0, W, H, 3, false);
-    pair.send_multipart([header.into_bytes(), frame], 0)
+    pair.send_multipart([raw_header(H, W, 3, 0), frame], 0)
         .unwrap();
     assert!(
         pair.poll(zmq::POLLIN, 5000).unwrap() > 0,
         "no acknowledgement"
     );
     pair.recv_bytes(0).unwrap();
+}
+
+/// Our sink sending raw BGR to 127.0.0.1:`port`, with the `extra` properties too.
+fn raw_sender(port: &str, extra: &[(&str, &str)]) -> Sender {
+    let mut props = vec![
+        ("address", "127.0.0.1"),
+        ("port", port),
+        ("jpeg-compression", "false"),
+    ];
+    props.extend_from_slice(extra);
+    Sender::raw(VideoFormat::Bgr, W as u32, H as u32, &props)
 }
 
 #[test]
@@ -68,17 +74,7 @@ fn a_source_on_port_zero_reports_the_port_and_announces_senders_coming_and_going
     assert_eq!(receiver.stats().get::<u64>("disconnects").unwrap(), 1);
 
     // Our sink on the bound port, announced on its own bus too.
-    let port = bound.to_string();
-    let sender = Sender::raw(
-        VideoFormat::Bgr,
-        W as u32,
-        H as u32,
-        &[
-            ("address", "127.0.0.1"),
-            ("port", &port),
-            ("jpeg-compression", "false"),
-        ],
-    );
+    let sender = raw_sender(&bound.to_string(), &[]);
     sender.play();
     for idx in 0..3 {
         sender
@@ -97,18 +93,8 @@ fn a_source_on_port_zero_reports_the_port_and_announces_senders_coming_and_going
 #[test]
 fn a_sink_with_nobody_listening_warns_at_the_first_timeout_and_names_the_cause() {
     let port = free_port().to_string();
-    let sender = Sender::raw(
-        VideoFormat::Bgr,
-        W as u32,
-        H as u32,
-        &[
-            ("address", "127.0.0.1"),
-            ("port", &port),
-            ("jpeg-compression", "false"),
-            ("request-timeout", "300"),
-            ("max-retries", "3"),
-        ],
-    );
+    let extra = [("request-timeout", "300"), ("max-retries", "3")];
+    let sender = raw_sender(&port, &extra);
     sender.play();
     let started = Instant::now();
     let pusher = {

@@ -1,30 +1,25 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Live timing of `netgearsrc` with a real vidgear sender sending at a steady rate: the
-//! `framerate` property (measured by default, fixed, or variable) in the caps and in the
+//! `framerate` property (variable by default, measured, or fixed) in the caps and in the
 //! buffers' durations, an mp4 recorded from it with the right rate and length, and the
 //! latency query.
 
-mod common;
-#[path = "support/script_peer.rs"]
-mod script_peer;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
-use script_peer::ScriptPeer;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// How long a paced sender may take to report once its frames are out.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A vidgear sender of `frames` 64x48 frames at `fps` to `port`.
-fn paced_sender(port: u16, fps: u32, frames: usize) -> ScriptPeer {
-    let args = [
-        "--port".to_string(),
-        port.to_string(),
-        "--fps".into(),
-        fps.to_string(),
-        "--frames".into(),
-        frames.to_string(),
-    ];
-    ScriptPeer::start("netgear_paced.py", &args)
+fn paced_sender(port: u16, fps: u32, frames: usize) -> Peer {
+    let args = flag_args(&[
+        ("port", port.to_string()),
+        ("fps", fps.to_string()),
+        ("frames", frames.to_string()),
+    ]);
+    Peer::script("netgear_paced.py", &args)
 }
 
 /// A buffer's PTS and duration.
@@ -88,14 +83,6 @@ impl Seen {
     }
 }
 
-fn launch(description: &str) -> gst::Pipeline {
-    init();
-    gst::parse::launch(description)
-        .expect("pipeline")
-        .downcast::<gst::Pipeline>()
-        .expect("a pipeline")
-}
-
 /// What qtdemux finds in an mp4: the framerate it derives (if any), the duration, and
 /// the number of video samples.
 fn probe_mp4(path: &std::path::Path) -> (Option<gst::Fraction>, gst::ClockTime, usize) {
@@ -140,10 +127,10 @@ fn an_mp4_recorded_from_vidgear_has_the_measured_rate() {
     ));
     let seen = Seen::watch(&pipeline.by_name("src").unwrap());
     pipeline.set_state(gst::State::Playing).expect("playing");
-    let peer = paced_sender(port, 30, 60);
+    let mut peer = paced_sender(port, 30, 60);
     let outcome = wait_end(&pipeline, Duration::from_secs(30));
     pipeline.set_state(gst::State::Null).expect("null");
-    let _ = peer.report();
+    let _ = peer.report(REPORT_TIMEOUT);
     assert!(matches!(outcome, Outcome::Eos), "{outcome:?}");
     assert_eq!(seen.framerates(), vec![gst::Fraction::new(30, 1)]);
     let durations = seen.durations();
@@ -172,9 +159,9 @@ fn receive_paced(framerate: &str, fps: u32, frames: usize) -> (Seen, Vec<Frame>)
     ]);
     let seen = Seen::watch(&receiver.src);
     receiver.play();
-    let peer = paced_sender(port.parse().unwrap(), fps, frames);
+    let mut peer = paced_sender(port.parse().unwrap(), fps, frames);
     let (received, eos) = receiver.collect(Duration::from_secs(10));
-    let _ = peer.report();
+    let _ = peer.report(REPORT_TIMEOUT);
     assert!(eos);
     assert_eq!(received.len(), frames);
     (seen, received)
@@ -226,7 +213,7 @@ fn the_latency_query_reports_one_frame_interval() {
     let mut before = gst::query::Latency::new();
     assert!(receiver.src.query(&mut before));
     assert_eq!(before.result(), (true, gst::ClockTime::ZERO, None));
-    let peer = paced_sender(port, 30, 20);
+    let mut peer = paced_sender(port, 30, 20);
     for _ in 0..12 {
         receiver
             .next_frame(Duration::from_secs(10))
@@ -237,7 +224,7 @@ fn the_latency_query_reports_one_frame_interval() {
     let frame = gst::ClockTime::from_nseconds(33_333_333);
     assert_eq!(query.result(), (true, frame, Some(frame)));
     let _ = receiver.collect(Duration::from_secs(10));
-    let _ = peer.report();
+    let _ = peer.report(REPORT_TIMEOUT);
 }
 
 /// With a known rate the source says so in its latency from the start.

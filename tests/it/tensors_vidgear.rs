@@ -4,13 +4,9 @@
 //! returned frames. Arrays no video format carries come out as `other/tensors` with
 //! their dtype and shape in the caps; the cases come from tests/python/netgear_tensors.py.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use serde_json::Value;
-use std::process::Child;
-use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 /// One array: numpy's dtype name, shape and bytes.
@@ -73,64 +69,36 @@ impl Case {
     }
 }
 
-/// A running tests/python/netgear_tensors.py.
-struct Script {
-    child: Child,
-    lines: mpsc::Receiver<String>,
+/// tests/python/netgear_tensors.py in `mode`, with `--key value` options.
+fn tensors_script(mode: &str, options: &[(&str, String)]) -> Peer {
+    Peer::script("netgear_tensors.py", &script_args(mode, options))
 }
 
-impl Script {
-    fn start(args: &[&str]) -> Script {
-        let (child, lines) = spawn_script("netgear_tensors.py", args);
-        Script { child, lines }
+/// A vidgear receiver on `port` (pattern 1), once it is bound.
+fn vidgear_receiver(port: u16, return_case: Option<usize>) -> Peer {
+    let mut options = vec![("port", port.to_string()), ("seconds", "60".to_string())];
+    if let Some(k) = return_case {
+        options.push(("return-case", k.to_string()));
     }
-
-    fn line(&self, timeout: Duration) -> String {
-        self.lines
-            .recv_timeout(timeout)
-            .expect("no line from the script")
-    }
-
-    fn json(&mut self, timeout: Duration) -> Value {
-        let line = self.line(timeout);
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad JSON {line:?}: {e}"))
-    }
-
-    /// A vidgear receiver on `port` (pattern 1), once it is bound.
-    fn receiver(port: u16, return_case: Option<usize>) -> Script {
-        let port = port.to_string();
-        let ret = return_case.map(|k| k.to_string());
-        let mut args = vec!["recv", "--port", &port, "--seconds", "60"];
-        if let Some(k) = &ret {
-            args.extend(["--return-case", k]);
-        }
-        let script = Script::start(&args);
-        assert_eq!(script.line(Duration::from_secs(20)), "READY");
-        script
-    }
-
-    /// The frames a receiver reported, after the sender's termination.
-    fn received(&mut self) -> Vec<Case> {
-        let report = self.json(Duration::from_secs(60));
-        assert_eq!(report["terminated"], true, "receiver timed out");
-        report["frames"]
-            .as_array()
-            .expect("frames")
-            .iter()
-            .map(Case::from_json)
-            .collect()
-    }
+    let receiver = tensors_script("recv", &options);
+    receiver.wait_ready(Duration::from_secs(20));
+    receiver
 }
 
-impl Drop for Script {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The frames a receiver reported, after the sender's termination.
+fn received(receiver: &Peer) -> Vec<Case> {
+    let report = receiver.json(Duration::from_secs(60));
+    assert_eq!(report["terminated"], true, "receiver timed out");
+    report["frames"]
+        .as_array()
+        .expect("frames")
+        .iter()
+        .map(Case::from_json)
+        .collect()
 }
 
 fn cases() -> Vec<Case> {
-    let mut script = Script::start(&["cases"]);
+    let script = tensors_script("cases", &[]);
     let list = script.json(Duration::from_secs(30));
     list.as_array()
         .expect("list")
@@ -144,93 +112,21 @@ fn tensor_caps(case: &Case) -> gst::Caps {
     case.tensor_caps().parse().expect("caps")
 }
 
-/// `appsrc ! netgearsink`, recording the bus's warnings.
-struct TensorSender {
-    pipeline: gst::Pipeline,
-    appsrc: gst_app::AppSrc,
-    sink: gst::Element,
-    posted: Arc<Mutex<Vec<gst::Structure>>>,
-    warnings: Arc<Mutex<Vec<String>>>,
+/// `appsrc ! netgearsink`, playing, for arrays starting with `first`.
+fn tensor_sender(first: &Case, props: &[(&str, &str)]) -> Sender {
+    let sender = Sender::new(&tensor_caps(first), props);
+    sender.play();
+    sender
 }
 
-impl TensorSender {
-    fn new(caps: &gst::Caps, props: &[(&str, &str)]) -> TensorSender {
-        init();
-        let pipeline = gst::Pipeline::new();
-        let appsrc = gst_app::AppSrc::builder()
-            .caps(caps)
-            .format(gst::Format::Time)
-            .block(true)
-            .build();
-        let sink = gst::ElementFactory::make("netgearsink")
-            .build()
-            .expect("netgearsink");
-        sink.set_property("sync", false);
-        for (k, v) in props {
-            sink.set_property_from_str(k, v);
-        }
-        pipeline
-            .add_many([appsrc.upcast_ref(), &sink])
-            .expect("add");
-        appsrc.link(&sink).expect("link");
-        let warnings = Arc::new(Mutex::new(Vec::new()));
-        let posted = Arc::new(Mutex::new(Vec::new()));
-        let (w, p) = (warnings.clone(), posted.clone());
-        pipeline
-            .bus()
-            .expect("bus")
-            .set_sync_handler(move |_, msg| {
-                match msg.view() {
-                    gst::MessageView::Warning(warn) => w
-                        .lock()
-                        .unwrap()
-                        .push(warn.debug().unwrap_or_default().to_string()),
-                    gst::MessageView::Element(_) => {
-                        if let Some(s) = msg.structure() {
-                            p.lock().unwrap().push(s.to_owned());
-                        }
-                    }
-                    _ => {}
-                }
-                gst::BusSyncReply::Pass
-            });
-        pipeline.set_state(gst::State::Playing).expect("playing");
-        TensorSender {
-            pipeline,
-            appsrc,
-            sink,
-            posted,
-            warnings,
-        }
-    }
-
-    /// Pushes one array with its own caps (the sink renegotiates when they change).
-    fn push(&self, case: &Case, idx: u64) {
-        let mut buffer = gst::Buffer::from_mut_slice(case.bytes.clone());
-        buffer
-            .get_mut()
-            .unwrap()
-            .set_pts(gst::ClockTime::from_mseconds(idx * 33));
-        let sample = gst::Sample::builder()
-            .buffer(&buffer)
-            .caps(&tensor_caps(case))
-            .build();
-        self.appsrc.push_sample(&sample).expect("push");
-    }
-
-    fn finish(&self) {
-        self.appsrc.end_of_stream().expect("eos");
-        match wait_end(&self.pipeline, Duration::from_secs(30)) {
-            Outcome::Eos => {}
-            other => panic!("sender ended with {other:?}"),
-        }
-    }
-}
-
-impl Drop for TensorSender {
-    fn drop(&mut self) {
-        let _ = self.pipeline.set_state(gst::State::Null);
-    }
+/// Pushes one array with its own caps (the sink renegotiates when they change).
+fn push_case(sender: &Sender, case: &Case, idx: u64) {
+    let buffer = frame_buffer(case.bytes.clone(), idx);
+    let sample = gst::Sample::builder()
+        .buffer(&buffer)
+        .caps(&tensor_caps(case))
+        .build();
+    sender.appsrc.push_sample(&sample).expect("push");
 }
 
 fn assert_same(received: &[Case], expected: &[Case]) {
@@ -274,7 +170,10 @@ fn vidgear_sends_every_dtype_to_netgearsrc() {
     let port = free_port().to_string();
     let receiver = Receiver::new(&[("port", &port), ("address", "127.0.0.1"), ("pattern", "1")]);
     receiver.play();
-    let mut sender = Script::start(&["send", "--port", &port, "--big-endian-first"]);
+    let sender = tensors_script(
+        "send",
+        &[("port", port.clone()), ("big-endian-first", String::new())],
+    );
     let (frames, eos) = receiver.collect(Duration::from_secs(15));
     assert_eq!(sender.json(Duration::from_secs(30))["sent"], 66);
     assert!(eos, "no EOS after the sender's termination");
@@ -293,20 +192,20 @@ fn vidgear_sends_every_dtype_to_netgearsrc() {
 fn netgearsink_sends_every_dtype_to_vidgear() {
     let expected = cases();
     let port = free_port();
-    let mut receiver = Script::receiver(port, None);
+    let receiver = vidgear_receiver(port, None);
     let port = port.to_string();
     let props = [
         ("port", port.as_str()),
         ("pattern", "1"),
         ("jpeg-compression", "false"),
     ];
-    let sender = TensorSender::new(&tensor_caps(&expected[0]), &props);
+    let sender = tensor_sender(&expected[0], &props);
     for (i, case) in expected.iter().enumerate() {
-        sender.push(case, i as u64);
+        push_case(&sender, case, i as u64);
     }
-    sender.finish();
-    assert_same(&receiver.received(), &expected);
-    assert!(sender.warnings.lock().unwrap().is_empty());
+    sender.finish_expect_eos(Duration::from_secs(30));
+    assert_same(&received(&receiver), &expected);
+    assert!(sender.posted.warning_debugs().is_empty());
 }
 
 /// JPEG does not apply to tensors: with jpeg-compression on, the sink says so once and
@@ -321,18 +220,15 @@ fn tensors_go_raw_with_a_warning_when_jpeg_is_on() {
         .collect();
     let expected: Vec<Case> = [&float32[..], &float32[..], &float32[..]].concat();
     let port = free_port();
-    let mut receiver = Script::receiver(port, None);
+    let receiver = vidgear_receiver(port, None);
     let port = port.to_string();
-    let sender = TensorSender::new(
-        &tensor_caps(&expected[0]),
-        &[("port", &port), ("pattern", "1")],
-    );
+    let sender = tensor_sender(&expected[0], &[("port", &port), ("pattern", "1")]);
     for (i, case) in expected.iter().enumerate() {
-        sender.push(case, i as u64);
+        push_case(&sender, case, i as u64);
     }
-    sender.finish();
-    assert_same(&receiver.received(), &expected);
-    let warnings = sender.warnings.lock().unwrap().clone();
+    sender.finish_expect_eos(Duration::from_secs(30));
+    assert_same(&received(&receiver), &expected);
+    let warnings = sender.posted.warning_debugs();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     let text = "\nother/tensors (float32) cannot be JPEG-compressed: sending raw frames";
     assert!(warnings[0].ends_with(text), "{warnings:?}");
@@ -344,23 +240,19 @@ fn tensors_go_raw_with_a_warning_when_jpeg_is_on() {
 fn relay_carries_every_dtype_between_vidgears() {
     let expected: Vec<Case> = cases().iter().map(Case::after_video).collect();
     let (in_port, out_port) = (free_port(), free_port());
-    let mut receiver = Script::receiver(out_port, None);
-    init();
-    let relay = gst::parse::launch(&format!(
+    let receiver = vidgear_receiver(out_port, None);
+    let relay = launch(&format!(
         "netgearsrc address=127.0.0.1 port={in_port} pattern=1 ! \
          netgearsink port={out_port} pattern=1 jpeg-compression=false sync=false"
-    ))
-    .expect("relay")
-    .downcast::<gst::Pipeline>()
-    .unwrap();
+    ));
     relay.set_state(gst::State::Playing).expect("playing");
-    let mut sender = Script::start(&["send", "--port", &in_port.to_string()]);
+    let sender = tensors_script("send", &[("port", in_port.to_string())]);
     assert_eq!(sender.json(Duration::from_secs(60))["sent"], 66);
     match wait_end(&relay, Duration::from_secs(30)) {
         Outcome::Eos => {}
         other => panic!("relay ended with {other:?}"),
     }
-    assert_same(&receiver.received(), &expected);
+    assert_same(&received(&receiver), &expected);
     relay.set_state(gst::State::Null).unwrap();
 }
 
@@ -376,7 +268,7 @@ fn returned_arrays_come_back_as_tensors() {
         .unwrap();
     let returned = all[k].clone();
     let port = free_port();
-    let mut receiver = Script::receiver(port, Some(k));
+    let receiver = vidgear_receiver(port, Some(k));
     let port = port.to_string();
     let props = [
         ("port", port.as_str()),
@@ -385,21 +277,19 @@ fn returned_arrays_come_back_as_tensors() {
         ("jpeg-compression", "false"),
     ];
     let sent: Vec<Case> = all.iter().filter(|c| c.dtype == "int16").cloned().collect();
-    let sender = TensorSender::new(&tensor_caps(&sent[0]), &props);
+    let sender = tensor_sender(&sent[0], &props);
     for (i, case) in sent.iter().enumerate() {
-        sender.push(case, i as u64);
+        push_case(&sender, case, i as u64);
         // vidgear answers from its own thread with whatever its main loop last passed to
         // recv(return_data=…): unpaced, a loaded machine answers every frame before that.
         std::thread::sleep(Duration::from_millis(40));
     }
-    sender.finish();
-    assert_same(&receiver.received(), &sent);
+    sender.finish_expect_eos(Duration::from_secs(30));
+    assert_same(&received(&receiver), &sent);
     let samples: Vec<gst::Sample> = sender
         .posted
-        .lock()
-        .unwrap()
+        .named("netgear-return-frame")
         .iter()
-        .filter(|s| s.name() == "netgear-return-frame")
         .map(|s| s.get::<gst::Sample>("sample").unwrap())
         .collect();
     // vidgear's receiver answers the first frame before its first recv() names the data.
@@ -428,7 +318,7 @@ fn video_only_downstream_drops_tensors_and_goes_on() {
         Some(&gst::Caps::builder("video/x-raw").build()),
     );
     receiver.play();
-    let mut sender = Script::start(&["send", "--port", &port]);
+    let sender = tensors_script("send", &[("port", port.clone())]);
     let (frames, eos) = receiver.collect(Duration::from_secs(15));
     assert_eq!(sender.json(Duration::from_secs(30))["sent"], 66);
     assert!(eos, "no EOS after the sender's termination");

@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The real vidgear (0.3.6, in the venv scripts/setup makes) as a peer: the scripts in
+//! tests/python run as child processes and read line by line.
+
+use super::Sender;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The venv's Python with vidgear (scripts/setup makes it). Missing is a failure, not a skip.
+pub fn python() -> PathBuf {
+    let path = std::env::var_os("NETGEAR_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+    assert!(
+        path.exists(),
+        "no Python with vidgear at {}: run scripts/setup (or set NETGEAR_PYTHON)",
+        path.display()
+    );
+    path
+}
+
+/// Starts tests/python/`name` with the venv's python; its stdout lines arrive on the
+/// receiver as they are printed (stderr goes to the test's).
+fn spawn_script<S: AsRef<std::ffi::OsStr>>(
+    name: &str,
+    args: &[S],
+) -> (Child, mpsc::Receiver<String>) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(name);
+    let mut child = Command::new(python())
+        .arg(script)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn python {name}: {e}"));
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, lines)
+}
+
+/// A running script from tests/python; killed when dropped.
+pub struct Peer {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Peer {
+    /// tests/python/netgear_peer.py: plain sender or receiver.
+    pub fn start(args: &[String]) -> Peer {
+        Peer::script("netgear_peer.py", args)
+    }
+
+    /// tests/python/netgear_modes.py: the exclusive modes.
+    pub fn modes(args: &[String]) -> Peer {
+        Peer::script("netgear_modes.py", args)
+    }
+
+    /// Any script in tests/python.
+    pub fn script(name: &str, args: &[String]) -> Peer {
+        let (child, lines) = spawn_script(name, args);
+        Peer { child, lines }
+    }
+
+    /// Waits for a receiving peer to say it is bound.
+    pub fn wait_ready(&self, timeout: Duration) {
+        let line = self
+            .lines
+            .recv_timeout(timeout)
+            .expect("peer never became ready");
+        assert_eq!(line, "READY", "unexpected first line from peer");
+    }
+
+    /// The peer's next line, read as JSON.
+    pub fn json(&self, timeout: Duration) -> Value {
+        let line = self
+            .lines
+            .recv_timeout(timeout)
+            .expect("no line from the peer");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad JSON {line:?}: {e}"))
+    }
+
+    /// The peer's closing JSON report, once it has exited.
+    pub fn report(&mut self, timeout: Duration) -> Value {
+        let report = self.json(timeout);
+        let _ = self.child.wait();
+        report
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Options for a peer script: `--key value …` (an empty value: a bare flag).
+pub fn flag_args(pairs: &[(&str, String)]) -> Vec<String> {
+    let mut args = Vec::new();
+    for (k, v) in pairs {
+        args.push(format!("--{k}"));
+        if !v.is_empty() {
+            args.push(v.clone());
+        }
+    }
+    args
+}
+
+/// Arguments for a peer script: `mode --key value …`.
+pub fn script_args(mode: &str, pairs: &[(&str, String)]) -> Vec<String> {
+    let mut args = vec![mode.to_owned()];
+    args.extend(flag_args(pairs));
+    args
+}
+
+/// Arguments for the peer script with a port and a pattern.
+pub fn peer_args(mode: &str, port: u16, pattern: u8, extra: &[(&str, String)]) -> Vec<String> {
+    let mut pairs = vec![("port", port.to_string()), ("pattern", pattern.to_string())];
+    pairs.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
+    script_args(mode, &pairs)
+}
+
+/// A vidgear sender's frames: `frames` of `width`x`height`x`channels`; with `jpeg` (its
+/// colorspace), smooth frames JPEG-compressed, else exact test frames sent raw.
+pub fn sender_args(
+    width: usize,
+    height: usize,
+    channels: usize,
+    frames: usize,
+    jpeg: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    let mut args = vec![
+        ("width", width.to_string()),
+        ("height", height.to_string()),
+        ("channels", channels.to_string()),
+        ("frames", frames.to_string()),
+    ];
+    if let Some(colorspace) = jpeg {
+        args.push(("jpeg", colorspace.to_string()));
+        args.push(("smooth", String::new()));
+    }
+    args
+}
+
+/// A moment `seconds` ahead as a `--start-at` value, so senders that import vidgear at
+/// different speeds start sending together.
+pub fn start_at(seconds: f64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    format!("{:.3}", now + seconds)
+}
+
+/// Sends `frames` (packed rows) through `sender` into `peer`, a ready vidgear receiver,
+/// `pause(idx)` ms after the one before, as a live camera would; then ends the stream,
+/// waits up to `eos` for the sink's EOS and returns the receiver's report, which must say
+/// that it ended on our termination and that no frame differed in numpy.
+pub fn sink_to_vidgear(
+    peer: &mut Peer,
+    sender: &Sender,
+    frames: &[Vec<u8>],
+    pause: impl Fn(usize) -> u64,
+    eos: Duration,
+) -> Value {
+    sender.play();
+    for (idx, frame) in frames.iter().enumerate() {
+        std::thread::sleep(Duration::from_millis(pause(idx)));
+        sender.push_packed(frame, idx as u64).expect("push");
+    }
+    sender.finish_expect_eos(eos);
+    let report = peer.report(eos + Duration::from_secs(5));
+    assert_eq!(
+        report["terminated"],
+        Value::Bool(true),
+        "vidgear did not end on our termination: {report}"
+    );
+    assert_eq!(
+        report["bad"],
+        Value::Array(vec![]),
+        "frames differ in numpy: {report}"
+    );
+    report
+}

@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The integration tests, one binary with a module per area, all sharing the helpers in
+//! `common`. Most run the elements against each other or against the real vidgear in the
+//! venv scripts/setup makes (NETGEAR_PYTHON).
+
+mod common;
+
+mod bgr_vidgear;
+mod diagnostics;
+mod downstream_refusal;
+mod embedding;
+mod faults;
+mod file_source;
+mod give_up;
+mod harness;
+mod hostile;
+mod interop_vidgear;
+mod jpeg;
+mod keys;
+mod lifecycle;
+mod messages_vidgear;
+mod modes_vidgear;
+mod montage_vidgear;
+mod negotiation_vidgear;
+mod pipelines;
+mod pipelining;
+mod returns_vidgear;
+mod secure_vidgear;
+mod soak;
+mod tensors_vidgear;
+mod timing;
+mod uri;
