@@ -53,17 +53,21 @@ impl DelayWindow {
         self.len = (self.len + 1).min(WINDOW);
     }
 
-    /// The nearest-rank percentiles `ps` (in %) of the delays in the window.
-    fn percentiles<const N: usize>(&self, ps: [u32; N]) -> Option<[i64; N]> {
-        if self.len == 0 {
-            return None;
-        }
-        // Only while `stats` is read, never per frame.
-        let mut sorted = self.delays_ns[..self.len].to_vec();
-        sorted.sort_unstable();
-        let rank = |p: u32| (self.len * p as usize).div_ceil(100).clamp(1, self.len) - 1;
-        Some(ps.map(|p| sorted[rank(p)]))
+    /// A copy of the delays in the window (only while `stats` is read, never per frame).
+    fn to_vec(&self) -> Vec<i64> {
+        self.delays_ns[..self.len].to_vec()
     }
+}
+
+/// The nearest-rank percentiles `ps` (in %) of `delays`, which it sorts.
+fn percentiles<const N: usize>(delays: &mut [i64], ps: [u32; N]) -> Option<[i64; N]> {
+    let len = delays.len();
+    if len == 0 {
+        return None;
+    }
+    delays.sort_unstable();
+    let rank = |p: u32| (len * p as usize).div_ceil(100).clamp(1, len) - 1;
+    Some(ps.map(|p| delays[rank(p)]))
 }
 
 /// What the streaming thread records, and `stats` reads.
@@ -141,9 +145,13 @@ impl Lateness {
     /// Adds `late` and, once a stamped frame arrived, `delay-p50-ms` and `delay-p99-ms`
     /// (over the last `WINDOW` stamped frames, every sender together) to `stats`.
     pub fn add_to_stats(&self, stats: &mut gst::StructureRef) {
-        let delays = self.delays();
-        stats.set("late", delays.late);
-        if let Some([p50, p99]) = delays.window.percentiles([50, 99]) {
+        // Copied, so the streaming thread does not wait for the sort.
+        let (late, mut window) = {
+            let delays = self.delays();
+            (delays.late, delays.window.to_vec())
+        };
+        stats.set("late", late);
+        if let Some([p50, p99]) = percentiles(&mut window, [50, 99]) {
             stats.set("delay-p50-ms", p50 as f64 / 1e6);
             stats.set("delay-p99-ms", p99 as f64 / 1e6);
         }
@@ -159,23 +167,30 @@ mod tests {
     #[test]
     fn percentiles_are_over_the_last_window_of_delays() {
         let mut window = DelayWindow::default();
-        assert_eq!(window.percentiles([50, 99]), None);
+        assert_eq!(percentiles(&mut window.to_vec(), [50, 99]), None);
         window.push(7);
-        assert_eq!(window.percentiles([50, 99]), Some([7, 7]));
+        assert_eq!(percentiles(&mut window.to_vec(), [50, 99]), Some([7, 7]));
         // 1..=100: the nearest rank of p50 is the 50th, of p99 the 99th.
         let mut window = DelayWindow::default();
         for d in (1..=100).rev() {
             window.push(d);
         }
-        assert_eq!(window.percentiles([50, 99, 100]), Some([50, 99, 100]));
+        let ranks = [50, 99, 100];
+        assert_eq!(
+            percentiles(&mut window.to_vec(), ranks),
+            Some([50, 99, 100])
+        );
         // After WINDOW more, the first ones are gone.
         for _ in 0..WINDOW {
             window.push(-3);
         }
         assert_eq!(window.len, WINDOW);
-        assert_eq!(window.percentiles([50, 99, 100]), Some([-3, -3, -3]));
+        assert_eq!(percentiles(&mut window.to_vec(), ranks), Some([-3, -3, -3]));
         window.push(5 * MS);
-        assert_eq!(window.percentiles([99, 100]), Some([-3, 5 * MS]));
+        assert_eq!(
+            percentiles(&mut window.to_vec(), [99, 100]),
+            Some([-3, 5 * MS])
+        );
     }
 
     #[test]
