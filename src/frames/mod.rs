@@ -6,9 +6,11 @@
 //! source's `return` pad.
 
 mod buffer_to_wire;
+mod colorimetry;
 pub mod rate;
 mod returned;
 mod wire_to_buffer;
+mod yuv;
 
 pub use buffer_to_wire::{encode_job, FrameWriter, Input, JpegSettings, Payload, Uncompressible};
 pub use returned::{ReturnEncoder, ReturnJpeg, ReturnedFrame};
