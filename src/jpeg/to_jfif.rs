@@ -191,8 +191,9 @@ pub fn spread(gain: &[i16], siting: Siting, bias: &mut [i16]) {
     // The vector loop leaves sample 0 and the row's tail.
     let done = simd::spread(gain, siting, bias).max(1);
     let at = |i: usize| gain.get(i).or(gain.last()).copied().unwrap_or(0);
-    let pairs = bias.chunks_mut(2).enumerate();
-    for (i, pair) in pairs.filter(|(i, _)| *i == 0 || *i >= done) {
+    let (len, pairs) = (bias.len(), bias.len().div_ceil(2));
+    for i in std::iter::once(0).chain(done..pairs).filter(|&i| i < pairs) {
+        let pair = &mut bias[2 * i..(2 * i + 2).min(len)];
         let (before, here, after) = (at(i.saturating_sub(1)), at(i), at(i + 1));
         pair[0] = (even_before * before + even_here * here + 2) >> 2;
         if let Some(odd) = pair.get_mut(1) {

@@ -236,7 +236,12 @@ impl YuvScratch {
     fn map(&mut self, image: &YuvImage, extents: &[Extent; 3], luma_in_place: bool) {
         let [luma, chroma, _] = *extents;
         let (per_chroma, rows_per_chroma) = factors(image.layout.subsampling);
-        for (plane, extent) in self.planes.iter_mut().zip(extents) {
+        let planes = self
+            .planes
+            .iter_mut()
+            .zip(extents)
+            .skip(usize::from(luma_in_place));
+        for (plane, extent) in planes {
             plane.resize(extent.tj_width * extent.tj_height, 0);
         }
         let map = image.to_jfif;
