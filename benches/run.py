@@ -14,6 +14,15 @@ from its first to its last frame. Per-frame source cost is the same on both side
 JPEG receiver-only: one sender for both receivers, sending a JPEG made once (multifilesrc of
 a .jpg into netgearsink, sent untouched), so the receivers' decoding sets the rate.
 
+Camera path (issue 21): the bench frame as a camera's YUY2 or NV12 (made once by
+videoconvert), `multifilesrc caps=video/x-raw,format=YUY2|NV12,… ! netgearsink` (JPEG, straight
+from the planes; also `! videoconvert ! netgearsink` as before) against vidgear reading the
+same file and converting with OpenCV first, as its capture does; the receiver only
+acknowledges. Sender CPU per frame is the difference of the sender's whole-process CPU time
+(user + system, wait4) between a run of N and a run of 2N frames, over N, so start-up and
+shut-down cancel; the median of REPEAT such differences. `scripts/bench --camera` runs only
+these rows.
+
 CPU ms/frame per side: user+system time of that process from the moment the receiver saw
 its first frame (/proc/PID/stat) to its exit (wait4), over the frames. Peak RSS: VmHWM of
 each process, sampled until it exits. Latency: each sender stamps CLOCK_MONOTONIC per frame just before the send
@@ -51,6 +60,7 @@ PY = sys.executable
 SIDE = os.path.join(ROOT, "benches", "vidgear_bench.py")
 OUT = os.path.join(ROOT, "bench-out")
 QUICK = os.environ.get("QUICK") == "1" or "--quick" in sys.argv
+CAMERA_ONLY = "--camera" in sys.argv
 FRAMES = int(os.environ.get("FRAMES", "60" if QUICK else "400"))
 REPEAT = int(os.environ.get("REPEAT", "1" if QUICK else "3"))
 SIZES = os.environ.get("SIZES", "1080p" if QUICK else "1080p 720p").split()
@@ -157,6 +167,7 @@ def pair(receiver, sender, sent):
         "fps": result.get("fps", 0.0) if first else 0.0,
         "frames": frames,
         "send_cpu_ms": per(tx_cpu - at_first["tx"], sent - 1),
+        "send_cpu_s": tx_cpu,
         "recv_cpu_ms": per(rx_cpu - at_first["rx"], frames - 1),
         "send_rss_mib": round(tx_rss / 1024, 1),
         "recv_rss_mib": round(rx_rss / 1024, 1),
@@ -304,6 +315,79 @@ def measure_case(kind, w, h, path):
     return best
 
 
+# ---- the camera path (issue 21) ------------------------------------------------------------
+
+CAMERA_FORMATS = ("yuy2", "nv12")
+CAMERA_SIDES = ("plugin", "plugin, videoconvert", "vidgear")
+
+
+def camera_file(camera, w, h):
+    """The bench frame as a camera gives it: videoconvert's YUY2 or NV12 of it, on disk."""
+    path = os.path.join(OUT, f"frame_{w}x{h}.{camera}")
+    if not os.path.exists(path):
+        desc = (f"filesrc location={frame_file(w, h)} ! rawvideoparse format=bgr width={w} height={h} "
+                f"! videoconvert ! video/x-raw,format={camera.upper()} ! filesink location={path}")
+        subprocess.check_call(["gst-launch-1.0", "-q", *desc.split()], env=ENV)
+    return path
+
+
+def camera_sender(side, port, camera, w, h, n, path):
+    if side == "vidgear":
+        return py_side("vidgear-send", port, 0, w, h, n, "--jpeg", "--camera", camera, "--file", path)
+    convert = "! videoconvert ! video/x-raw,format=BGR " if side == "plugin, videoconvert" else ""
+    # Each buffer is the file read anew, as a camera's is a new frame (no parser copying it).
+    caps = f"video/x-raw,format={camera.upper()},width={w},height={h},framerate=30/1"
+    desc = (f"multifilesrc location={path} loop=true num-buffers={n} caps={caps} {convert}"
+            f"! netgearsink address=127.0.0.1 port={port} sync=false")
+    return ["gst-launch-1.0", "-q", *desc.split()]
+
+
+def camera_run(side, camera, w, h, n, path):
+    port = free_port()
+    return pair(py_side("zmq-recv", port, 0, w, h, n), camera_sender(side, port, camera, w, h, n, path), n)
+
+
+def camera_case(camera, w, h):
+    """Per side: sender CPU ms per frame (median over REPEAT of the 2N - N difference) and
+    the rate at the receiver (best 2N run)."""
+    n = FRAMES // 2
+    path = camera_file(camera, w, h)
+    cpu, fps = {side: [] for side in CAMERA_SIDES}, {side: 0.0 for side in CAMERA_SIDES}
+    for _ in range(REPEAT):
+        for side in CAMERA_SIDES:
+            try:
+                short, long = camera_run(side, camera, w, h, n, path), camera_run(side, camera, w, h, 2 * n, path)
+            except (RuntimeError, OSError, ValueError) as e:
+                print(f"  ({camera} {w}x{h} {side}: {e})", flush=True)
+                continue
+            if short["frames"] and long["frames"]:
+                cpu[side].append(1000 * (long["send_cpu_s"] - short["send_cpu_s"]) / n)
+                fps[side] = max(fps[side], long["fps"])
+    return {side: {"send_cpu_ms": round(float(np.median(cpu[side])), 2) if cpu[side] else None,
+                   "fps": fps[side]} for side in CAMERA_SIDES}
+
+
+def camera_path():
+    rows = {}
+    print(f"\ncamera path, JPEG into a receiver that only acknowledges: sender CPU ms/frame "
+          f"(2N - N run lengths, N = {FRAMES // 2}, median of {REPEAT}) and fps at the receiver", flush=True)
+    print(f"{'case':14} {'plugin':>16} {'plugin+convert':>16} {'vidgear+OpenCV':>16} {'plugin/vidgear':>15}", flush=True)
+    for size in SIZES:
+        w, h = DIMS[size]
+        for camera in CAMERA_FORMATS:
+            key = f"{size} {camera.upper()}"
+            row = rows[key] = camera_case(camera, w, h)
+            cell = lambda side: f"{fmt_ms(row[side]['send_cpu_ms'])} @{row[side]['fps']:5.1f}"
+            cpu_ratio = ratio(row["plugin"]["send_cpu_ms"], row["vidgear"]["send_cpu_ms"])
+            print(f"{key:14} {cell('plugin'):>16} {cell('plugin, videoconvert'):>16} {cell('vidgear'):>16} "
+                  f"{fmt(cpu_ratio, 15, 2)}", flush=True)
+    return rows
+
+
+def fmt_ms(v):
+    return f"{v:6.2f}ms" if isinstance(v, (int, float)) else f"{'-':>8}"
+
+
 # ---- latency, codec, scale ---------------------------------------------------------------
 
 def latency(side, jpeg, path, n, size="720p", sink_props=""):
@@ -446,6 +530,7 @@ def targets(results):
         ("raw 1080p pooled >= 90 % of bare ZeroMQ", ratio(get("1080p raw pooled p0", "plugin"), get("1080p raw pooled p0", "ceiling")), 0.9, ">="),
         ("raw 1080p file >= 1.3x vidgear", ratio(get("1080p raw file p0", "plugin"), get("1080p raw file p0", "vidgear")), 1.3, ">="),
         ("sender CPU per JPEG frame (1080p) <= 0.7x vidgear", ratio(*send_cpu), 0.7, "<="),
+        *camera_targets(results),
         ("720p raw p50 latency at 30 fps < 1 ms", lat.get("raw", {}).get("plugin", {}).get("p50_ms"), 1.0, "<"),
         ("720p JPEG p50 latency at 30 fps < 10 ms", lat.get("jpeg", {}).get("plugin", {}).get("p50_ms"), 10.0, "<"),
         ("1080p30 JPEG p50 latency (bands) <= 0.6x vidgear", band_ratio("p50_ms"), 0.6, "<="),
@@ -456,6 +541,13 @@ def targets(results):
         met = None if value is None else {">=": value >= goal, "<=": value <= goal, "<": value < goal}[op]
         out.append({"target": name, "value": value, "met": met})
     return out
+
+
+def camera_targets(results):
+    row = results.get("camera", {}).get("1080p YUY2", {})
+    cpu = lambda side: row.get(side, {}).get("send_cpu_ms")
+    return [("sender CPU per 1080p YUY2 JPEG frame <= 0.5x vidgear (issue 21)",
+             ratio(cpu("plugin"), cpu("vidgear")), 0.5, "<=")] if row else []
 
 
 def fmt(v, width=8, digits=1):
@@ -504,10 +596,24 @@ def markdown(results):
         for side, v in sides.items():
             vs = f"{ratio(v['p50_ms'], vid.get('p50_ms'))} / {ratio(v['p99_ms'], vid.get('p99_ms'))}"
             lines.append(f"| {size} {side} | {v['p50_ms']:.2f} / {v['p99_ms']:.2f} | {vs} | {v['send_cpu_ms']} / {v['recv_cpu_ms']} |")
+    lines += camera_markdown(results.get("camera", {}))
     lines += ["", "| target (issues 11, 21) | value | met |", "|---|---|---|"]
     for t in results.get("targets", []):
         lines.append(f"| {t['target']} | {t['value']} | {'n/a' if t['met'] is None else ('yes' if t['met'] else 'no')} |")
     return "\n".join(lines) + "\n"
+
+
+def camera_markdown(rows):
+    if not rows:
+        return []
+    lines = ["", "| camera path, JPEG, receiver only acknowledges | plugin: sender CPU ms/frame, fps | "
+             "plugin after videoconvert | vidgear (OpenCV conversion + send) | plugin/vidgear CPU |",
+             "|---|---|---|---|---|"]
+    for key, row in rows.items():
+        cell = lambda side: f"{row[side]['send_cpu_ms']} ms, {row[side]['fps']:.0f} fps"
+        cpu_ratio = ratio(row["plugin"]["send_cpu_ms"], row["vidgear"]["send_cpu_ms"])
+        lines.append(f"| {key} | {cell('plugin')} | {cell('plugin, videoconvert')} | {cell('vidgear')} | {cpu_ratio} |")
+    return lines
 
 
 def chart(results, path):
@@ -540,6 +646,18 @@ def chart(results, path):
     print(f"chart: {path}")
 
 
+def camera_only(results, started):
+    """`--camera`: the camera rows alone, into bench-out/camera.json."""
+    results["camera"] = camera_path()
+    for t in camera_targets(results):
+        print(f"\ntarget: {t[0]}: {t[1]}")
+    results["seconds"] = round(time.monotonic() - started)
+    results["load average at end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"{results['seconds']} s; load average at the end {results['load average at end']}")
+    with open(os.path.join(OUT, "camera.json"), "w") as f:
+        json.dump(results, f, indent=1)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     if "latency-bands" in sys.argv:
@@ -558,6 +676,8 @@ def main():
     print(f"# {results['date']}, {FRAMES} frames per run, best of {REPEAT}, loopback")
     for k, v in results["machine"].items():
         print(f"#   {k}: {v}")
+    if CAMERA_ONLY:
+        return camera_only(results, started)
     print("# fps at the receiver, first to last frame; CPU ms/frame = sender/receiver process;"
           " ideal = appsrc pushing pre-made buffers (not a user's path)")
     print(f"{'case':26} {'plugin':>8} {'vidgear':>8} {'ceiling':>8} {'ideal':>8} {'nodecode':>8}  "
@@ -569,6 +689,8 @@ def main():
             key = f"{size} {kind}"
             results["cases"][key] = measure_case(kind, w, h, path)
             print_case(key, results["cases"][key])
+
+    results["camera"] = camera_path()
 
     path = frame_file(*DIMS["720p"])
     results["latency_720p30"] = {

@@ -2,7 +2,8 @@
 """vidgear and bare-pyzmq sides of scripts/bench, each run as its own process.
 
     vidgear_bench.py vidgear-send --port P --pattern N --frames N --width W --height H
-                     [--jpeg] [--source pooled|file --file F] [--fps F] [--times OUT]
+                     [--jpeg] [--source pooled|file --file F] [--camera yuy2|nv12]
+                     [--fps F] [--times OUT]
     vidgear_bench.py vidgear-recv --port P --pattern N --frames N [--times OUT]
     vidgear_bench.py zmq-send     --port P --pattern 0|2 --frames N --width W --height H
                      [--source pooled|file --file F] [--fps F] [--times OUT]
@@ -11,7 +12,8 @@
     vidgear_bench.py vidgear-mc-send --ports A,B,.. --width W --height H --seconds S [--fps F]
 
 zmq-send/zmq-recv move the same header + frame (+ acknowledgement in pattern 0) with bare
-pyzmq: the transport's ceiling for raw frames. zmq-recv is also the receiver of the JPEG
+pyzmq: the transport's ceiling for raw frames. With --camera the file holds one YUY2 or NV12
+frame, read anew and converted to BGR with OpenCV for every frame, as vidgear's capture does. zmq-recv is also the receiver of the JPEG
 sender-only runs: it acknowledges and never decodes, as a receiver on another machine.
 
 Receivers print READY once bound, FIRST when the first frame arrives (the parent samples
@@ -46,8 +48,22 @@ def write_times(path, stamps):
             f.write("\n".join(map(str, stamps)))
 
 
+# How a camera frame file is shaped for OpenCV's conversion, and the conversion.
+CAMERA = {
+    "yuy2": (lambda w, h: (h, w, 2), "COLOR_YUV2BGR_YUY2"),
+    "nv12": (lambda w, h: (h * 3 // 2, w), "COLOR_YUV2BGR_NV12"),
+}
+
+
 def frame_source(a):
-    """A callable giving the next frame: one array re-sent (pooled), or the file read anew."""
+    """A callable giving the next frame: one array re-sent (pooled), the file read anew, or
+    the camera frame file read anew and converted to BGR."""
+    if a.camera:
+        import cv2
+
+        shape, code = CAMERA[a.camera]
+        shape, code = shape(a.width, a.height), getattr(cv2, code)
+        return lambda: cv2.cvtColor(np.fromfile(a.file, dtype=np.uint8).reshape(shape), code)
     if a.source == "file":
         shape = (a.height, a.width, 3)
         return lambda: np.fromfile(a.file, dtype=np.uint8).reshape(shape)
@@ -211,6 +227,7 @@ def main():
     p.add_argument("--jpeg", action="store_true")
     p.add_argument("--source", choices=["pooled", "file"], default="pooled")
     p.add_argument("--file")
+    p.add_argument("--camera", choices=sorted(CAMERA))
     p.add_argument("--fps", type=float, default=0)
     p.add_argument("--times")
     p.add_argument("--ports", default="")

@@ -62,6 +62,23 @@ pub const SEND_FORMATS: &[SendFormat] = &[
     },
 ];
 
+/// Camera formats `netgearsink` JPEG-encodes straight from their Y'CbCr planes (in their
+/// own chroma subsampling) and sends raw as BGR.
+pub const CAMERA_FORMATS: &[VideoFormat] = &[
+    VideoFormat::Yuy2,
+    VideoFormat::Uyvy,
+    VideoFormat::Yvyu,
+    VideoFormat::Nv12,
+    VideoFormat::Nv21,
+    VideoFormat::I420,
+    VideoFormat::Yv12,
+    VideoFormat::Nv16,
+    VideoFormat::Nv61,
+    VideoFormat::Y42b,
+    VideoFormat::Nv24,
+    VideoFormat::Y444,
+];
+
 /// The table's entry for `format`.
 pub fn send_format(format: VideoFormat) -> Option<&'static SendFormat> {
     SEND_FORMATS.iter().find(|f| f.video == format)
@@ -149,7 +166,8 @@ pub fn raw_or_jpeg_caps(formats: impl IntoIterator<Item = VideoFormat>) -> gst::
 /// The caps of everything `netgearsink` sends (and `netgearsrc` returns): video, JPEG
 /// and tensors.
 pub fn send_caps() -> gst::Caps {
-    let mut caps = raw_or_jpeg_caps(SEND_FORMATS.iter().map(|f| f.video));
+    let formats = SEND_FORMATS.iter().map(|f| f.video);
+    let mut caps = raw_or_jpeg_caps(formats.chain(CAMERA_FORMATS.iter().copied()));
     caps.merge(tensors::template_caps());
     caps
 }

@@ -13,8 +13,13 @@ use turbojpeg_sys as raw;
 
 mod bands;
 mod planar;
+mod row_simd;
+mod to_jfif;
+mod yuv_encode;
 pub use bands::{band_rows, join_bands, split_bands, Band, MAX_BANDS, MIN_BAND_PIXELS};
 pub use planar::{PlaneMut, Subsampling};
+pub use to_jfif::{RgbMap, Siting, ToJfif};
+pub use yuv_encode::{Component, SharedYuv, YuvImage, YuvLayout, YuvScratch, YuvSource};
 
 /// The colorspace names vidgear (simplejpeg) uses, with libjpeg-turbo's pixel format.
 const COLORSPACES: &[(&str, raw::TJPF, usize)] = &[
@@ -219,23 +224,13 @@ impl Encoder {
         Ok(Encoder { handle })
     }
 
-    /// Sets quality, fast DCT and the subsampling for `colorspace`; returns the latter.
-    fn configure(
-        &mut self,
-        colorspace: Colorspace,
-        params: EncodeParams,
-    ) -> Result<raw::TJSAMP, JpegError> {
-        let subsamp = if colorspace.is_gray() {
-            raw::TJSAMP_TJSAMP_GRAY
-        } else {
-            raw::TJSAMP_TJSAMP_422
-        };
+    /// Sets quality, fast DCT and the chroma subsampling of the next picture.
+    fn configure(&mut self, subsamp: raw::TJSAMP, params: EncodeParams) -> Result<(), JpegError> {
         let quality = params.quality.clamp(1, 100) as c_int;
         self.handle.set(raw::TJPARAM_TJPARAM_QUALITY, quality)?;
         self.handle.set(raw::TJPARAM_TJPARAM_SUBSAMP, subsamp)?;
         self.handle
-            .set(raw::TJPARAM_TJPARAM_FASTDCT, c_int::from(params.fast_dct))?;
-        Ok(subsamp)
+            .set(raw::TJPARAM_TJPARAM_FASTDCT, c_int::from(params.fast_dct))
     }
 
     /// Encodes `height` rows of `pitch` bytes into `out` (resized as needed, its capacity
@@ -259,14 +254,48 @@ impl Encoder {
             to_int(image.height, "height")?,
             to_int(image.pitch, "pitch")?,
         );
-        let subsamp = self.configure(image.colorspace, params)?;
+        let subsamp = match image.colorspace.is_gray() {
+            true => raw::TJSAMP_TJSAMP_GRAY,
+            false => raw::TJSAMP_TJSAMP_422,
+        };
+        self.configure(subsamp, params)?;
+        self.compress_into(w, h, subsamp, out, |handle, jpeg, size| {
+            // SAFETY: `pixels` holds `height` rows of `pitch` bytes (checked above).
+            unsafe {
+                raw::tj3Compress8(
+                    handle,
+                    image.pixels.as_ptr(),
+                    w,
+                    p,
+                    h,
+                    image.colorspace.format,
+                    jpeg,
+                    size,
+                )
+            }
+        })
+    }
+
+    /// Runs `compress` (one tj3Compress* call) with `out`'s memory as its destination: room
+    /// for libjpeg-turbo's worst case for the picture, which NOREALLOC keeps it inside.
+    fn compress_into<F>(
+        &mut self,
+        width: c_int,
+        height: c_int,
+        subsamp: raw::TJSAMP,
+        out: &mut Vec<u8>,
+        compress: F,
+    ) -> Result<(), JpegError>
+    where
+        F: FnOnce(raw::tjhandle, *mut *mut u8, *mut c_ulong) -> c_int,
+    {
         // SAFETY: pure size computation; 0 means out of bounds.
-        let bound = unsafe { raw::tj3JPEGBufSize(w, h, subsamp) };
+        let bound = unsafe { raw::tj3JPEGBufSize(width, height, subsamp) };
         let bound = usize::try_from(bound).unwrap_or(0);
         if bound == 0 {
             return Err(JpegError::TooLarge {
                 what: "image",
-                value: image.width.saturating_mul(image.height),
+                value: (width as usize).saturating_mul(height as usize),
             });
         }
         // Spare capacity, not zero-filled: libjpeg-turbo writes the bytes we keep.
@@ -274,20 +303,7 @@ impl Encoder {
         out.reserve(bound);
         let mut ptr = out.as_mut_ptr();
         let mut size = to_size(bound)?;
-        // SAFETY: `pixels` holds `height` rows of `pitch` bytes (checked above); `out` has
-        // room for tj3JPEGBufSize bytes and NOREALLOC keeps libjpeg-turbo inside them.
-        let rc = unsafe {
-            raw::tj3Compress8(
-                self.handle.0,
-                image.pixels.as_ptr(),
-                w,
-                p,
-                h,
-                image.colorspace.format,
-                &mut ptr,
-                &mut size,
-            )
-        };
+        let rc = compress(self.handle.0, &mut ptr, &mut size);
         let size = usize::try_from(size).unwrap_or(usize::MAX);
         if rc != 0 || size > bound || ptr != out.as_mut_ptr() {
             return Err(self.handle.error());

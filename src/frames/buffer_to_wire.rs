@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MPL-2.0
 //! GStreamer buffers into payloads to send: raw rows packed tight in OpenCV's channel order
-//! (or lent to ZeroMQ as they are when already tight), or JPEG-encoded.
+//! (or lent to ZeroMQ as they are when already tight), or JPEG-encoded; camera formats
+//! through [`super::yuv`].
 
-use super::jpeg_jobs::EncodeJob;
+use super::jpeg_jobs::{EncodeJob, JobImage};
+use super::yuv::{self, YuvInput, YuvWriter};
 use super::FrameError;
-use crate::formats::{send_format, tensors, SendFormat};
+use crate::formats::{send_format, tensors, SendFormat, CAMERA_FORMATS};
 use crate::transport::SharedBytes;
 use gst_video::prelude::*;
 use netgear_protocol::jpeg::{Colorspace, EncodeParams, Encoder, Image};
@@ -16,6 +18,8 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub enum Input {
     Raw(Box<RawInput>),
+    /// A camera format (YUY2, NV12, …): JPEG from its planes, or raw as BGR.
+    Yuv(Box<YuvInput>),
     Jpeg,
     /// `other/tensors`: the buffer is the packed array, sent as it is.
     Tensor(RawLayout),
@@ -89,6 +93,9 @@ impl Input {
             return Ok(Input::Tensor(tensors::layout_from_caps(s)?));
         }
         let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| unsupported())?;
+        if CAMERA_FORMATS.contains(&info.format()) {
+            return Ok(Input::Yuv(Box::new(YuvInput::new(info, jpeg_compression)?)));
+        }
         Ok(Input::Raw(Box::new(RawInput::new(info, jpeg_compression)?)))
     }
 
@@ -137,6 +144,13 @@ pub const RECEIVER_COLORSPACES: &[&str] = &[
 pub struct ColorspaceError(pub String);
 
 impl JpegSettings {
+    fn params(&self) -> EncodeParams {
+        EncodeParams {
+            quality: self.quality,
+            fast_dct: self.fast_dct,
+        }
+    }
+
     /// Refuses a `jpeg-colorspace` that would make vidgear's decoder raise.
     pub fn check_colorspace(&self) -> Result<(), ColorspaceError> {
         let known = self.colorspace.is_empty()
@@ -178,6 +192,14 @@ pub struct FrameWriter {
     /// Reused for packed rows or encoded JPEG, so frames do not allocate.
     scratch: Vec<u8>,
     encoder: Option<Encoder>,
+    yuv: YuvWriter,
+}
+
+fn encoder(slot: &mut Option<Encoder>) -> Result<&mut Encoder, FrameError> {
+    match slot {
+        Some(e) => Ok(e),
+        slot => Ok(slot.insert(Encoder::new().map_err(FrameError::Encode)?)),
+    }
 }
 
 impl FrameWriter {
@@ -206,6 +228,7 @@ impl FrameWriter {
                 return Ok((kind, Payload::Lent(lend(buffer, None)?)));
             }
             Input::Raw(raw) => raw,
+            Input::Yuv(yuv) => return self.write_yuv(buffer, yuv, jpeg),
             Input::Tensor(layout) => {
                 let bytes = lend_exactly(buffer, layout.frame_bytes())?;
                 return Ok((PayloadKind::Raw(*layout), Payload::Lent(bytes)));
@@ -241,10 +264,6 @@ impl FrameWriter {
         colorspace: Colorspace,
         jpeg: &JpegSettings,
     ) -> Result<(), FrameError> {
-        let encoder = match &mut self.encoder {
-            Some(e) => e,
-            slot => slot.insert(Encoder::new().map_err(FrameError::Encode)?),
-        };
         let image = Image {
             pixels,
             width: layout.width,
@@ -252,13 +271,28 @@ impl FrameWriter {
             pitch,
             colorspace,
         };
-        let params = EncodeParams {
-            quality: jpeg.quality,
-            fast_dct: jpeg.fast_dct,
-        };
-        encoder
-            .encode(image, params, &mut self.scratch)
+        encoder(&mut self.encoder)?
+            .encode(image, jpeg.params(), &mut self.scratch)
             .map_err(FrameError::Encode)
+    }
+
+    /// A camera frame: JPEG from its planes into the scratch, or BGR in a buffer of its
+    /// own (lent to ZeroMQ).
+    fn write_yuv(
+        &mut self,
+        buffer: &gst::Buffer,
+        input: &YuvInput,
+        jpeg: &JpegSettings,
+    ) -> Result<(PayloadKind, Payload), FrameError> {
+        if !input.jpeg() {
+            let bgr = self.yuv.convert_to_bgr(buffer, input)?;
+            let kind = PayloadKind::Raw(input.bgr_layout());
+            return Ok((kind, Payload::Lent(lend(&bgr, None)?)));
+        }
+        let encoder = encoder(&mut self.encoder)?;
+        self.yuv
+            .encode(buffer, input, encoder, jpeg.params(), &mut self.scratch)?;
+        Ok((PayloadKind::Jpeg(jpeg.compression(None)), Payload::Scratch))
     }
 }
 
@@ -270,31 +304,41 @@ pub fn encode_job(
     input: &Input,
     jpeg: &JpegSettings,
 ) -> Result<Option<(PayloadKind, EncodeJob)>, FrameError> {
-    let Input::Raw(raw) = input else {
-        return Ok(None);
+    let (image, encoded_from) = match input {
+        Input::Raw(raw) => match raw.jpeg {
+            Some(colorspace) => (packed_image(buffer, raw, colorspace)?, Some(colorspace)),
+            None => return Ok(None),
+        },
+        Input::Yuv(yuv) if yuv.jpeg() => (JobImage::Yuv(yuv::lend_planes(buffer, yuv)?), None),
+        _ => return Ok(None),
     };
-    let Some(colorspace) = raw.jpeg else {
-        return Ok(None);
+    let job = EncodeJob {
+        image,
+        params: jpeg.params(),
     };
+    Ok(Some((
+        PayloadKind::Jpeg(jpeg.compression(encoded_from)),
+        job,
+    )))
+}
+
+/// A packed frame's first plane, mapped for an encoder thread.
+fn packed_image(
+    buffer: &gst::Buffer,
+    raw: &RawInput,
+    colorspace: Colorspace,
+) -> Result<JobImage, FrameError> {
     let frame = gst_video::VideoFrame::from_buffer_readable(buffer.clone(), &raw.info)
         .map_err(|_| FrameError::Buffer)?;
     let pitch = usize::try_from(frame.plane_stride()[0]).map_err(|_| FrameError::Buffer)?;
     frame.plane_data(0).map_err(|_| FrameError::Buffer)?;
-    let job = EncodeJob {
+    Ok(JobImage::Packed {
         pixels: Arc::new(PlaneBytes(frame)),
         width: raw.layout.width,
         height: raw.layout.height,
         pitch,
         colorspace,
-        params: EncodeParams {
-            quality: jpeg.quality,
-            fast_dct: jpeg.fast_dct,
-        },
-    };
-    Ok(Some((
-        PayloadKind::Jpeg(jpeg.compression(Some(colorspace))),
-        job,
-    )))
+    })
 }
 
 /// The first plane of a mapped video frame, lent to an encoder thread.

@@ -10,26 +10,37 @@ use crate::transport::SharedBytes;
 use crate::workers::OrderedPool;
 use netgear_protocol::jpeg::{
     Colorspace, DecodeParams, Decoder, EncodeParams, Encoder, Image, JpegError, JpegInfo,
+    SharedYuv, YuvScratch,
 };
 
-/// One raw frame to encode: `height` rows of `pitch` bytes in `colorspace`'s layout.
+/// One raw frame to encode.
 pub struct EncodeJob {
-    /// Lent by the submitter without a copy (a mapped buffer's plane).
-    pub pixels: SharedBytes,
-    pub width: usize,
-    pub height: usize,
-    pub pitch: usize,
-    pub colorspace: Colorspace,
+    pub image: JobImage,
     pub params: EncodeParams,
+}
+
+/// The pixels of a job, lent by the submitter without a copy (a mapped buffer's planes).
+pub enum JobImage {
+    /// `height` rows of `pitch` bytes in `colorspace`'s layout.
+    Packed {
+        pixels: SharedBytes,
+        width: usize,
+        height: usize,
+        pitch: usize,
+        colorspace: Colorspace,
+    },
+    /// Y'CbCr planes, encoded without colour conversion.
+    Yuv(SharedYuv),
 }
 
 /// The JPEG of one frame, or why it could not be encoded.
 pub type EncodeResult = Result<Vec<u8>, JpegError>;
 
-/// A worker's encoder, and the buffer it encodes into (its capacity kept across frames).
+/// A worker's encoder, and the buffers it encodes into and from (kept across frames).
 pub struct EncodeWorker {
     encoder: Result<Encoder, JpegError>,
     scratch: Vec<u8>,
+    planes: YuvScratch,
 }
 
 impl EncodeWorker {
@@ -37,19 +48,34 @@ impl EncodeWorker {
         EncodeWorker {
             encoder: Encoder::new(),
             scratch: Vec::new(),
+            planes: YuvScratch::default(),
         }
     }
 
     pub fn encode(&mut self, job: EncodeJob) -> EncodeResult {
         let encoder = self.encoder.as_mut().map_err(|e| e.clone())?;
-        let image = Image {
-            pixels: (*job.pixels).as_ref(),
-            width: job.width,
-            height: job.height,
-            pitch: job.pitch,
-            colorspace: job.colorspace,
-        };
-        encoder.encode(image, job.params, &mut self.scratch)?;
+        match &job.image {
+            JobImage::Packed {
+                pixels,
+                width,
+                height,
+                pitch,
+                colorspace,
+            } => {
+                let image = Image {
+                    pixels: (**pixels).as_ref(),
+                    width: *width,
+                    height: *height,
+                    pitch: *pitch,
+                    colorspace: *colorspace,
+                };
+                encoder.encode(image, job.params, &mut self.scratch)?;
+            }
+            JobImage::Yuv(planes) => {
+                let image = planes.image();
+                encoder.encode_yuv(&image, job.params, &mut self.planes, &mut self.scratch)?;
+            }
+        }
         // An exact-size copy: the scratch keeps its worst-case capacity for the next frame.
         Ok(self.scratch.clone())
     }
@@ -149,11 +175,13 @@ mod tests {
         for idx in 0..6 {
             let pixels: SharedBytes = Arc::new(frame(idx, w, h));
             let job = || EncodeJob {
-                pixels: pixels.clone(),
-                width: w,
-                height: h,
-                pitch: w * 3,
-                colorspace: bgr,
+                image: JobImage::Packed {
+                    pixels: pixels.clone(),
+                    width: w,
+                    height: h,
+                    pitch: w * 3,
+                    colorspace: bgr,
+                },
                 params,
             };
             expected.push(serial.encode(job()).unwrap());

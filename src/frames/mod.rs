@@ -10,16 +10,18 @@
 mod band_decode;
 mod buffer_to_wire;
 pub mod capture_time;
+mod colorimetry;
 mod jpeg_jobs;
 pub mod rate;
 mod returned;
 mod sequence;
 mod wire_to_buffer;
+mod yuv;
 
 pub use band_decode::BandDecoder;
 pub use buffer_to_wire::{encode_job, FrameWriter, Input, JpegSettings, Payload, Uncompressible};
 pub use jpeg_jobs::{
-    frame_decoder, frame_encoder, EncodeJob, EncodeResult, FrameDecoder, FrameEncoder,
+    frame_decoder, frame_encoder, EncodeJob, EncodeResult, FrameDecoder, FrameEncoder, JobImage,
 };
 pub use returned::{ReturnEncoder, ReturnJpeg, ReturnedFrame};
 pub use sequence::SequenceCheck;

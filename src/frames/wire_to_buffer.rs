@@ -166,7 +166,7 @@ impl Output {
     }
 }
 
-fn new_pool(caps: &gst::Caps, size: usize) -> Result<gst::BufferPool, FrameError> {
+pub(super) fn new_pool(caps: &gst::Caps, size: usize) -> Result<gst::BufferPool, FrameError> {
     let pool = gst::BufferPool::new();
     let mut config = pool.config();
     let size = u32::try_from(size).map_err(|_| FrameError::Buffer)?;

@@ -6,7 +6,7 @@
 //! fraction of one encode. Frames that come while earlier ones are still being encoded or
 //! wait for the network (a backlog) are encoded whole, one per thread, side by side.
 
-use crate::frames::{EncodeJob, EncodeResult};
+use crate::frames::{EncodeJob, EncodeResult, JobImage};
 use crate::transport::SharedBytes;
 use crate::workers::{OrderedPool, PoolError, Results};
 use netgear_protocol::jpeg::{band_rows, join_bands, MAX_BANDS, MIN_BAND_PIXELS};
@@ -35,8 +35,12 @@ impl BandChoice {
 
     /// Submits `job` to the pool whole or cut into bands. Blocks as `submit` does;
     /// `Err(Interrupted)` leaves bands already submitted to be skipped by later takes.
+    /// Camera (Y'CbCr) frames are encoded whole: their planes are not cut into bands.
     pub fn submit(&self, pool: &mut EncoderPool, job: EncodeJob) -> Result<Encoding, PoolError> {
-        let rows = band_rows(job.width, job.height, self.bands_for(pool, &job));
+        let JobImage::Packed { width, height, .. } = job.image else {
+            return pool.submit(job).map(Encoding::Whole);
+        };
+        let rows = band_rows(width, height, self.bands_for(pool, width * height));
         if rows.len() < 2 {
             return pool.submit(job).map(Encoding::Whole);
         }
@@ -50,30 +54,40 @@ impl BandChoice {
         Ok(Encoding::Bands(first.unwrap_or(last)..last + 1))
     }
 
-    fn bands_for(&self, pool: &EncoderPool, job: &EncodeJob) -> usize {
+    fn bands_for(&self, pool: &EncoderPool, pixels: usize) -> usize {
         match self.bands {
             OFF => 1,
             // Nothing pending: every earlier frame is encoded and taken by the network.
-            AUTO if pool.pending() == 0 && job.width * job.height >= MIN_BAND_PIXELS => {
-                pool.workers()
-            }
+            AUTO if pool.pending() == 0 && pixels >= MIN_BAND_PIXELS => pool.workers(),
             AUTO => 1,
             n => n as usize,
         }
     }
 }
 
-/// The rows `rows` of a frame to encode, as a picture of their own.
+/// The rows `rows` of a packed frame to encode, as a picture of their own.
 fn band_job(job: &EncodeJob, rows: Range<usize>) -> EncodeJob {
+    let image = match &job.image {
+        JobImage::Packed {
+            pixels,
+            width,
+            pitch,
+            colorspace,
+            ..
+        } => JobImage::Packed {
+            pixels: Arc::new(BandPixels {
+                frame: pixels.clone(),
+                bytes: rows.start * pitch..rows.end * pitch,
+            }),
+            width: *width,
+            height: rows.len(),
+            pitch: *pitch,
+            colorspace: *colorspace,
+        },
+        JobImage::Yuv(planes) => JobImage::Yuv(planes.clone()),
+    };
     EncodeJob {
-        pixels: Arc::new(BandPixels {
-            frame: job.pixels.clone(),
-            bytes: rows.start * job.pitch..rows.end * job.pitch,
-        }),
-        width: job.width,
-        height: rows.len(),
-        pitch: job.pitch,
-        colorspace: job.colorspace,
+        image,
         params: job.params,
     }
 }
@@ -136,11 +150,13 @@ mod tests {
     fn job(width: usize, height: usize) -> EncodeJob {
         let pixels: Vec<u8> = (0..width * height * 3).map(|i| (i % 251) as u8).collect();
         EncodeJob {
-            pixels: Arc::new(pixels),
-            width,
-            height,
-            pitch: width * 3,
-            colorspace: Colorspace::from_name("BGR").unwrap(),
+            image: JobImage::Packed {
+                pixels: Arc::new(pixels),
+                width,
+                height,
+                pitch: width * 3,
+                colorspace: Colorspace::from_name("BGR").unwrap(),
+            },
             params: EncodeParams {
                 quality: 90,
                 fast_dct: true,
@@ -225,7 +241,9 @@ mod tests {
         let mut pool = frame_encoder(2).unwrap();
         let results = pool.results();
         let mut short = job(1280, 720);
-        short.pixels = Arc::new(vec![0u8; 1280 * 3 * 500]);
+        if let JobImage::Packed { pixels, .. } = &mut short.image {
+            *pixels = Arc::new(vec![0u8; 1280 * 3 * 500]);
+        }
         let banded = BandChoice::new(2).submit(&mut pool, short).unwrap();
         assert!(matches!(banded.take(&results), Some(Ok(Err(_)))));
     }

@@ -6,13 +6,15 @@
  *
  * Sends video frames to a vidgear NetGear receiver (`NetGear(receive_mode=True).recv()` in
  * Python) or to `netgearsrc`, over ZeroMQ, speaking NetGear's wire protocol. Raw input is
- * JPEG-compressed by default, as vidgear does; `image/jpeg` input is sent as it is. Each
- * frame carries its capture time in UNIX time (upstream's `timestamp/x-unix` reference
+ * JPEG-compressed by default, as vidgear does; `image/jpeg` input is sent as it is. Camera
+ * formats (YUY2, UYVY, NV12, I420, Y42B, Y444, …) need no `videoconvert`: JPEG is encoded
+ * straight from their planes, and raw frames are converted to the BGR array vidgear expects.
+ * Each frame carries its capture time in UNIX time (upstream's `timestamp/x-unix` reference
  * timestamp, else the clock's time at capture), which vidgear's receiver ignores.
  *
  * ## Example launch lines
  * |[
- * gst-launch-1.0 v4l2src ! videoconvert ! netgearsink address=10.0.0.5
+ * gst-launch-1.0 v4l2src ! netgearsink address=10.0.0.5
  * gst-launch-1.0 videotestsrc ! netgearsink pattern=req-rep jpeg-compression=false
  * gst-launch-1.0 videotestsrc ! netgearsink secure-mode=ironhouse cert-dir=/home/pi/netgear-keys
  * gst-launch-1.0 v4l2src ! videoconvert ! netgearsink pattern=req-rep multi-client=true ports=5577,5578,5579 load-balance=true

@@ -466,11 +466,14 @@ mod tests {
     ) -> Vec<u8> {
         let mut encoder = Encoder::new().unwrap();
         let whole = image(pixels, width, 0..height, name);
-        let default = encoder.configure(whole.colorspace, PARAMS).unwrap();
-        let handle = &mut encoder.handle;
-        handle
-            .set(raw::TJPARAM_TJPARAM_SUBSAMP, subsamp.unwrap_or(default))
+        let default = match whole.colorspace.is_gray() {
+            true => raw::TJSAMP_TJSAMP_GRAY,
+            false => raw::TJSAMP_TJSAMP_422,
+        };
+        encoder
+            .configure(subsamp.unwrap_or(default), PARAMS)
             .unwrap();
+        let handle = &mut encoder.handle;
         handle
             .set(raw::TJPARAM_TJPARAM_RESTARTBLOCKS, blocks)
             .unwrap();

@@ -21,7 +21,7 @@ pub enum Subsampling {
 }
 
 impl Subsampling {
-    fn tj(self) -> c_int {
+    pub(super) fn tj(self) -> c_int {
         (match self {
             Subsampling::S420 => raw::TJSAMP_TJSAMP_420,
             Subsampling::S422 => raw::TJSAMP_TJSAMP_422,
@@ -55,7 +55,7 @@ pub(super) struct Plane {
 }
 
 /// Whether `len` bytes hold `height` rows of `width` bytes, `stride` apart.
-fn holds(len: usize, width: usize, height: usize, stride: usize) -> bool {
+pub(super) fn holds(len: usize, width: usize, height: usize, stride: usize) -> bool {
     let needed = stride
         .checked_mul(height.saturating_sub(1))
         .and_then(|n| n.checked_add(width));
@@ -63,7 +63,11 @@ fn holds(len: usize, width: usize, height: usize, stride: usize) -> bool {
 }
 
 /// libjpeg-turbo's size of plane `component` for `subsamp` (padded to whole MCUs).
-fn tj_plane_size(component: c_int, info: JpegInfo, subsamp: c_int) -> Option<(usize, usize)> {
+pub(super) fn tj_plane_size(
+    component: c_int,
+    info: JpegInfo,
+    subsamp: c_int,
+) -> Option<(usize, usize)> {
     let (w, h) = (
         c_int::try_from(info.width).ok()?,
         c_int::try_from(info.height).ok()?,
