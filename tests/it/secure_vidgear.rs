@@ -447,7 +447,9 @@ fn overwrite_cert_regenerates_the_keys() {
     start("true");
     let after = std::fs::read_to_string(&server_key).unwrap();
     assert_ne!(after, before, "overwrite-cert=true made a new set");
-    assert!(netgear_protocol::keys::KeyDirs::new(certs.to_str().unwrap())
-        .unwrap()
-        .complete());
+    assert!(
+        netgear_protocol::keys::KeyDirs::new(certs.to_str().unwrap())
+            .unwrap()
+            .complete()
+    );
 }

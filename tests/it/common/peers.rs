@@ -83,20 +83,32 @@ impl Peer {
         assert_eq!(line, "READY", "unexpected first line from peer");
     }
 
+    /// The peer's next line, if it prints one within `timeout`.
+    pub fn line(&self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+
+    /// A line the peer has printed already, without waiting.
+    pub fn printed_line(&self) -> Option<String> {
+        self.lines.try_recv().ok()
+    }
+
     /// The peer's next line, read as JSON.
     pub fn json(&self, timeout: Duration) -> Value {
-        let line = self
-            .lines
-            .recv_timeout(timeout)
-            .expect("no line from the peer");
+        let line = self.line(timeout).expect("no line from the peer");
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad JSON {line:?}: {e}"))
     }
 
     /// The peer's closing JSON report, once it has exited.
     pub fn report(&mut self, timeout: Duration) -> Value {
         let report = self.json(timeout);
-        let _ = self.child.wait();
+        self.wait_exit();
         report
+    }
+
+    /// Waits for the peer to exit by itself.
+    pub fn wait_exit(&mut self) {
+        let _ = self.child.wait();
     }
 
     pub fn kill(&mut self) {
@@ -162,11 +174,14 @@ pub fn sender_args(
 /// A moment `seconds` ahead as a `--start-at` value, so senders that import vidgear at
 /// different speeds start sending together.
 pub fn start_at(seconds: f64) -> String {
-    let now = SystemTime::now()
+    format!("{:.3}", unix_now().as_secs_f64() + seconds)
+}
+
+/// The wall clock as Python's `time.time()` reads it: the time since the Unix epoch.
+pub fn unix_now() -> Duration {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs_f64();
-    format!("{:.3}", now + seconds)
+        .expect("clock after the epoch")
 }
 
 /// Sends `frames` (packed rows) through `sender` into `peer`, a ready vidgear receiver,

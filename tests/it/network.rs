@@ -2,39 +2,24 @@
 //! Network behaviour of the transport: bounded staleness in pub-sub, a dead receiver in
 //! multi-client, a restarted pair receiver, EOS with nobody listening, IPv6.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-fn now_secs() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
-/// tests/python/stale_sender.py as a child process.
-fn stale_sender(mode: &str, port: u16, seconds: f64) -> Child {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/stale_sender.py");
-    Command::new(python())
-        .arg(script)
-        .args([
+/// tests/python/stale_sender.py, sending for `seconds`.
+fn stale_sender(mode: &str, port: u16, seconds: f64) -> Peer {
+    Peer::script(
+        "stale_sender.py",
+        &script_args(
             mode,
-            "--port",
-            &port.to_string(),
-            "--seconds",
-            &seconds.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn stale_sender.py")
+            &[("port", port.to_string()), ("seconds", seconds.to_string())],
+        ),
+    )
 }
 
 /// `netgearsrc ! identity sleep-time=40000 ! appsink`: a consumer that takes 40 ms a frame.
@@ -58,7 +43,7 @@ fn ages(receiver: &Receiver, span: Duration) -> Vec<f64> {
             .and_then(|m| m.message)
             .and_then(|m| m.parse::<f64>().ok());
         if let Some(sent) = sent {
-            ages.push(now_secs() - sent);
+            ages.push(unix_now().as_secs_f64() - sent);
         }
     }
     ages
@@ -87,7 +72,7 @@ fn pub_sub_into_a_slow_consumer_stays_fresh_with_vidgear_and_raw_pyzmq_senders()
         let port = free_port();
         let receiver = slow_pubsub_receiver(port);
         receiver.play();
-        let mut child = stale_sender(mode, port, 6.0);
+        let mut sender = stale_sender(mode, port, 6.0);
         // Wait for the sender (Python starts slowly on a loaded machine), then let the
         // buffers fill for a second.
         assert!(
@@ -96,7 +81,7 @@ fn pub_sub_into_a_slow_consumer_stays_fresh_with_vidgear_and_raw_pyzmq_senders()
         );
         let _ = ages(&receiver, Duration::from_millis(1000));
         let steady = ages(&receiver, Duration::from_millis(2500));
-        let _ = child.wait();
+        sender.wait_exit();
         assert_fresh(mode, &steady);
         let dropped = receiver.stats().get::<u64>("dropped").unwrap();
         assert!(dropped > 0, "{mode}: nothing was skipped");
@@ -131,7 +116,7 @@ fn pub_sub_from_our_sink_into_a_slow_consumer_stays_fresh() {
             while running.load(Ordering::Relaxed) {
                 sender
                     .sink
-                    .set_property("message", format!("{:.6}", now_secs()));
+                    .set_property("message", format!("{:.6}", unix_now().as_secs_f64()));
                 if sender.push_packed(&frame, i).is_err() {
                     break;
                 }
@@ -239,65 +224,23 @@ fn a_dead_receiver_in_multi_client_does_not_stall_the_live_one() {
 }
 
 /// tests/python/first_frame.py: a vidgear receiver that reports its first frame.
-struct FirstFrame {
-    child: Child,
-    lines: std::sync::mpsc::Receiver<String>,
+fn first_frame_receiver(port: u16, pattern: u8) -> Peer {
+    Peer::script(
+        "first_frame.py",
+        &flag_args(&[("port", port.to_string()), ("pattern", pattern.to_string())]),
+    )
 }
 
-impl FirstFrame {
-    fn start(port: u16, pattern: u8) -> FirstFrame {
-        use std::io::{BufRead, BufReader};
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/first_frame.py");
-        let mut child = Command::new(python())
-            .arg(script)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--pattern",
-                &pattern.to_string(),
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn first_frame.py");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        FirstFrame { child, lines }
-    }
-
-    /// Seconds from bound to first frame.
-    fn first_frame_after_ready(&self) -> f64 {
-        let ready = self
-            .lines
-            .recv_timeout(Duration::from_secs(30))
-            .expect("READY");
-        assert_eq!(ready, "READY");
-        let first = self
-            .lines
-            .recv_timeout(Duration::from_secs(10))
-            .expect("no first frame in 10 s");
-        first
-            .strip_prefix("FIRST ")
-            .and_then(|t| t.parse().ok())
-            .expect("FIRST line")
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for FirstFrame {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// Seconds from a first_frame.py receiver being bound to its first frame.
+fn first_frame_after_ready(receiver: &Peer) -> f64 {
+    receiver.wait_ready(Duration::from_secs(30));
+    let first = receiver
+        .line(Duration::from_secs(10))
+        .expect("no first frame in 10 s");
+    first
+        .strip_prefix("FIRST ")
+        .and_then(|t| t.parse().ok())
+        .expect("FIRST line")
 }
 
 #[test]
@@ -336,13 +279,13 @@ fn a_pair_receiver_killed_and_restarted_gets_frames_within_one_request_timeout()
         })
     };
     let mut delays = Vec::new();
-    let mut receiver = FirstFrame::start(port, 0);
-    receiver.first_frame_after_ready();
+    let mut receiver = first_frame_receiver(port, 0);
+    first_frame_after_ready(&receiver);
     for _ in 0..5 {
         receiver.kill();
         std::thread::sleep(Duration::from_millis(300));
-        receiver = FirstFrame::start(port, 0);
-        delays.push(receiver.first_frame_after_ready());
+        receiver = first_frame_receiver(port, 0);
+        delays.push(first_frame_after_ready(&receiver));
     }
     running.store(false, Ordering::Relaxed);
     assert!(feeder.join().unwrap(), "the sink failed");
