@@ -34,16 +34,7 @@ fn vidgear_into_guarded_source(certs: &Path, allowed: &str) -> (usize, Vec<Strin
     ));
     let (frames, _) = receiver.collect(Duration::from_secs(6));
     peer.kill();
-    let warnings = receiver
-        .pipeline
-        .bus()
-        .unwrap()
-        .iter_filtered(&[gst::MessageType::Warning])
-        .filter_map(|m| match m.view() {
-            gst::MessageView::Warning(w) => Some(format!("{:?}", w.debug())),
-            _ => None,
-        })
-        .collect();
+    let warnings = queued_warning_debugs(&receiver.pipeline);
     let refused = receiver.stats().get::<u64>("refused").unwrap();
     (frames.len(), warnings, refused)
 }

@@ -429,18 +429,10 @@ fn vidgear_multi_server_receiver_takes_stamped_frames() {
     }
     let report = peer.report(Duration::from_secs(30));
     assert_eq!(report["terminated"], true, "{report}");
-    let mut pairs: Vec<(u64, i64)> = report["pairs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p[0].as_u64().unwrap(), p[1].as_i64().unwrap()))
-        .collect();
-    pairs.sort();
-    let mut expected: Vec<(u64, i64)> = servers
-        .iter()
-        .flat_map(|p| (0..10).map(move |i| (u64::from(*p), i)))
-        .collect();
-    expected.sort();
+    let (pairs, expected) = (
+        server_frame_pairs(&report),
+        frames_of_every_server(&servers, 10),
+    );
     assert_eq!(pairs, expected);
 }
 

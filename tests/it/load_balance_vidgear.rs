@@ -454,20 +454,7 @@ fn the_termination_reaches_every_worker_up_at_end_of_stream() {
 #[test]
 fn our_sources_work_as_load_balanced_workers() {
     let ports = free_ports(3);
-    let sources: Vec<Receiver> = ports[..2]
-        .iter()
-        .map(|p| {
-            let r = Receiver::new(&[
-                ("port", &p.to_string()),
-                ("address", "127.0.0.1"),
-                ("pattern", "1"),
-                ("multi-client", "true"),
-                ("return-data", &p.to_string()),
-            ]);
-            r.play();
-            r
-        })
-        .collect();
+    let sources = multi_client_sources(&ports[..2], |p| p.to_string());
     let mut worker = Worker::start(ports[2], 20);
     let sender = multi_client_sender(&ports, true);
     let n = 200;

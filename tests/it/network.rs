@@ -258,11 +258,7 @@ fn ipv6_endpoints_carry_frames_between_our_elements() {
             .push_packed(&test_frame(i, 32, 8, 1, false), i as u64)
             .unwrap();
     }
-    sender.finish();
-    assert!(matches!(
-        wait_end(&sender.pipeline, Duration::from_secs(10)),
-        Outcome::Eos
-    ));
+    sender.finish_expect_eos(Duration::from_secs(10));
     let (frames, eos) = receiver.collect(Duration::from_secs(5));
     assert!(eos);
     let indices: Vec<usize> = frames.iter().map(|f| frame_index(&f.packed())).collect();
@@ -306,11 +302,7 @@ fn a_dead_receiver_in_multi_client_does_not_stall_the_live_one() {
         let _ = due;
         std::thread::sleep(Duration::from_millis(40).saturating_sub(started.elapsed()));
     }
-    sender.finish();
-    assert!(matches!(
-        wait_end(&sender.pipeline, Duration::from_secs(10)),
-        Outcome::Eos
-    ));
+    sender.finish_expect_eos(Duration::from_secs(10));
     let (frames, eos) = receiver.collect(Duration::from_secs(3));
     assert!(eos, "the live receiver was terminated");
     assert!(

@@ -214,3 +214,25 @@ pub fn sink_to_vidgear(
     );
     report
 }
+
+/// The (server port, frame index) pairs a vidgear multi-server receiver reports, sorted.
+pub fn server_frame_pairs(report: &Value) -> Vec<(u64, i64)> {
+    let mut pairs: Vec<(u64, i64)> = report["pairs"]
+        .as_array()
+        .expect("pairs in the report")
+        .iter()
+        .map(|p| (p[0].as_u64().unwrap(), p[1].as_i64().unwrap()))
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+/// Frames `0..frames` of each server, as `server_frame_pairs` lists them.
+pub fn frames_of_every_server(servers: &[u16], frames: i64) -> Vec<(u64, i64)> {
+    let mut pairs: Vec<(u64, i64)> = servers
+        .iter()
+        .flat_map(|p| (0..frames).map(move |i| (u64::from(*p), i)))
+        .collect();
+    pairs.sort();
+    pairs
+}
