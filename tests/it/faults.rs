@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MPL-2.0
-//! Faults: no receiver, a receiver restarted mid-stream, a state change to NULL while
-//! blocked, a port already in use, and invalid mode combinations.
+//! Faults: no receiver, a receiver (ours or vidgear's) restarted mid-stream, a state
+//! change to NULL while blocked, a port already in use, and invalid mode combinations.
 
 use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
+use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -90,8 +91,19 @@ fn feed(sender: Arc<Sender>, running: Arc<AtomicBool>) -> std::thread::JoinHandl
     })
 }
 
+/// A receiver that dies and comes back on the same port gets frames again without the sink
+/// restarting: our source, vidgear's receiver in every pattern, and a vidgear pair
+/// receiver restarted again and again, each within one request timeout.
 #[test]
-fn receiver_restarted_on_the_same_port_gets_frames_again() {
+fn sink_resumes_when_its_receiver_is_restarted() {
+    our_receiver_restarted();
+    vidgear_receiver_restarted();
+    vidgear_pair_receiver_restarted_five_times();
+}
+
+/// Our source dies without a word and a new one takes its port: the sink times out,
+/// reconnects and resends, in the acknowledged patterns.
+fn our_receiver_restarted() {
     for pattern in ["pair", "req-rep"] {
         let port = free_port().to_string();
         let props = [
@@ -150,6 +162,162 @@ fn receiver_restarted_on_the_same_port_gets_frames_again() {
         );
         sender.stop();
     }
+}
+
+/// The frame size of interop_vidgear's gray shape.
+const GRAY_WIDTH: usize = 320;
+const GRAY_HEIGHT: usize = 40;
+
+/// A vidgear receiver killed mid-stream and a new one started on the same port: the sink
+/// resumes without a restart, in every pattern.
+fn vidgear_receiver_restarted() {
+    for pattern in [0u8, 1, 2] {
+        let port = free_port();
+        let mut first = Peer::start(&peer_args(
+            "recv",
+            port,
+            pattern,
+            &[("seconds", "20".into())],
+        ));
+        first.wait_ready(Duration::from_secs(20));
+        let sender = Arc::new(Sender::raw(
+            VideoFormat::Gray8,
+            GRAY_WIDTH as u32,
+            GRAY_HEIGHT as u32,
+            &[
+                ("port", &port.to_string()),
+                ("pattern", &pattern.to_string()),
+                ("request-timeout", "500"),
+                ("max-retries", "30"),
+                ("jpeg-compression", "false"),
+            ],
+        ));
+        sender.play();
+        let running = Arc::new(AtomicBool::new(true));
+        let feeder = {
+            let (sender, running) = (sender.clone(), running.clone());
+            std::thread::spawn(move || {
+                let mut i = 0usize;
+                while running.load(Ordering::Relaxed) {
+                    if sender
+                        .push_packed(
+                            &test_frame(i % 256, GRAY_WIDTH, GRAY_HEIGHT, 1, false),
+                            i as u64,
+                        )
+                        .is_err()
+                    {
+                        break;
+                    }
+                    i += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(1000));
+        first.kill();
+        std::thread::sleep(Duration::from_millis(1200));
+        let mut second = Peer::start(&peer_args(
+            "recv",
+            port,
+            pattern,
+            &[("seconds", "20".into())],
+        ));
+        second.wait_ready(Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(1500));
+        running.store(false, Ordering::Relaxed);
+        let _ = feeder.join();
+        sender.finish();
+        assert!(
+            matches!(
+                wait_end(&sender.pipeline, Duration::from_secs(15)),
+                Outcome::Eos
+            ),
+            "pattern {pattern}: the sink gave up"
+        );
+        let report = second.report(Duration::from_secs(20));
+        let received = report["received"].as_array().unwrap().len();
+        assert!(
+            received >= 20,
+            "pattern {pattern}: the new receiver got {received} frames: {report}"
+        );
+        assert_eq!(report["bad"], Value::Array(vec![]), "pattern {pattern}");
+        assert_eq!(
+            report["terminated"],
+            Value::Bool(true),
+            "pattern {pattern}: {report}"
+        );
+    }
+}
+
+/// tests/python/first_frame.py: a vidgear receiver that reports its first frame.
+fn first_frame_receiver(port: u16, pattern: u8) -> Peer {
+    Peer::script(
+        "first_frame.py",
+        &flag_args(&[("port", port.to_string()), ("pattern", pattern.to_string())]),
+    )
+}
+
+/// Seconds from a first_frame.py receiver being bound to its first frame.
+fn first_frame_after_ready(receiver: &Peer) -> f64 {
+    receiver.wait_ready(Duration::from_secs(30));
+    let first = receiver
+        .line(Duration::from_secs(10))
+        .expect("no first frame in 10 s");
+    first
+        .strip_prefix("FIRST ")
+        .and_then(|t| t.parse().ok())
+        .expect("FIRST line")
+}
+
+/// A vidgear pair receiver killed and restarted five times: each new one gets frames within
+/// one request timeout of being bound.
+fn vidgear_pair_receiver_restarted_five_times() {
+    let port = free_port();
+    let sender = Arc::new(Sender::raw(
+        VideoFormat::Gray8,
+        32,
+        8,
+        &[
+            ("port", &port.to_string()),
+            ("address", "127.0.0.1"),
+            ("pattern", "pair"),
+            ("request-timeout", "1000"),
+            ("max-retries", "30"),
+            ("jpeg-compression", "false"),
+        ],
+    ));
+    sender.play();
+    let running = Arc::new(AtomicBool::new(true));
+    let feeder = {
+        let (sender, running) = (sender.clone(), running.clone());
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while running.load(Ordering::Relaxed) {
+                if sender
+                    .push_packed(&test_frame(i as usize, 32, 8, 1, false), i)
+                    .is_err()
+                {
+                    return false;
+                }
+                i += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            true
+        })
+    };
+    let mut delays = Vec::new();
+    let mut receiver = first_frame_receiver(port, 0);
+    first_frame_after_ready(&receiver);
+    for _ in 0..5 {
+        receiver.kill();
+        std::thread::sleep(Duration::from_millis(300));
+        receiver = first_frame_receiver(port, 0);
+        delays.push(first_frame_after_ready(&receiver));
+    }
+    running.store(false, Ordering::Relaxed);
+    assert!(feeder.join().unwrap(), "the sink failed");
+    eprintln!("first frame after a restart: {delays:?} s");
+    assert!(delays.iter().all(|d| *d < 1.0 + 0.5), "{delays:?}");
 }
 
 #[test]

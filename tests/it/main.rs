@@ -5,7 +5,10 @@
 
 mod common;
 
+mod allowed_addresses;
+mod bands_vidgear;
 mod bgr_vidgear;
+mod capture_time;
 mod diagnostics;
 mod downstream_refusal;
 mod embedding;
@@ -18,15 +21,19 @@ mod interop_vidgear;
 mod jpeg;
 mod keys;
 mod lifecycle;
+mod link_faults;
+mod load_balance_vidgear;
 mod messages_vidgear;
 mod modes_vidgear;
 mod montage_vidgear;
 mod negotiation_vidgear;
+mod network;
 mod pipelines;
 mod pipelining;
 mod returns_vidgear;
 mod secure_vidgear;
 mod soak;
+mod ssh_tunnel;
 mod tensors_vidgear;
 mod timing;
 mod uri;

@@ -385,18 +385,10 @@ fn our_sinks_as_servers_into_vidgear() {
         report["terminated"], true,
         "vidgear did not end after every server terminated: {report}"
     );
-    let mut pairs: Vec<(u64, i64)> = report["pairs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p[0].as_u64().unwrap(), p[1].as_i64().unwrap()))
-        .collect();
-    pairs.sort();
-    let mut expected: Vec<(u64, i64)> = servers
-        .iter()
-        .flat_map(|p| (0..10).map(move |i| (u64::from(*p), i)))
-        .collect();
-    expected.sort();
+    let (pairs, expected) = (
+        server_frame_pairs(&report),
+        frames_of_every_server(&servers, 10),
+    );
     assert_eq!(
         pairs, expected,
         "every frame of every server once, byte-exact"
@@ -537,25 +529,6 @@ fn sink_multi_client_to_two_vidgear_clients() {
             }
         }
     }
-}
-
-/// One playing `netgearsrc multi-client=true pattern=1` per client port, each returning
-/// `return_data(port)`.
-fn multi_client_sources(clients: &[u16], return_data: impl Fn(u16) -> String) -> Vec<Receiver> {
-    clients
-        .iter()
-        .map(|p| {
-            let r = Receiver::new(&[
-                ("port", &p.to_string()),
-                ("address", "127.0.0.1"),
-                ("pattern", "1"),
-                ("multi-client", "true"),
-                ("return-data", &return_data(*p)),
-            ]);
-            r.play();
-            r
-        })
-        .collect()
 }
 
 #[test]

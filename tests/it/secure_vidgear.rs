@@ -182,15 +182,8 @@ fn ironhouse_refuses_an_unlisted_client_and_stonehouse_accepts_it() {
         "IronHouse let an unlisted client's frame through"
     );
     assert!(receiver.stats().get::<u64>("refused").unwrap() >= 1);
-    let warning = receiver
-        .pipeline
-        .bus()
-        .unwrap()
-        .iter_filtered(&[gst::MessageType::Warning])
-        .filter_map(|m| match m.view() {
-            gst::MessageView::Warning(w) => Some(format!("{:?}", w.debug())),
-            _ => None,
-        })
+    let warning = queued_warning_debugs(&receiver.pipeline)
+        .into_iter()
         // vidgear's secret files are 0644, which is warned about first.
         .find(|w| w.contains("Refused"))
         .expect("a warning about the refused client");

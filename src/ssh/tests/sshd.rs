@@ -6,7 +6,7 @@
 //! it): missing is a failure, not a skip.
 //!
 //! One file for both test crates: the unit tests in src/ssh/tests.rs and the element tests
-//! in tests/ssh_tunnel.rs (`#[path]`).
+//! in tests/it/ssh_tunnel.rs (`#[path]`).
 // Each crate that includes this file uses part of it.
 #![allow(dead_code)]
 

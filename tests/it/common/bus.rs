@@ -83,10 +83,22 @@ pub fn start_error(description: &str) -> String {
 
 /// The warnings still queued on a pipeline's bus.
 pub fn queued_warnings(pipeline: &gst::Pipeline) -> Vec<String> {
+    queued_warning_texts(pipeline, |w| format!("{} ({:?})", w.error(), w.debug()))
+}
+
+/// The debug texts (as `Option`'s Debug) of the warnings still queued on a pipeline's bus.
+pub fn queued_warning_debugs(pipeline: &gst::Pipeline) -> Vec<String> {
+    queued_warning_texts(pipeline, |w| format!("{:?}", w.debug()))
+}
+
+fn queued_warning_texts(
+    pipeline: &gst::Pipeline,
+    text: impl Fn(&gst::message::Warning) -> String,
+) -> Vec<String> {
     let bus = pipeline.bus().expect("bus");
     std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Warning]))
         .filter_map(|m| match m.view() {
-            gst::MessageView::Warning(w) => Some(format!("{} ({:?})", w.error(), w.debug())),
+            gst::MessageView::Warning(w) => Some(text(w)),
             _ => None,
         })
         .collect()

@@ -298,3 +298,22 @@ impl Drop for Receiver {
         let _ = self.pipeline.set_state(gst::State::Null);
     }
 }
+
+/// One playing `netgearsrc multi-client=true pattern=1` per client port, each returning
+/// `return_data(port)`.
+pub fn multi_client_sources(clients: &[u16], return_data: impl Fn(u16) -> String) -> Vec<Receiver> {
+    clients
+        .iter()
+        .map(|p| {
+            let r = Receiver::new(&[
+                ("port", &p.to_string()),
+                ("address", "127.0.0.1"),
+                ("pattern", "1"),
+                ("multi-client", "true"),
+                ("return-data", &return_data(*p)),
+            ]);
+            r.play();
+            r
+        })
+        .collect()
+}

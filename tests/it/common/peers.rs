@@ -83,20 +83,32 @@ impl Peer {
         assert_eq!(line, "READY", "unexpected first line from peer");
     }
 
+    /// The peer's next line, if it prints one within `timeout`.
+    pub fn line(&self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+
+    /// A line the peer has printed already, without waiting.
+    pub fn printed_line(&self) -> Option<String> {
+        self.lines.try_recv().ok()
+    }
+
     /// The peer's next line, read as JSON.
     pub fn json(&self, timeout: Duration) -> Value {
-        let line = self
-            .lines
-            .recv_timeout(timeout)
-            .expect("no line from the peer");
+        let line = self.line(timeout).expect("no line from the peer");
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad JSON {line:?}: {e}"))
     }
 
     /// The peer's closing JSON report, once it has exited.
     pub fn report(&mut self, timeout: Duration) -> Value {
         let report = self.json(timeout);
-        let _ = self.child.wait();
+        self.wait_exit();
         report
+    }
+
+    /// Waits for the peer to exit by itself.
+    pub fn wait_exit(&mut self) {
+        let _ = self.child.wait();
     }
 
     pub fn kill(&mut self) {
@@ -162,11 +174,14 @@ pub fn sender_args(
 /// A moment `seconds` ahead as a `--start-at` value, so senders that import vidgear at
 /// different speeds start sending together.
 pub fn start_at(seconds: f64) -> String {
-    let now = SystemTime::now()
+    format!("{:.3}", unix_now().as_secs_f64() + seconds)
+}
+
+/// The wall clock as Python's `time.time()` reads it: the time since the Unix epoch.
+pub fn unix_now() -> Duration {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs_f64();
-    format!("{:.3}", now + seconds)
+        .expect("clock after the epoch")
 }
 
 /// Sends `frames` (packed rows) through `sender` into `peer`, a ready vidgear receiver,
@@ -198,4 +213,26 @@ pub fn sink_to_vidgear(
         "frames differ in numpy: {report}"
     );
     report
+}
+
+/// The (server port, frame index) pairs a vidgear multi-server receiver reports, sorted.
+pub fn server_frame_pairs(report: &Value) -> Vec<(u64, i64)> {
+    let mut pairs: Vec<(u64, i64)> = report["pairs"]
+        .as_array()
+        .expect("pairs in the report")
+        .iter()
+        .map(|p| (p[0].as_u64().unwrap(), p[1].as_i64().unwrap()))
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+/// Frames `0..frames` of each server, as `server_frame_pairs` lists them.
+pub fn frames_of_every_server(servers: &[u16], frames: i64) -> Vec<(u64, i64)> {
+    let mut pairs: Vec<(u64, i64)> = servers
+        .iter()
+        .flat_map(|p| (0..frames).map(move |i| (u64::from(*p), i)))
+        .collect();
+    pairs.sort();
+    pairs
 }

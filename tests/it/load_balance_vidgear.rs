@@ -8,15 +8,11 @@
 //! application, dropping the queue when the termination comes; a worker reports what its
 //! application took and what was still queued, which together are what reached it.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::process::Child;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const W: usize = 32;
@@ -41,8 +37,7 @@ impl Report {
 /// A running tests/python/netgear_worker.py.
 struct Worker {
     port: u16,
-    child: Child,
-    lines: mpsc::Receiver<String>,
+    peer: Peer,
     consumed: Vec<u64>,
 }
 
@@ -51,45 +46,31 @@ impl Worker {
     /// waits until it is bound.
     fn start(port: u16, delay_ms: u64) -> Worker {
         let worker = Worker::spawn(port, delay_ms);
-        worker.wait_ready(Duration::from_secs(30));
+        worker.peer.wait_ready(Duration::from_secs(30));
         worker
     }
 
     fn spawn(port: u16, delay_ms: u64) -> Worker {
-        let delay = format!("{}", delay_ms as f64 / 1000.0);
-        let args = [
-            "--port",
-            &port.to_string(),
-            "--delay",
-            &delay,
-            "--return",
-            &port.to_string(),
-        ];
-        let (child, lines) = spawn_script("netgear_worker.py", &args);
+        let args = flag_args(&[
+            ("port", port.to_string()),
+            ("delay", format!("{}", delay_ms as f64 / 1000.0)),
+            ("return", port.to_string()),
+        ]);
         Worker {
             port,
-            child,
-            lines,
+            peer: Peer::script("netgear_worker.py", &args),
             consumed: Vec::new(),
         }
     }
 
-    fn wait_ready(&self, timeout: Duration) {
-        let line = self
-            .lines
-            .recv_timeout(timeout)
-            .expect("worker never bound");
-        assert_eq!(line, "READY", "worker on {}", self.port);
-    }
-
     /// Whether the worker printed READY by now (without waiting).
     fn is_ready(&self) -> bool {
-        matches!(self.lines.try_recv().as_deref(), Ok("READY"))
+        self.peer.printed_line().as_deref() == Some("READY")
     }
 
     /// How many frames its application has taken so far (without waiting).
     fn consumed_so_far(&mut self) -> usize {
-        while let Ok(line) = self.lines.try_recv() {
+        while let Some(line) = self.peer.printed_line() {
             self.consumed.extend(got_index(&line));
         }
         self.consumed.len()
@@ -101,14 +82,14 @@ impl Worker {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("worker on {} printed no report", self.port));
+                .peer
+                .line(left)
+                .unwrap_or_else(|| panic!("worker on {} printed no report", self.port));
             if let Some(idx) = got_index(&line) {
                 self.consumed.push(idx);
                 continue;
             }
-            let _ = self.child.wait();
+            self.peer.wait_exit();
             let v: Value = serde_json::from_str(&line).expect("a JSON report");
             let list = |key: &str| -> Vec<u64> {
                 v[key]
@@ -131,43 +112,16 @@ impl Worker {
 
     /// Kills the worker; returns what its application had taken.
     fn kill(&mut self) -> Vec<u64> {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(500)) {
+        self.peer.kill();
+        while let Some(line) = self.peer.line(Duration::from_millis(500)) {
             self.consumed.extend(got_index(&line));
         }
         self.consumed.clone()
     }
 }
 
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn got_index(line: &str) -> Option<u64> {
     line.strip_prefix("GOT ")?.split(' ').next()?.parse().ok()
-}
-
-fn ports(n: usize) -> Vec<u16> {
-    let mut out: Vec<u16> = Vec::new();
-    while out.len() < n {
-        let p = free_port();
-        if !out.contains(&p) {
-            out.push(p);
-        }
-    }
-    out
-}
-
-fn port_list(ports: &[u16]) -> String {
-    ports
-        .iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// `appsrc ! netgearsink multi-client=true pattern=1` to `ports`, raw BGR.
@@ -252,7 +206,7 @@ fn order_name(load_balance: bool) -> &'static str {
 
 #[test]
 fn load_balanced_workers_get_frames_in_proportion_to_their_speed() {
-    let ports = ports(3);
+    let ports = free_ports(3);
     // 100, 33 and 10 frames per second.
     let delays = [10, 30, 100];
     let mut workers: Vec<Worker> = ports
@@ -284,7 +238,7 @@ fn load_balanced_workers_get_frames_in_proportion_to_their_speed() {
 
 #[test]
 fn round_robin_keeps_the_strict_turn() {
-    let ports = ports(3);
+    let ports = free_ports(3);
     let mut workers: Vec<Worker> = ports.iter().map(|p| Worker::start(*p, 0)).collect();
     let sender = multi_client_sender(&ports, false);
     // Every socket connects before the first frame: the turn starts at the first port.
@@ -305,7 +259,7 @@ fn round_robin_keeps_the_strict_turn() {
 fn a_worker_that_starts_late_is_fed_once_up() {
     for load_balance in [false, true] {
         let order = order_name(load_balance);
-        let ports = ports(3);
+        let ports = free_ports(3);
         let mut workers: Vec<Worker> = ports[..2].iter().map(|p| Worker::start(*p, 5)).collect();
         let sender = multi_client_sender(&ports, load_balance);
         let n = 400;
@@ -367,7 +321,7 @@ fn a_worker_that_starts_late_is_fed_once_up() {
 fn a_worker_killed_mid_stream_is_skipped_and_the_others_keep_going() {
     for load_balance in [false, true] {
         let order = order_name(load_balance);
-        let ports = ports(3);
+        let ports = free_ports(3);
         let mut workers: Vec<Worker> = ports.iter().map(|p| Worker::start(*p, 5)).collect();
         let sender = multi_client_sender(&ports, load_balance);
         let n = 300;
@@ -427,7 +381,7 @@ fn a_worker_killed_mid_stream_is_skipped_and_the_others_keep_going() {
 
 #[test]
 fn a_frame_in_flight_at_a_worker_that_dies_goes_to_another() {
-    let ports = ports(3);
+    let ports = free_ports(3);
     let mut workers: Vec<Worker> = [0, 200, 0]
         .iter()
         .zip(&ports)
@@ -481,7 +435,7 @@ fn answered_by_port(sender: &Sender, port: u16) -> usize {
 fn the_termination_reaches_every_worker_up_at_end_of_stream() {
     for load_balance in [false, true] {
         let order = order_name(load_balance);
-        let ports = ports(2);
+        let ports = free_ports(2);
         let mut first = Worker::start(ports[0], 0);
         let sender = multi_client_sender(&ports, load_balance);
         push_frames(&sender, 10, Duration::from_millis(10), |_| {});
@@ -499,21 +453,8 @@ fn the_termination_reaches_every_worker_up_at_end_of_stream() {
 
 #[test]
 fn our_sources_work_as_load_balanced_workers() {
-    let ports = ports(3);
-    let sources: Vec<Receiver> = ports[..2]
-        .iter()
-        .map(|p| {
-            let r = Receiver::new(&[
-                ("port", &p.to_string()),
-                ("address", "127.0.0.1"),
-                ("pattern", "1"),
-                ("multi-client", "true"),
-                ("return-data", &p.to_string()),
-            ]);
-            r.play();
-            r
-        })
-        .collect();
+    let ports = free_ports(3);
+    let sources = multi_client_sources(&ports[..2], |p| p.to_string());
     let mut worker = Worker::start(ports[2], 20);
     let sender = multi_client_sender(&ports, true);
     let n = 200;

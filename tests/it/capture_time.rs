@@ -6,26 +6,22 @@
 //! `stats` and drops frames later than `max-lateness`. The real vidgear 0.3.6 receives our
 //! stamped frames as it does any, and its unstamped frames pass through untouched.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use netgear_protocol::{append_capture_time, encode_frame_header, Dtype, JsonText};
 use netgear_protocol::{PayloadKind, RawLayout};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 const W: usize = 64;
 const H: usize = 48;
 const UNIX: &str = "timestamp/x-unix";
 
+/// The wall clock in nanoseconds, as `timestamp/x-unix` stamps count it.
 fn unix_now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
+    unix_now().as_nanos() as u64
 }
 
 /// The buffer's `timestamp/x-unix` reference timestamps, in nanoseconds.
@@ -69,10 +65,11 @@ fn pull_stamped(receiver: &Receiver, timeout: Duration) -> Vec<Stamped> {
 /// a `timestamp/x-ntp` one first, which must not be taken for it).
 fn stamped_buffer(sender: &Sender, idx: usize, unix_ns: Option<u64>) -> gst::Buffer {
     let info = sender.info.as_ref().expect("raw caps");
-    let mut buffer =
-        gst::Buffer::from_mut_slice(to_gst_layout(&test_frame(idx, W, H, 3, false), info));
+    let mut buffer = frame_buffer(
+        to_gst_layout(&test_frame(idx, W, H, 3, false), info),
+        idx as u64,
+    );
     let b = buffer.get_mut().unwrap();
-    b.set_pts(gst::ClockTime::from_mseconds(idx as u64 * 33));
     let ntp = gst::Caps::new_empty_simple("timestamp/x-ntp");
     gst::ReferenceTimestampMeta::add(b, &ntp, gst::ClockTime::from_seconds(7), None);
     if let Some(ns) = unix_ns {
@@ -432,18 +429,10 @@ fn vidgear_multi_server_receiver_takes_stamped_frames() {
     }
     let report = peer.report(Duration::from_secs(30));
     assert_eq!(report["terminated"], true, "{report}");
-    let mut pairs: Vec<(u64, i64)> = report["pairs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p[0].as_u64().unwrap(), p[1].as_i64().unwrap()))
-        .collect();
-    pairs.sort();
-    let mut expected: Vec<(u64, i64)> = servers
-        .iter()
-        .flat_map(|p| (0..10).map(move |i| (u64::from(*p), i)))
-        .collect();
-    expected.sort();
+    let (pairs, expected) = (
+        server_frame_pairs(&report),
+        frames_of_every_server(&servers, 10),
+    );
     assert_eq!(pairs, expected);
 }
 

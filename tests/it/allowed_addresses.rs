@@ -2,25 +2,10 @@
 //! `allowed-addresses` on `netgearsrc` with real vidgear senders: a sender outside the list
 //! is refused and counted, one inside gets in, and the property needs secure mode and TCP.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
-use netgear_protocol::keys::KeyDirs;
 use std::path::Path;
 use std::time::Duration;
-
-/// A key set made by our own generator in a fresh directory.
-fn fresh_keys(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("netgear-allow-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    KeyDirs::new(dir.to_str().unwrap())
-        .unwrap()
-        .generate()
-        .unwrap();
-    dir
-}
 
 /// `netgearsrc secure-mode=stonehouse allowed-addresses=…` receiving from a real vidgear
 /// sender on 127.0.0.1: the frames it got and the texts of its bus warnings.
@@ -49,23 +34,14 @@ fn vidgear_into_guarded_source(certs: &Path, allowed: &str) -> (usize, Vec<Strin
     ));
     let (frames, _) = receiver.collect(Duration::from_secs(6));
     peer.kill();
-    let warnings = receiver
-        .pipeline
-        .bus()
-        .unwrap()
-        .iter_filtered(&[gst::MessageType::Warning])
-        .filter_map(|m| match m.view() {
-            gst::MessageView::Warning(w) => Some(format!("{:?}", w.debug())),
-            _ => None,
-        })
-        .collect();
+    let warnings = queued_warning_debugs(&receiver.pipeline);
     let refused = receiver.stats().get::<u64>("refused").unwrap();
     (frames.len(), warnings, refused)
 }
 
 #[test]
 fn source_refuses_a_vidgear_sender_outside_allowed_addresses() {
-    let certs = fresh_keys("outside");
+    let certs = our_keys("outside");
     let (frames, warnings, refused) = vidgear_into_guarded_source(&certs, "127.0.0.2");
     assert_eq!(frames, 0, "a refused sender's frames arrived");
     assert!(refused >= 1, "the refusal was not counted");
@@ -79,7 +55,7 @@ fn source_refuses_a_vidgear_sender_outside_allowed_addresses() {
 
 #[test]
 fn source_lets_in_a_vidgear_sender_inside_allowed_addresses() {
-    let certs = fresh_keys("inside");
+    let certs = our_keys("inside");
     let (frames, warnings, refused) =
         vidgear_into_guarded_source(&certs, "10.0.0.0/8,127.0.0.0/30");
     assert_eq!(frames, 5, "{warnings:?}");

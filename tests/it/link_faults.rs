@@ -10,8 +10,6 @@
 //! Needs root, `ip` and `tc` (iproute2) and `nft` (nftables), which scripts/setup installs;
 //! without them the tests fail, they never skip.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -493,7 +491,7 @@ impl Drop for Sending {
 /// A vidgear script from this file, run by the venv's Python inside the namespace with
 /// `port pattern seconds fps width height`.
 fn vidgear_script(ns: &Netns, body: &str, args: &[String; 2], shape: Shape) -> Command {
-    let mut command = ns.command(common::python());
+    let mut command = ns.command(crate::common::python());
     let script = format!("{VIDGEAR_PRELUDE}{body}");
     command
         .args(["-c", &script, PORT, &args[0], &args[1]])

@@ -5,9 +5,7 @@
 //! decode whole, and JPEGs whose restart markers break their promise are dropped and
 //! counted.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst_video::VideoFormat;
 use std::time::Duration;
 

@@ -5,11 +5,10 @@
 //! their failures, and vidgear's own `ssh_tunnel_mode` sender (pyzmq over paramiko) to
 //! `netgearsrc`.
 
-mod common;
-#[path = "../src/ssh/tests/sshd.rs"]
+#[path = "../../src/ssh/tests/sshd.rs"]
 mod sshd;
 
-use common::*;
+use crate::common::*;
 use gst::glib;
 use gst::prelude::*;
 use gst_video::VideoFormat;
@@ -70,11 +69,7 @@ fn send_frames(sshd: &Sshd, port: u16, frames: usize) -> Sender {
             .push_packed(&test_frame(idx, WIDTH, HEIGHT, 3, false), idx as u64)
             .expect("push");
     }
-    sender.finish();
-    match wait_end(&sender.pipeline, Duration::from_secs(20)) {
-        Outcome::Eos => {}
-        other => panic!("sender ended with {other:?}"),
-    }
+    sender.finish_expect_eos(Duration::from_secs(20));
     sender
 }
 
