@@ -9,8 +9,8 @@
 use crate::common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
-use netgear_protocol::{append_capture_time, encode_frame_header, Dtype, JsonText};
-use netgear_protocol::{PayloadKind, RawLayout};
+use netgear_protocol::{add_sequence, append_capture_time, encode_frame_header, Dtype, JsonText};
+use netgear_protocol::{parse_header, Incoming, PayloadKind, RawLayout};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -282,9 +282,10 @@ fn a_relay_keeps_the_first_capture_time() {
     assert_eq!(got, expected);
 }
 
-/// On the wire: vidgear's header, byte for byte, with `"capture_time_ns": N` as its last key.
+/// On the wire: vidgear's header, byte for byte, then `"capture_time_ns": N`, then our frame
+/// number (`netgear_sequence`, the last key).
 #[test]
-fn the_header_carries_the_capture_time_last() {
+fn the_header_carries_the_capture_time_after_vidgears_keys() {
     init();
     let port = free_port();
     let ctx = zmq::Context::new();
@@ -306,14 +307,21 @@ fn the_header_carries_the_capture_time_last() {
     let parts = pair.recv_multipart(0).expect("a frame from the sink");
     pair.send("Data received on device: TESTTEST !", 0).unwrap();
     let layout = PayloadKind::Raw(RawLayout::new(Dtype::U8, H, W, 3));
+    let Ok(Incoming::Frame(header)) = parse_header(&parts[0]) else {
+        panic!("not a frame header: {}", String::from_utf8_lossy(&parts[0]));
+    };
+    let sequence = header.sequence.expect("our sink numbers its frames");
+    assert_eq!(sequence.number, 0, "the first frame of the stream");
     let mut expected = encode_frame_header(None, &layout, &JsonText::null(), 0);
     append_capture_time(&mut expected, stamp);
+    add_sequence(&mut expected, sequence);
     assert_eq!(
         String::from_utf8_lossy(&parts[0]),
         String::from_utf8_lossy(&expected)
     );
-    assert!(String::from_utf8_lossy(&parts[0])
-        .ends_with(r#""shape": [48, 64, 3], "capture_time_ns": 1732300000123456789}"#));
+    assert!(String::from_utf8_lossy(&parts[0]).contains(
+        r#""shape": [48, 64, 3], "capture_time_ns": 1732300000123456789, "netgear_sequence": [""#
+    ));
     assert_eq!(parts[1], test_frame(3, W, H, 3, false));
     sender.stop();
 }

@@ -8,6 +8,7 @@ mod common;
 mod allowed_addresses;
 mod bands_vidgear;
 mod bgr_vidgear;
+mod camera_vidgear;
 mod capture_time;
 mod diagnostics;
 mod downstream_refusal;

@@ -11,14 +11,10 @@
 //! format by `videoconvert` once and sent by `multifilesrc` with caps that name no
 //! colorimetry unless the case does.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gst::prelude::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Child;
-use std::sync::mpsc;
 use std::time::Duration;
 
 /// Every camera format the sink takes.
@@ -196,8 +192,7 @@ impl Camera {
 /// tests/python/netgear_camera.py: a vidgear receiver taking streams one after another,
 /// each on a port of its own.
 struct Vidgear {
-    child: Child,
-    lines: mpsc::Receiver<String>,
+    peer: Peer,
     ports: Vec<u16>,
     stream: usize,
     out: PathBuf,
@@ -214,10 +209,8 @@ impl Vidgear {
             "--out".to_owned(),
             out.to_string_lossy().into_owned(),
         ];
-        let (child, lines) = spawn_script("netgear_camera.py", &args);
         Vidgear {
-            child,
-            lines,
+            peer: Peer::script("netgear_camera.py", &args),
             ports,
             stream: 0,
             out: out.to_owned(),
@@ -225,8 +218,8 @@ impl Vidgear {
     }
 
     fn line(&self) -> String {
-        self.lines
-            .recv_timeout(Duration::from_secs(60))
+        self.peer
+            .line(Duration::from_secs(60))
             .expect("a line from the vidgear receiver")
     }
 
@@ -244,13 +237,6 @@ impl Vidgear {
         let path = self.out.join(format!("stream-{}.bin", self.stream));
         self.stream += 1;
         (report, std::fs::read(path).expect("the frames vidgear got"))
-    }
-}
-
-impl Drop for Vidgear {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
