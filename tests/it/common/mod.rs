@@ -5,6 +5,7 @@
 //! tests that need a process of their own.
 
 mod bus;
+mod child;
 mod elements;
 mod frames;
 mod keys;
@@ -13,6 +14,7 @@ mod ports;
 mod process;
 
 pub use bus::*;
+pub use child::*;
 pub use elements::*;
 pub use frames::*;
 pub use keys::*;

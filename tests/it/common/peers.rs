@@ -2,54 +2,12 @@
 //! The real vidgear (0.3.6, in the venv scripts/setup makes) as a peer: the scripts in
 //! tests/python run as child processes and read line by line.
 
+use super::child::spawn_script;
 use super::Sender;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// The venv's Python with vidgear (scripts/setup makes it). Missing is a failure, not a skip.
-pub fn python() -> PathBuf {
-    let path = std::env::var_os("NETGEAR_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
-    assert!(
-        path.exists(),
-        "no Python with vidgear at {}: run scripts/setup (or set NETGEAR_PYTHON)",
-        path.display()
-    );
-    path
-}
-
-/// Starts tests/python/`name` with the venv's python; its stdout lines arrive on the
-/// receiver as they are printed (stderr goes to the test's).
-fn spawn_script<S: AsRef<std::ffi::OsStr>>(
-    name: &str,
-    args: &[S],
-) -> (Child, mpsc::Receiver<String>) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/python")
-        .join(name);
-    let mut child = Command::new(python())
-        .arg(script)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn python {name}: {e}"));
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    (child, lines)
-}
 
 /// A running script from tests/python; killed when dropped.
 pub struct Peer {
