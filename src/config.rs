@@ -123,6 +123,36 @@ pub enum ModeError {
     LoadBalanceOutsideMultiClient { clash: &'static str },
 }
 
+/// The shortest `request-timeout`, in milliseconds: anything shorter is most likely
+/// vidgear's `request_timeout` in seconds, and cannot survive a busy machine's scheduling.
+pub const MIN_REQUEST_TIMEOUT_MS: u32 = 100;
+
+/// A `request-timeout` below [`MIN_REQUEST_TIMEOUT_MS`]; the text says what vidgear's
+/// seconds would be in our milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("request-timeout={ms} is in milliseconds ({ms} ms), below the {MIN_REQUEST_TIMEOUT_MS} ms minimum{}", vidgear_seconds(*.ms))]
+pub struct RequestTimeoutError {
+    pub ms: u32,
+}
+
+fn vidgear_seconds(ms: u32) -> String {
+    match ms {
+        0 => String::new(),
+        s => format!(
+            "; vidgear's request_timeout={s} (seconds) is request-timeout={}",
+            u64::from(s) * 1000
+        ),
+    }
+}
+
+/// Refuses a `request-timeout` (ms) short enough to be meant as vidgear's seconds.
+pub fn check_request_timeout(ms: u32) -> Result<(), RequestTimeoutError> {
+    match ms < MIN_REQUEST_TIMEOUT_MS {
+        true => Err(RequestTimeoutError { ms }),
+        false => Ok(()),
+    }
+}
+
 /// A sink's `load-balance` needs receivers to choose from: multi-client req-rep.
 pub fn check_load_balance(
     load_balance: bool,
@@ -257,6 +287,22 @@ mod tests {
         assert!(err(false, ReqRep).contains("not multi-client=false"));
         assert!(err(true, PubSub).contains("not pattern=pub-sub (2)"));
         assert!(err(true, Pair).contains("not pattern=pair (0)"));
+    }
+
+    #[test]
+    fn request_timeouts_that_look_like_seconds_are_refused() {
+        assert_eq!(
+            check_request_timeout(4).unwrap_err().to_string(),
+            "request-timeout=4 is in milliseconds (4 ms), below the 100 ms minimum; \
+             vidgear's request_timeout=4 (seconds) is request-timeout=4000"
+        );
+        assert_eq!(
+            check_request_timeout(0).unwrap_err().to_string(),
+            "request-timeout=0 is in milliseconds (0 ms), below the 100 ms minimum"
+        );
+        assert!(check_request_timeout(99).is_err());
+        assert!(check_request_timeout(100).is_ok());
+        assert!(check_request_timeout(u32::MAX).is_ok());
     }
 
     #[test]

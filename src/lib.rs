@@ -8,10 +8,11 @@
 //! in `transport`; modes and their rules in `config`; shared properties in `properties`;
 //! start-up in `link_setup`; frames between wire and buffers (and the JPEG jobs for worker
 //! threads) in `frames`; the format table in `formats`; the ordered worker pool in
-//! `workers`; the `netgear://` URI in `uri`; SSH tunnels in `ssh`; the `stats` counters;
-//! locks that outlive a panic in `sync`; the `NetGearMeta` in `meta`; glue both elements
-//! share in `glue`; and each element's own glue in `netgearsink`, `netgearsrc` and
-//! `netgeardemux`. Only `meta` is public: the rest is reached through GStreamer.
+//! `workers`; the `netgear://` URI in `uri`, vidgear's option names in it in
+//! `vidgear_options`; SSH tunnels in `ssh`; the `stats` counters; locks that outlive a
+//! panic in `sync`; the `NetGearMeta` in `meta`; glue both elements share in `glue`; and
+//! each element's own glue in `netgearsink`, `netgearsrc` and `netgeardemux`. Only `meta`
+//! is public: the rest is reached through GStreamer.
 
 use gst::glib;
 
@@ -32,6 +33,7 @@ mod sync;
 mod test_support;
 mod transport;
 mod uri;
+mod vidgear_options;
 mod workers;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

@@ -3,7 +3,9 @@
 //! (or make) the CURVE keys, and build the transport's configuration.
 
 use crate::config::Protocol;
-use crate::config::{ModeError, Pattern, Role, SecureMode};
+use crate::config::{
+    check_request_timeout, ModeError, Pattern, RequestTimeoutError, Role, SecureMode,
+};
 use crate::properties::CommonSettings;
 use crate::transport::{endpoint, ClientPolicy, LinkConfig, Waker};
 use gst::prelude::*;
@@ -19,6 +21,8 @@ pub enum SettingsError {
     Modes(#[from] ModeError),
     #[error(transparent)]
     Keys(#[from] KeyError),
+    #[error(transparent)]
+    RequestTimeout(#[from] RequestTimeoutError),
     #[error("address is empty")]
     EmptyAddress,
     #[error("allowed-addresses: {0}")]
@@ -49,6 +53,7 @@ pub fn link_config(
 ) -> Result<(LinkConfig, Option<KeySet>), SettingsError> {
     let modes = settings.modes()?;
     modes.validate(role)?;
+    check_request_timeout(settings.request_timeout_ms)?;
     let (curve, clients, keys) = load_keys(settings, role, options)?;
     if settings.address.is_empty() {
         return Err(SettingsError::EmptyAddress);
@@ -127,7 +132,7 @@ fn load_keys(
     Ok((Some(curve), policy, Some(keys)))
 }
 
-/// What both elements' `start()` does first: check the settings, load (or make) the keys,
+/// What both elements' `start()` does first: check the URI and the settings, load (or make) the keys,
 /// and create the waker `unlock()` uses. Errors are ready to return from `start()`.
 pub fn prepare_start(
     settings: &CommonSettings,
@@ -136,6 +141,7 @@ pub fn prepare_start(
     cat: gst::DebugCategory,
     element: &gst::Element,
 ) -> Result<(LinkConfig, Arc<Waker>), gst::ErrorMessage> {
+    crate::uri::check_refused(element)?;
     let (config, keys) = link_config(settings, role, options)
         .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["Invalid settings: {}", e]))?;
     if let Some(keys) = &keys {

@@ -15,8 +15,6 @@ pub const DEFAULT_PATTERN: Pattern = Pattern::Pair;
 pub const DEFAULT_SECURE_MODE: SecureMode = SecureMode::None;
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u32 = 4000;
-/// The shortest request timeout: shorter ones cannot survive a busy machine's scheduling.
-pub const MIN_REQUEST_TIMEOUT_MS: u32 = 10;
 /// Default largest frame: 8K RGBA is 132 MB.
 pub const DEFAULT_MAX_FRAME_BYTES: u64 = 256 << 20;
 /// The smallest `max-frame-bytes`: a limit below a tiny frame's size makes no sense.
@@ -188,7 +186,7 @@ fn endpoint_properties(role: Role) -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecEnum::builder_with_default("protocol", DEFAULT_PROTOCOL)
             .nick("Protocol")
-            .blurb("Transport: tcp, or ipc (Unix socket at address:port)")
+            .blurb("Transport: tcp (0), or ipc (1, Unix socket at address:port)")
             .mutable_ready()
             .build(),
     ]
@@ -198,7 +196,7 @@ fn mode_properties() -> Vec<glib::ParamSpec> {
     vec![
         glib::ParamSpecEnum::builder_with_default("pattern", DEFAULT_PATTERN)
             .nick("Pattern")
-            .blurb("ZeroMQ messaging pattern, vidgear's pattern 0/1/2; both ends must agree")
+            .blurb("ZeroMQ messaging pattern, vidgear's pattern: pair (0), req-rep (1) or pub-sub (2); both ends must agree")
             .mutable_ready()
             .build(),
         glib::ParamSpecBoolean::builder("bidirectional")
@@ -218,7 +216,7 @@ fn mode_properties() -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecEnum::builder_with_default("secure-mode", DEFAULT_SECURE_MODE)
             .nick("Secure mode")
-            .blurb("ZeroMQ CURVE security: none, stonehouse or ironhouse")
+            .blurb("ZeroMQ CURVE security, vidgear's secure_mode: none (0), stonehouse (1) or ironhouse (2); both ends must agree")
             .mutable_ready()
             .build(),
         glib::ParamSpecString::builder("cert-dir")
@@ -243,8 +241,9 @@ fn reliability_properties(role: Role) -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecUInt::builder("request-timeout")
             .nick("Request timeout")
-            .blurb("Milliseconds to wait for a reply before reconnecting; a receiver rebinds after 3x this of silence")
-            .minimum(MIN_REQUEST_TIMEOUT_MS)
+            // No minimum here: a value below MIN_REQUEST_TIMEOUT_MS is taken, and start
+            // fails saying it is in milliseconds (a ParamSpec minimum only makes GLib warn).
+            .blurb("Milliseconds (not vidgear's seconds: request_timeout=4 is request-timeout=4000; below 100 fails at start) to wait for a reply before reconnecting; a receiver rebinds after 3x this of silence")
             .default_value(DEFAULT_REQUEST_TIMEOUT_MS)
             .mutable_ready()
             .build(),

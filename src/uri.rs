@@ -8,10 +8,11 @@
 //!   as vidgear builds it from `address=/PATH port=PORT protocol=ipc`.
 //!
 //! Every other property is a query key with its gst-launch spelling and value
-//! (`?pattern=req-rep&secure-mode=ironhouse&cert-dir=/keys&jpeg-compression=false`);
-//! keys and values are percent-decoded. Parsing and formatting here are pure; `set_uri`,
-//! `set_uri_property` and `element_uri` are the glue both elements' URI handlers and `uri`
-//! properties call.
+//! (`?pattern=req-rep&secure-mode=ironhouse&cert-dir=/keys&jpeg-compression=false`), and
+//! vidgear's option names are keys in vidgear's units (`?request_timeout=4`, seconds; see
+//! `crate::vidgear_options`); keys and values are percent-decoded. Parsing and formatting
+//! here are pure; `set_uri`, `set_uri_property`, `check_refused` and `element_uri` are the
+//! glue both elements' URI handlers, `uri` properties and start call.
 
 use crate::config::{Protocol, Role};
 use crate::properties::default_address;
@@ -251,6 +252,11 @@ fn uri_error(uri: &str, why: &dyn std::fmt::Display, kind: gst::URIError) -> gli
 }
 
 /// GstURIHandler's `set_uri` of both elements: sets `element`'s properties from `uri`.
+///
+/// Only a URI that is not ours (scheme) or a change while running fails here. A netgear
+/// URI with a bad part changes nothing and is kept, so that starting fails with an element
+/// error naming the bad part: gst-launch-1.0's `! netgear://… !` drops set_uri's error
+/// (it prints only "no sink element for URI"), while every tool shows element errors.
 pub fn set_uri(
     element: &gst::Element,
     cat: gst::DebugCategory,
@@ -258,11 +264,17 @@ pub fn set_uri(
     uri: &str,
 ) -> Result<(), glib::Error> {
     gst::debug!(cat, obj = element, "setting URI {uri}");
-    apply(element, role, uri)
+    match apply(element, role, uri) {
+        Ok(()) => set_refused(element, None),
+        Err(e) if e.matches(gst::URIError::UnsupportedProtocol) => return Err(e),
+        Err(e) if e.matches(gst::URIError::BadState) => return Err(e),
+        Err(e) => defer(element, cat, &e),
+    }
+    Ok(())
 }
 
-/// The `uri` property of both elements: a refused URI changes nothing and is logged
-/// (setters cannot fail).
+/// The `uri` property of both elements (setters cannot fail): a bad URI changes nothing
+/// and makes starting fail naming the bad part; an empty one changes nothing.
 pub fn set_uri_property(
     element: &gst::Element,
     cat: gst::DebugCategory,
@@ -270,8 +282,52 @@ pub fn set_uri_property(
     value: &glib::Value,
 ) {
     let uri = crate::properties::string_value(value);
-    if let Err(e) = set_uri(element, cat, role, &uri) {
-        gst::error!(cat, obj = element, "{}", e);
+    if uri.is_empty() {
+        return set_refused(element, None);
+    }
+    match apply(element, role, &uri) {
+        Ok(()) => set_refused(element, None),
+        Err(e) if e.matches(gst::URIError::BadState) => gst::error!(cat, obj = element, "{}", e),
+        Err(e) => defer(element, cat, &e),
+    }
+}
+
+/// Where an element keeps the text of the URI it could not apply, until a good one comes.
+const REFUSED: &str = "netgear-refused-uri";
+/// REFUSED's data is only replaced or read under this lock, so no reader sees it freed.
+static REFUSED_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn set_refused(element: &gst::Element, why: Option<String>) {
+    let _guard = crate::sync::lock(&REFUSED_LOCK);
+    // SAFETY: only this module uses the key, always with an Option<String>, under the lock.
+    unsafe { element.set_data(REFUSED, why) };
+}
+
+fn refused(element: &gst::Element) -> Option<String> {
+    let _guard = crate::sync::lock(&REFUSED_LOCK);
+    // SAFETY: as in set_refused; the value is cloned before the lock is released.
+    unsafe {
+        element
+            .data::<Option<String>>(REFUSED)
+            .and_then(|why| why.as_ref().clone())
+    }
+}
+
+fn defer(element: &gst::Element, cat: gst::DebugCategory, error: &glib::Error) {
+    gst::warning!(
+        cat,
+        obj = element,
+        "{}; starting will fail",
+        error.message()
+    );
+    set_refused(element, Some(error.message().to_owned()));
+}
+
+/// What both elements' start checks first: the last URI given was applied.
+pub fn check_refused(element: &gst::Element) -> Result<(), gst::ErrorMessage> {
+    match refused(element) {
+        Some(why) => Err(gst::error_msg!(gst::ResourceError::Settings, ["{}", why])),
+        None => Ok(()),
     }
 }
 
@@ -289,6 +345,21 @@ fn apply(element: &gst::Element, role: Role, uri: &str) -> Result<(), glib::Erro
         };
         uri_error(uri, &e, kind)
     })?;
+    let values = uri_values(element, role, &parsed)
+        .map_err(|why| uri_error(uri, &why, gst::URIError::BadUri))?;
+    for (property, value) in &values {
+        element.set_property_from_value(property, value);
+    }
+    Ok(())
+}
+
+/// The property values `parsed` sets: the endpoint's, then each query key's (a vidgear
+/// option name in vidgear's units as the properties it stands for).
+fn uri_values(
+    element: &gst::Element,
+    role: Role,
+    parsed: &NetGearUri,
+) -> Result<Vec<(String, glib::Value)>, QueryError> {
     let address = parsed
         .address
         .clone()
@@ -301,17 +372,36 @@ fn apply(element: &gst::Element, role: Role, uri: &str) -> Result<(), glib::Erro
         ),
         ("protocol".to_owned(), parsed.protocol.to_value()),
     ];
+    // The key each property came from, to name both when two keys set one property.
+    let mut keys: Vec<(String, &str)> = Vec::new();
     for (key, text) in &parsed.query {
-        let value = query_value(element, key, text).map_err(|why| {
-            let why = format!("{why}");
-            uri_error(uri, &why, gst::URIError::BadUri)
-        })?;
-        values.push((key.clone(), value));
+        for (property, value_text) in query_pairs(role, key, text)? {
+            let (property, value) = query_value(element, key, &property, &value_text, text)?;
+            if let Some((_, first)) = keys.iter().find(|(p, _)| *p == property) {
+                return Err(QueryError::Twice {
+                    property,
+                    first: (*first).to_owned(),
+                    second: key.clone(),
+                });
+            }
+            keys.push((property.clone(), key));
+            values.push((property, value));
+        }
     }
-    for (key, value) in &values {
-        element.set_property_from_value(key, value);
+    Ok(values)
+}
+
+/// A query key as `(property, value)` pairs: vidgear's option names translated, any other
+/// key as it is.
+fn query_pairs(role: Role, key: &str, text: &str) -> Result<Vec<(String, String)>, QueryError> {
+    match crate::vidgear_options::translate(role, key, text) {
+        None => Ok(vec![(key.to_owned(), text.to_owned())]),
+        Some(Ok(pairs)) => Ok(pairs
+            .into_iter()
+            .map(|(property, value)| (property.to_owned(), value))
+            .collect()),
+        Some(Err(e)) => Err(QueryError::Vidgear(e)),
     }
-    Ok(())
 }
 
 /// Why a query key's value cannot be set.
@@ -319,32 +409,91 @@ fn apply(element: &gst::Element, role: Role, uri: &str) -> Result<(), glib::Erro
 enum QueryError {
     #[error("{element} has no settable property '{key}'")]
     NoProperty { element: String, key: String },
-    #[error("'{value}' is not a valid value for {key}")]
-    BadValue { key: String, value: String },
+    #[error("'{value}' is not a valid value for {key}{}", hint(.valid))]
+    BadValue {
+        key: String,
+        value: String,
+        valid: Option<String>,
+    },
+    #[error("{property} is set twice, by {first} and by {second}")]
+    Twice {
+        property: String,
+        first: String,
+        second: String,
+    },
+    #[error(transparent)]
+    Vidgear(#[from] crate::vidgear_options::VidgearOptionError),
 }
 
-/// The value `text` gives property `key`, parsed as gst-launch does, and in range.
-fn query_value(element: &gst::Element, key: &str, text: &str) -> Result<glib::Value, QueryError> {
+fn hint(valid: &Option<String>) -> String {
+    valid.as_ref().map(|v| format!(": {v}")).unwrap_or_default()
+}
+
+/// The values a property takes, as a user would type them; `None` for strings and the rest.
+fn valid_values(pspec: &glib::ParamSpec) -> Option<String> {
+    if let Some(p) = pspec.downcast_ref::<glib::ParamSpecEnum>() {
+        let class = p.enum_class();
+        let values: Vec<String> = class
+            .values()
+            .iter()
+            .map(|v| format!("{} ({})", v.nick(), v.value()))
+            .collect();
+        return Some(format!("one of {}", values.join(", ")));
+    }
+    if pspec.is::<glib::ParamSpecBoolean>() {
+        return Some("true or false".to_owned());
+    }
+    let range = |min: &dyn std::fmt::Display, max: &dyn std::fmt::Display| {
+        Some(format!("a whole number from {min} to {max}"))
+    };
+    if let Some(p) = pspec.downcast_ref::<glib::ParamSpecUInt>() {
+        return range(&p.minimum(), &p.maximum());
+    }
+    if let Some(p) = pspec.downcast_ref::<glib::ParamSpecUInt64>() {
+        return range(&p.minimum(), &p.maximum());
+    }
+    if let Some(p) = pspec.downcast_ref::<glib::ParamSpecInt>() {
+        return range(&p.minimum(), &p.maximum());
+    }
+    if let Some(p) = pspec.downcast_ref::<glib::ParamSpecInt64>() {
+        return range(&p.minimum(), &p.maximum());
+    }
+    None
+}
+
+/// Property `property`'s canonical name and the value `text` gives it, parsed as
+/// gst-launch does and in range. Errors name the query `key` (and the property, when a
+/// vidgear name stands for it) with the value as the URI gave it (`given`).
+fn query_value(
+    element: &gst::Element,
+    key: &str,
+    property: &str,
+    text: &str,
+    given: &str,
+) -> Result<(String, glib::Value), QueryError> {
     let settable = |p: &glib::ParamSpec| {
         let flags = p.flags();
         flags.contains(glib::ParamFlags::WRITABLE)
             && !flags.contains(glib::ParamFlags::CONSTRUCT_ONLY)
             && !NOT_IN_URI.contains(&p.name())
     };
-    let pspec =
-        element
-            .find_property(key)
-            .filter(settable)
-            .ok_or_else(|| QueryError::NoProperty {
-                element: element
-                    .factory()
-                    .map(|f| f.name().to_string())
-                    .unwrap_or_default(),
-                key: key.to_owned(),
-            })?;
+    let pspec = element
+        .find_property(property)
+        .filter(settable)
+        .ok_or_else(|| QueryError::NoProperty {
+            element: element
+                .factory()
+                .map(|f| f.name().to_string())
+                .unwrap_or_default(),
+            key: key.to_owned(),
+        })?;
     let bad = || QueryError::BadValue {
-        key: key.to_owned(),
-        value: text.to_owned(),
+        key: match key == pspec.name() {
+            true => key.to_owned(),
+            false => format!("{key} ({})", pspec.name()),
+        },
+        value: given.to_owned(),
+        valid: valid_values(&pspec),
     };
     let value = match pspec.value_type() {
         t if t == glib::Type::STRING => text.to_value(),
@@ -353,7 +502,7 @@ fn query_value(element: &gst::Element, key: &str, text: &str) -> Result<glib::Va
     if !in_range(&pspec, &value) {
         return Err(bad());
     }
-    Ok(value)
+    Ok((pspec.name().to_owned(), value))
 }
 
 /// Whether GObject would take `value` for `pspec` as it is (right type, in range).
