@@ -1,13 +1,19 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 # SPDX-License-Identifier: MPL-2.0
+# The system python3 on purpose: a venv's python has no python3-gi (see below).
 """numpy frames through GStreamer's NetGear elements, from Python via GObject introspection.
 
-    GST_PLUGIN_PATH=target/release python3 examples/python/numpy_frames.py [--port P]
+Runs with the SYSTEM python3, not a venv's python (the project's .venv with vidgear has no
+GObject introspection): it needs Debian's python3-gi, gir1.2-gstreamer-1.0,
+gir1.2-gst-plugins-base-1.0 and python3-numpy (`sudo apt-get install python3-gi
+gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 python3-numpy`; scripts/setup installs
+them). From the repository, after `cargo build --release`:
+
+    GST_PLUGIN_PATH=target/release /usr/bin/python3 examples/python/numpy_frames.py [--port P]
 
 One pipeline pushes numpy arrays into `netgearsink` through `appsrc`; another pulls them out
 of `netgearsrc` through `appsink` as numpy arrays again (rows unpadded), the way a vidgear
-user holds frames. Either end can be a real vidgear peer instead. Needs python3-gi,
-gir1.2-gstreamer-1.0, gir1.2-gst-plugins-base-1.0 and python3-numpy (Debian packages).
+user holds frames. Either end can be a real vidgear peer instead.
 
 Both ends run in vidgear's bidirectional mode: a JSON message travels with every frame and
 JSON data comes back with every reply. Prints one JSON line: frames sent and received,
@@ -19,8 +25,19 @@ import argparse
 import json
 import sys
 
-import gi
-import numpy as np
+try:
+    import gi
+    import numpy as np
+except ImportError as missing:
+    # A venv's python sees neither Debian's python3-gi nor its numpy.
+    print(
+        f"{sys.argv[0]}: {missing}: this example needs Debian's python3-gi, "
+        "gir1.2-gstreamer-1.0, gir1.2-gst-plugins-base-1.0 and python3-numpy; "
+        "run it with the system /usr/bin/python3, not a venv's python "
+        f"(this is {sys.executable})",
+        file=sys.stderr,
+    )
+    sys.exit(2)
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstApp", "1.0")

@@ -37,4 +37,6 @@ mod soak;
 mod ssh_tunnel;
 mod tensors_vidgear;
 mod timing;
+mod units;
 mod uri;
+mod uri_vidgear;

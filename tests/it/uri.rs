@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MPL-2.0
 //! The `netgear://` URI handler: `playbin` and `uridecodebin` play a real vidgear sender by
 //! URI, a sink made from a URI sends to a real vidgear receiver, the `uri` property reads
-//! back what the element will use, and bad URIs are refused naming the bad part.
+//! back what the element will use, and a bad URI fails at start naming the bad part, in
+//! gst-launch-1.0 and playbin too.
 
 use crate::common::*;
 use gst::prelude::*;
@@ -200,33 +201,64 @@ fn uri_sets_properties_and_reads_back_what_is_used() {
     );
 }
 
+/// The error starting `element`, alone in a pipeline, posts; starting must fail.
+pub fn start_error_of(element: &gst::Element) -> String {
+    let pipeline = gst::Pipeline::new();
+    pipeline.add(element).expect("add");
+    let started = pipeline.set_state(gst::State::Paused);
+    let outcome = wait_end(&pipeline, Duration::from_secs(5));
+    let _ = pipeline.set_state(gst::State::Null);
+    assert!(started.is_err(), "{} started", element.name());
+    match outcome {
+        Outcome::Error(text) => text,
+        other => panic!("no error message from {}: {other:?}", element.name()),
+    }
+}
+
+/// A URI that is not ours is refused at once; a netgear URI with a bad part changes
+/// nothing and makes the change to PAUSED fail with an element error naming the URI and
+/// the bad part (gst-launch-1.0 drops set_uri's error; every tool shows element errors).
 #[test]
-fn bad_uris_are_refused_naming_the_bad_part() {
+fn bad_uris_fail_at_start_naming_the_bad_part() {
     init();
     let src = gst::ElementFactory::make("netgearsrc").build().unwrap();
     let handler = src.dynamic_cast_ref::<gst::URIHandler>().unwrap();
-    let refused = |uri: &str| handler.set_uri(uri).expect_err(uri).to_string();
+    let not_ours = handler.set_uri("netgear:host:5555").unwrap_err();
+    assert!(not_ours.matches(gst::URIError::UnsupportedProtocol));
+    assert!(
+        not_ours
+            .to_string()
+            .contains("must start with netgear:// or netgear+ipc://"),
+        "{not_ours}"
+    );
     let cases = [
-        (
-            "netgear:host:5555",
-            "must start with netgear:// or netgear+ipc://",
-        ),
         (
             "netgear://host:99999",
             "the port '99999' is not a number from 1 to 65535",
         ),
-        ("netgear://::1:5555", "IPv6 address goes in brackets"),
+        (
+            "netgear://::1:5555",
+            "the host '::1' is not valid (an IPv6 address goes in brackets",
+        ),
         (
             "netgear://host:5555?pattern=7",
-            "'7' is not a valid value for pattern",
+            "'7' is not a valid value for pattern: one of pair (0), req-rep (1), pub-sub (2)",
+        ),
+        (
+            "netgear://host:5555?pattern=foo",
+            "'foo' is not a valid value for pattern: one of pair (0), req-rep (1), pub-sub (2)",
+        ),
+        (
+            "netgear://host:5555?secure-mode=strong",
+            "'strong' is not a valid value for secure-mode: one of none (0), stonehouse (1), ironhouse (2)",
         ),
         (
             "netgear://host:5555?max-retries=many",
-            "'many' is not a valid value for max-retries",
+            "'many' is not a valid value for max-retries: a whole number from 0 to 4294967295",
         ),
         (
-            "netgear://host:5555?request-timeout=1",
-            "'1' is not a valid value for request-timeout",
+            "netgear://host:5555?bidirectional=maybe",
+            "'maybe' is not a valid value for bidirectional: true or false",
         ),
         (
             "netgear://host:5555?jpeg-quality=50",
@@ -250,25 +282,97 @@ fn bad_uris_are_refused_naming_the_bad_part() {
         ),
     ];
     for (uri, why) in cases {
-        let message = refused(uri);
-        assert!(message.contains(why), "{uri}: {message}");
+        let src = gst::ElementFactory::make("netgearsrc").build().unwrap();
+        let handler = src.dynamic_cast_ref::<gst::URIHandler>().unwrap();
+        handler.set_uri(uri).expect(uri);
+        // A refused URI changed nothing, not even the parts before the bad one.
+        assert_eq!(uri_of(&src), "netgear://*:5555", "{uri}");
+        let message = start_error_of(&src);
         assert!(
-            message.contains(uri),
-            "{uri}: the message names the URI: {message}"
+            message.contains(&format!("Invalid URI '{uri}': {why}")),
+            "{uri}: {message}"
         );
     }
-    // A refused URI changed nothing, not even the parts before the bad one.
-    assert_eq!(uri_of(&src), "netgear://*:5555");
     let sink = gst::ElementFactory::make("netgearsink").build().unwrap();
-    let message = sink
-        .dynamic_cast_ref::<gst::URIHandler>()
+    sink.dynamic_cast_ref::<gst::URIHandler>()
         .unwrap()
         .set_uri("netgear://h:1?return-data=x")
-        .unwrap_err()
-        .to_string();
+        .expect("kept for start");
+    let message = start_error_of(&sink);
     assert!(
         message.contains("netgearsink has no settable property 'return-data'"),
         "{message}"
+    );
+}
+
+/// The `uri` property: a bad URI used to be logged and the element started with its
+/// defaults; now starting fails, and a good URI given after it clears the failure.
+#[test]
+fn a_bad_uri_property_fails_at_start_until_a_good_one_is_set() {
+    init();
+    let port = free_port();
+    let sink = gst::ElementFactory::make("netgearsink").build().unwrap();
+    sink.set_property("uri", format!("netgear://127.0.0.1:{port}?jpeg-quality=5"));
+    let message = start_error_of(&sink);
+    assert!(
+        message
+            .contains("'5' is not a valid value for jpeg-quality: a whole number from 10 to 100"),
+        "{message}"
+    );
+    let src = gst::ElementFactory::make("netgearsrc").build().unwrap();
+    src.set_property("uri", format!("netgear://127.0.0.1:{port}?pattern=pubsub"));
+    assert!(start_error_of(&src).contains("'pubsub' is not a valid value for pattern"));
+    src.set_property("uri", format!("netgear://127.0.0.1:{port}?pattern=pub-sub"));
+    let pipeline = gst::Pipeline::new();
+    pipeline.add(&src).unwrap();
+    assert!(pipeline.set_state(gst::State::Paused).is_ok());
+    pipeline.set_state(gst::State::Null).unwrap();
+}
+
+/// `gst-launch-1.0 … ! netgear://…` used to print only "no sink element for URI".
+#[test]
+fn gst_launch_says_what_is_wrong_with_a_uri() {
+    let port = free_port();
+    let cases = [
+        (
+            format!("videotestsrc num-buffers=1 ! netgear://127.0.0.1:{port}?pattern=foo"),
+            format!("Invalid URI 'netgear://127.0.0.1:{port}?pattern=foo': 'foo' is not a valid value for pattern: one of pair (0), req-rep (1), pub-sub (2)"),
+        ),
+        (
+            format!("netgear://:{port}?secure_mode=3 ! fakesink"),
+            format!("Invalid URI 'netgear://:{port}?secure_mode=3': '3' is not a valid value for secure_mode (secure-mode): one of none (0), stonehouse (1), ironhouse (2)"),
+        ),
+    ];
+    for (description, expected) in cases {
+        let out = crate::units::gst_launch(
+            &crate::units::launch_args(&description),
+            Duration::from_secs(20),
+        );
+        assert_ne!(out.code, Some(0), "{}", out.text);
+        assert!(out.text.contains(&expected), "{}", out.text);
+        assert!(!out.text.contains("element for URI"), "{}", out.text);
+    }
+}
+
+/// playbin (and so gst-play-1.0) shows the same text, from the source it made.
+#[test]
+fn playbin_says_what_is_wrong_with_a_uri() {
+    init();
+    let uri = "netgear://127.0.0.1:5555?pattern=foo&max-retries=1";
+    let playbin = gst::ElementFactory::make("playbin")
+        .property("uri", uri)
+        .build()
+        .expect("playbin");
+    let playbin = playbin.downcast::<gst::Pipeline>().unwrap();
+    assert!(playbin.set_state(gst::State::Paused).is_err());
+    let outcome = wait_end(&playbin, Duration::from_secs(5));
+    playbin.set_state(gst::State::Null).unwrap();
+    let Outcome::Error(text) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        text.contains(&format!("Invalid URI '{uri}': 'foo' is not a valid value for pattern: one of pair (0), req-rep (1), pub-sub (2)")),
+        "{text}"
     );
 }
 
