@@ -5,6 +5,7 @@
 //! by the venv's python says it needs Debian's python3-gi and the system python3.
 
 use crate::common::*;
+use gst::glib;
 use gst::prelude::*;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -161,4 +162,29 @@ fn the_python_example_in_a_venv_says_to_use_the_system_python3() {
             && stderr.contains("run it with the system /usr/bin/python3, not a venv's python"),
         "{stderr}"
     );
+}
+
+/// gst-launch-1.0 prints GStreamer's own text for a wrong enum nick (`could not set
+/// property`), which no element can change; what is ours is the blurb gst-inspect-1.0
+/// shows, which names every value of each enum with its number (vidgear's numbers).
+#[test]
+fn enum_blurbs_list_every_value_with_its_number() {
+    init();
+    for factory in ["netgearsink", "netgearsrc"] {
+        let element = gst::ElementFactory::make(factory).build().unwrap();
+        for pspec in element.list_properties().iter() {
+            let Some(spec) = pspec.downcast_ref::<glib::ParamSpecEnum>() else {
+                continue;
+            };
+            let blurb = pspec.blurb().unwrap_or_default();
+            for value in spec.enum_class().values() {
+                let named = format!("{} ({}", value.nick(), value.value());
+                assert!(
+                    blurb.contains(&named),
+                    "{factory} {}: {blurb}",
+                    pspec.name()
+                );
+            }
+        }
+    }
 }
