@@ -232,7 +232,11 @@ fn mode_properties() -> Vec<glib::ParamSpec> {
 fn reliability_properties(role: Role) -> Vec<glib::ParamSpec> {
     let max_retries_blurb = match role {
         Role::Sender => "Reconnect attempts after a reply timed out before giving up with an error (patterns 0, 1)",
-        Role::Receiver => "Patterns 0, 1: end the stream (EOS, after a warning) when this many silent periods of 3 x request-timeout pass in a row with no message, as vidgear's receiver gives up after max_retries; any message starts the count again; 0 never gives up",
+        Role::Receiver => "Patterns 0, 1: end the stream (EOS, after a warning) when this many silent periods of 3 x request-timeout pass in a row with no message, as vidgear's receiver gives up after max_retries; any message starts the count again; counted only once a sender has been heard unless wait-for-sender=false; 0 never gives up",
+    };
+    let request_timeout_blurb = match role {
+        Role::Sender => "Milliseconds to wait for a reply before reconnecting and sending the frame again; also sets how soon a dead connection is noticed (heartbeats)",
+        Role::Receiver => "Milliseconds; the source waits for no reply: patterns 0, 1 rebind after 3 x this of silence so a new sender can take over, each such period counting toward max-retries; also sets how soon a dead connection is noticed (heartbeats)",
     };
     vec![
         glib::ParamSpecUInt::builder("max-retries")
@@ -243,7 +247,7 @@ fn reliability_properties(role: Role) -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecUInt::builder("request-timeout")
             .nick("Request timeout")
-            .blurb("Milliseconds to wait for a reply before reconnecting; a receiver rebinds after 3x this of silence")
+            .blurb(request_timeout_blurb)
             .minimum(MIN_REQUEST_TIMEOUT_MS)
             .default_value(DEFAULT_REQUEST_TIMEOUT_MS)
             .mutable_ready()
