@@ -21,9 +21,9 @@ use std::time::Duration;
 /// Frames measured before a clear rate is announced.
 pub const MEASURE_FRAMES: usize = 10;
 /// The most frames measured (a rate with a 1000/1001 twin needs more to be told apart).
-pub const MEASURE_FRAMES_MAX: usize = 61;
+pub const MEASURE_FRAMES_MAX: usize = 91;
 /// The longest the first frames are held while measuring.
-pub const MEASURE_WINDOW: Duration = Duration::from_millis(2100);
+pub const MEASURE_WINDOW: Duration = Duration::from_millis(3100);
 /// How close a measured rate must be to a common one to be snapped to it.
 const SNAP_TOLERANCE: f64 = 0.04;
 /// Two candidate rates closer than this (relative) are twins: 30/1 and 30000/1001.
