@@ -230,7 +230,11 @@ fn mode_properties() -> Vec<glib::ParamSpec> {
 fn reliability_properties(role: Role) -> Vec<glib::ParamSpec> {
     let max_retries_blurb = match role {
         Role::Sender => "Reconnect attempts after a reply timed out before giving up with an error (patterns 0, 1)",
-        Role::Receiver => "Patterns 0, 1: end the stream (EOS, after a warning) when this many silent periods of 3 x request-timeout pass in a row with no message, as vidgear's receiver gives up after max_retries; any message starts the count again; 0 never gives up",
+        Role::Receiver => "Patterns 0, 1: end the stream (EOS, after a warning) when this many silent periods of 3 x request-timeout pass in a row with no message, as vidgear's receiver gives up after max_retries; any message starts the count again; counted only once a sender has been heard unless wait-for-sender=false; 0 never gives up",
+    };
+    let request_timeout_blurb = match role {
+        Role::Sender => "Milliseconds (not vidgear's seconds: request_timeout=4 is request-timeout=4000; below 100 fails at start) to wait for a reply before reconnecting and sending the frame again; also sets how soon a dead connection is noticed (heartbeats)",
+        Role::Receiver => "Milliseconds (not vidgear's seconds; below 100 fails at start); the source waits for no reply: patterns 0, 1 rebind after 3 x this of silence so a new sender can take over, each such period counting toward max-retries; also sets how soon a dead connection is noticed (heartbeats)",
     };
     vec![
         glib::ParamSpecUInt::builder("max-retries")
@@ -243,7 +247,7 @@ fn reliability_properties(role: Role) -> Vec<glib::ParamSpec> {
             .nick("Request timeout")
             // No minimum here: a value below MIN_REQUEST_TIMEOUT_MS is taken, and start
             // fails saying it is in milliseconds (a ParamSpec minimum only makes GLib warn).
-            .blurb("Milliseconds (not vidgear's seconds: request_timeout=4 is request-timeout=4000; below 100 fails at start) to wait for a reply before reconnecting; a receiver rebinds after 3x this of silence")
+            .blurb(request_timeout_blurb)
             .default_value(DEFAULT_REQUEST_TIMEOUT_MS)
             .mutable_ready()
             .build(),

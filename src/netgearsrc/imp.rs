@@ -18,10 +18,11 @@
  * gst-launch-1.0 netgearsrc ! jpegparse ! matroskamux ! filesink location=feed.mkv
  * ]|
  */
+use super::clock::StartClock;
 use super::lateness::{self, Lateness};
 use super::receiver::{self, BusMessage, Context, Step, Stream};
 use super::returns::{self, Returns};
-use super::timing::{Timed, Timing};
+use super::timing::{Timed, Timing, Verdict};
 use super::CAT;
 use crate::config::Role;
 use crate::frames::rate::{frame_duration, RateMode};
@@ -43,6 +44,9 @@ use std::sync::{LazyLock, Mutex, MutexGuard};
 
 /// 0: never end on silence.
 const DEFAULT_TIMEOUT_MS: u32 = 0;
+/// A network source waits for its sender (as udpsrc does): the give-up counts once one
+/// has been heard.
+const DEFAULT_WAIT_FOR_SENDER: bool = true;
 /// -1/1: variable (caps 0/1, no durations, nothing held); 0/1 measures the rate from
 /// arrival times (see `frames::rate`), which holds the first frames and is opt-in.
 const DEFAULT_FRAMERATE: gst::Fraction = gst::Fraction::from_integer(-1);
@@ -54,6 +58,7 @@ struct Settings {
     timeout_ms: u32,
     allowed_addresses: String,
     framerate: gst::Fraction,
+    wait_for_sender: bool,
 }
 
 impl Default for Settings {
@@ -63,6 +68,7 @@ impl Default for Settings {
             timeout_ms: DEFAULT_TIMEOUT_MS,
             allowed_addresses: String::new(),
             framerate: DEFAULT_FRAMERATE,
+            wait_for_sender: DEFAULT_WAIT_FOR_SENDER,
         }
     }
 }
@@ -95,6 +101,8 @@ pub struct NetGearSrc {
     /// Frame rate and held frames; its own lock, taken only by the streaming thread and
     /// the latency query.
     timing: Mutex<Option<Timing>>,
+    /// The clock the element provides, held from start until a sender is there.
+    clock: StartClock,
 }
 
 impl NetGearSrc {
@@ -132,6 +140,7 @@ impl NetGearSrc {
             returns: &self.returns,
             lateness: &self.lateness,
             timing: &self.timing,
+            clock: &self.clock,
         }
     }
 
@@ -153,6 +162,7 @@ impl NetGearSrc {
     /// authenticator did not already report (wrong server key, wrong mechanism) is warned
     /// about like a refusal.
     fn link_event(&self, event: LinkEvent) {
+        self.sender_connected(&event);
         glue::post_link_event(self.obj().upcast_ref(), *CAT, &event);
         if let LinkEvent::HandshakeFailed { reason, peer, .. } = &event {
             if !matches!(reason, HandshakeFailure::Auth { .. }) && self.warnings.due() {
@@ -207,7 +217,8 @@ impl NetGearSrc {
         let link = ReceiverLink::open(config, waker.clone(), on_refused)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{}", e]))?;
         self.interrupt.arm(waker);
-        Ok(Box::new(Stream::new(link, c, settings.timeout_ms)))
+        let stream = Stream::new(link, c, settings.timeout_ms, settings.wait_for_sender);
+        Ok(Box::new(stream))
     }
 
     /// The `return` request pad, whose buffers and events go to `Returns`.
@@ -256,6 +267,12 @@ fn src_properties() -> Vec<glib::ParamSpec> {
             .default_value(DEFAULT_FRAMERATE)
             .mutable_ready()
             .build(),
+        glib::ParamSpecBoolean::builder("wait-for-sender")
+            .nick("Wait for sender")
+            .blurb("Patterns 0, 1: wait for the first sender however long it takes (a camera still booting); the max-retries give-up counts silent periods only once a sender has been heard. false: count them from the start, as vidgear's receiver does. The timeout property is not affected")
+            .default_value(DEFAULT_WAIT_FOR_SENDER)
+            .mutable_ready()
+            .build(),
         glib::ParamSpecUInt::builder("bound-port")
             .nick("Bound port")
             .blurb("The port the source listens on while started (the one the system picked with port=0); 0 when stopped or for ipc")
@@ -278,6 +295,8 @@ impl ObjectImpl for NetGearSrc {
         obj.set_format(gst::Format::Time);
         // Buffers are stamped with the running time at which they arrived.
         obj.set_do_timestamp(true);
+        // A capture pipeline runs on the source's clock (see `clock`).
+        obj.set_element_flags(gst::ElementFlags::PROVIDE_CLOCK);
     }
 
     fn properties() -> &'static [glib::ParamSpec] {
@@ -310,6 +329,7 @@ impl ObjectImpl for NetGearSrc {
             "timeout" => s.timeout_ms = value.get().unwrap_or(DEFAULT_TIMEOUT_MS),
             "allowed-addresses" => s.allowed_addresses = string_value(value),
             "framerate" => s.framerate = value.get().unwrap_or(DEFAULT_FRAMERATE),
+            "wait-for-sender" => s.wait_for_sender = value.get().unwrap_or(DEFAULT_WAIT_FOR_SENDER),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
@@ -336,6 +356,7 @@ impl ObjectImpl for NetGearSrc {
             "timeout" => s.timeout_ms.to_value(),
             "allowed-addresses" => s.allowed_addresses.to_value(),
             "framerate" => s.framerate.to_value(),
+            "wait-for-sender" => s.wait_for_sender.to_value(),
             _ => glib::Value::from_type(pspec.value_type()),
         }
     }
@@ -353,6 +374,10 @@ impl ElementImpl for NetGearSrc {
     ) -> Option<gst::Pad> {
         self.returns
             .request_pad(&self.obj(), || self.new_return_pad(template))
+    }
+
+    fn provide_clock(&self) -> Option<gst::Clock> {
+        Some(self.clock.clone().upcast())
     }
 
     fn release_pad(&self, pad: &gst::Pad) {
@@ -414,7 +439,7 @@ impl BaseSrcImpl for NetGearSrc {
         self.stats.reset();
         self.lateness.reset();
         self.warnings.reset();
-        *self.timing() = Some(Timing::new(RateMode::from_property(settings.framerate)));
+        self.reset_timing(settings.framerate);
         *self.state() = State::Started(Started {
             stream: Some(stream),
             renegotiate: false,
@@ -437,8 +462,12 @@ impl BaseSrcImpl for NetGearSrc {
     }
 
     /// Caps come from the frames themselves, set in `create()`. A reconfigure (downstream
-    /// changed) makes the next frame ask again whether JPEG can pass and set its caps anew.
+    /// changed) makes the next frame ask again whether JPEG can pass and set its caps anew;
+    /// one the source marked itself after a push under trial only looks at how it went.
     fn negotiate(&self) -> Result<(), gst::LoggableError> {
+        if self.trial_verdict()? {
+            return Ok(());
+        }
         if let State::Started(started) = &mut *self.state() {
             started.renegotiate = true;
         }
@@ -515,10 +544,97 @@ impl URIHandlerImpl for NetGearSrc {
     }
 }
 
-/// Frame rate, durations and latency (see `frames::rate` and `timing`).
+/// Frame rate, durations and latency (see `frames::rate` and `timing`), and the clock.
 impl NetGearSrc {
     fn timing(&self) -> MutexGuard<'_, Option<Timing>> {
         sync::lock(&self.timing)
+    }
+
+    /// A new stream: the rate as `framerate` asks, the clock held until a sender is there.
+    fn reset_timing(&self, framerate: gst::Fraction) {
+        *self.timing() = Some(Timing::new(RateMode::from_property(framerate)));
+        self.clock.hold();
+    }
+
+    /// A sender connected: the clock runs (a frame would run it too, see `receiver`).
+    fn sender_connected(&self, event: &LinkEvent) {
+        if matches!(event, LinkEvent::Connected { .. }) {
+            self.clock.run();
+        }
+    }
+
+    /// Pushes under trial (see `timing`) mark the pad for reconfigure, so the base class
+    /// calls `negotiate()` before the next frame and the source sees how the push went.
+    fn note_trial(&self, buffers: &[gst::Buffer]) {
+        let trial = self.timing().as_mut().is_some_and(|t| t.pushing(buffers));
+        if trial {
+            self.obj().src_pad().mark_reconfigure();
+        }
+    }
+
+    /// How the last push under trial went; `Ok(true)`: the reconfigure was the trial's own.
+    /// A variable rate downstream refused makes the source measure one; caps refused with
+    /// a rate end the stream with an error that says what to set.
+    fn trial_verdict(&self) -> Result<bool, gst::LoggableError> {
+        let pad = self.obj().src_pad().clone();
+        let caps = pad.current_caps();
+        let verdict = match self.timing().as_mut() {
+            Some(timing) => timing.verdict(pad.last_flow_result(), caps.clone()),
+            None => Verdict::NoTrial,
+        };
+        match verdict {
+            Verdict::NoTrial => Ok(false),
+            Verdict::Passed => Ok(true),
+            Verdict::Measuring => {
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "downstream refuses a variable frame rate: measuring one, as framerate=0/1"
+                );
+                Ok(true)
+            }
+            Verdict::Refused(rate) => {
+                self.rate_refused(caps, rate);
+                Err(gst::loggable_error!(CAT, "downstream refused the caps"))
+            }
+        }
+    }
+
+    /// Downstream refused the caps with a rate, or a variable one it needs no matter what.
+    fn rate_refused(&self, caps: Option<gst::Caps>, rate: Option<gst::Fraction>) {
+        let caps = caps.map_or_else(|| "the caps".to_owned(), |c| c.to_string());
+        let endpoints = self.endpoints();
+        let fell_back = self.timing().as_ref().is_some_and(Timing::fell_back);
+        let advice = match rate {
+            None if fell_back => "it needs a frame rate and too few frames came to measure one: set framerate=N/D (e.g. framerate=30/1)".to_owned(),
+            None => "if it needs a frame rate, set framerate=0/1 (measured) or framerate=N/D".to_owned(),
+            Some(r) => format!(
+                "if it needs another frame rate than {}/{}, set framerate=N/D; for other formats put videoconvert after netgearsrc",
+                r.numer(),
+                r.denom()
+            ),
+        };
+        gst::element_imp_error!(
+            self,
+            gst::CoreError::Negotiation,
+            (
+                "Downstream refused {} from {} (not-negotiated)",
+                caps,
+                endpoints
+            ),
+            ["{}", advice]
+        );
+    }
+
+    /// The endpoints the source listens on, for messages.
+    fn endpoints(&self) -> String {
+        match &*self.state() {
+            State::Started(Started {
+                stream: Some(stream),
+                ..
+            }) => stream.link().config().endpoint_list(),
+            _ => "netgearsrc".to_owned(),
+        }
     }
 
     /// A frame stamped with its arrival and duration: pushed now, or held while measuring.
@@ -530,6 +646,7 @@ impl NetGearSrc {
                 let was_measuring = timing.is_measuring();
                 let timed = timing.frame(buffer, arrival);
                 if was_measuring && !timing.is_measuring() {
+                    gst::debug!(CAT, imp = self, "measured {}", timing.measurement());
                     self.rate_decided(timing.rate());
                 }
                 timed
@@ -576,6 +693,7 @@ impl NetGearSrc {
                 return Err(gst::FlowError::NotNegotiated);
             }
         }
+        self.note_trial(&buffers);
         Ok(match buffers.len() {
             0 => None,
             1 => buffers.pop().map(CreateSuccess::NewBuffer),

@@ -5,12 +5,14 @@
 //! `receiver` turns messages into frames and replies; `negotiation` decides what the
 //! source pad carries; `decode_ahead` overlaps a frame's decode with receiving the next;
 //! `returns` holds what goes back with the replies; `timing` the measured frame rate;
+//! `clock` the clock it provides, held until a sender is there;
 //! `lateness` the delays of stamped frames and `max-lateness`.
 
 use gst::glib;
 use gst::prelude::*;
 use std::sync::LazyLock;
 
+mod clock;
 mod decode_ahead;
 mod imp;
 mod lateness;

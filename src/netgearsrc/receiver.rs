@@ -3,6 +3,7 @@
 //! silence, answers frames and terminations as vidgear's receiver does, and turns frames
 //! into buffers (with `negotiation` and `decode_ahead`).
 
+use super::clock::StartClock;
 use super::decode_ahead::{DecodeAhead, Handed};
 use super::lateness::Lateness;
 use super::negotiation::Negotiation;
@@ -21,6 +22,7 @@ use gst::prelude::*;
 use gst_base::prelude::*;
 use netgear_protocol::{self as protocol, FrameHeader, Incoming, PayloadKind};
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -32,6 +34,7 @@ pub struct Context<'a> {
     pub returns: &'a Returns,
     pub lateness: &'a Lateness,
     pub timing: &'a Mutex<Option<Timing>>,
+    pub clock: &'a StartClock,
 }
 
 impl Context<'_> {
@@ -76,25 +79,37 @@ impl StreamSettings {
 }
 
 /// vidgear's receiver give-up (patterns 0/1): after `max` silent periods in a row (each
-/// 3 × request-timeout with no message at all) the stream ends; 0 never gives up.
+/// 3 × request-timeout with no message at all) the stream ends; 0 never gives up. With
+/// `wait-for-sender` the count starts once a sender has been heard, so a receiver started
+/// before its sender (a camera still booting) waits for it, as udpsrc does.
 #[derive(Debug, Clone, Copy)]
 struct Silence {
     max: u32,
     /// Silent periods since the last message.
     periods: u32,
+    /// Whether silent periods count: a sender has been heard, or `wait-for-sender` is off.
+    counting: bool,
 }
 
 impl Silence {
-    fn new(max: u32) -> Self {
-        Silence { max, periods: 0 }
+    fn new(max: u32, wait_for_sender: bool) -> Self {
+        Silence {
+            max,
+            periods: 0,
+            counting: !wait_for_sender,
+        }
     }
 
     fn heard(&mut self) {
         self.periods = 0;
+        self.counting = true;
     }
 
     /// Counts one more silent period; `true` once there have been `max` in a row.
     fn gives_up(&mut self) -> bool {
+        if !self.counting {
+            return false;
+        }
         self.periods = self.periods.saturating_add(1);
         self.max > 0 && self.periods >= self.max
     }
@@ -134,7 +149,13 @@ pub struct Stream {
 }
 
 impl Stream {
-    pub fn new(link: ReceiverLink, common: &CommonSettings, timeout_ms: u32) -> Self {
+    /// `wait_for_sender`: the give-up counts only once a sender has been heard.
+    pub fn new(
+        link: ReceiverLink,
+        common: &CommonSettings,
+        timeout_ms: u32,
+        wait_for_sender: bool,
+    ) -> Self {
         let now = Instant::now();
         Stream {
             link,
@@ -146,7 +167,7 @@ impl Stream {
             sequences: SequenceCheck::default(),
             last_message: now,
             last_frame: now,
-            silence: Silence::new(common.max_retries),
+            silence: Silence::new(common.max_retries, wait_for_sender),
             settings: StreamSettings::new(common, timeout_ms),
         }
     }
@@ -197,6 +218,8 @@ impl Stream {
     /// A message arrived: the silence is over. Returns when (running time), the frame's
     /// timestamp.
     fn heard(&mut self, ctx: &Context) -> Option<gst::ClockTime> {
+        // A sender is there: the clock runs from here, if it did not already.
+        ctx.clock.run();
         let arrival = arrival_time(ctx.element);
         self.last_message = Instant::now();
         self.silence.heard();
@@ -299,7 +322,7 @@ impl Stream {
             return Ok(Step::Again);
         }
         let payload = parts.swap_remove(1);
-        Ok(self.on_frame(ctx, &header, payload, arrival))
+        self.on_frame(ctx, &header, payload, arrival)
     }
 
     fn on_termination(&mut self, ctx: &Context, port: Option<u16>) -> Result<Step, gst::FlowError> {
@@ -347,9 +370,14 @@ impl Stream {
         let port = self.settings.reply_port;
         if let Some(frame) = ctx.returns.frame_to_return() {
             let header = protocol::encode_frame_reply(port, &frame.kind);
+            Stats::bump(&ctx.stats.returns);
             return self.reply(ctx, &[&header, frame.bytes()]);
         }
-        let answer = protocol::encode_data_reply(port, &ctx.returns.data());
+        let data = ctx.returns.data();
+        if !data.is_null() {
+            Stats::bump(&ctx.stats.returns);
+        }
+        let answer = protocol::encode_data_reply(port, &data);
         self.reply(ctx, &[&answer])
     }
 
@@ -371,27 +399,18 @@ impl Stream {
         header: &FrameHeader,
         payload: zmq::Message,
         arrival: Option<gst::ClockTime>,
-    ) -> Step {
+    ) -> Result<Step, gst::FlowError> {
         let port = header.port.filter(|_| self.settings.multi_server);
         if is_late(ctx, header, port) {
-            return Step::Again;
+            return Ok(Step::Again);
         }
         let payload_len = payload.len();
         let mut buffer = match self.frame_buffer(ctx, &header.payload, payload) {
             Ok(b) => b,
-            Err(FrameError::Refused(caps)) => {
-                Stats::bump(&ctx.stats.dropped);
-                // The refused caps stay pending on the pad: the next frame sets its own.
-                self.negotiation.release_output();
-                let why = format!(
-                    "downstream does not accept {caps}; put a videoconvert after netgearsrc for other formats"
-                );
-                self.warn_dropped(ctx, "a frame", &why);
-                return Step::Again;
-            }
+            Err(FrameError::Refused(caps)) => return self.refused(ctx, &caps),
             Err(why) => {
                 self.malformed(ctx, &why);
-                return Step::Again;
+                return Ok(Step::Again);
             }
         };
         if let Some(p) = port {
@@ -407,7 +426,38 @@ impl Stream {
         self.last_frame = Instant::now();
         Stats::bump(&ctx.stats.frames);
         Stats::add(&ctx.stats.bytes, payload_len as u64);
-        Step::Push(buffer, message)
+        Ok(Step::Push(buffer, message))
+    }
+
+    /// A frame downstream refused: dropped and warned about, so one odd frame among good
+    /// ones does not end the stream. Before any frame went out, caps of a kind downstream
+    /// takes none of (raw frames into jpegdec) can never pass: a not-negotiated error that
+    /// says what the sender sends and what would take it.
+    fn refused(&mut self, ctx: &Context, caps: &str) -> Result<Step, gst::FlowError> {
+        Stats::bump(&ctx.stats.dropped);
+        // The refused caps stay pending on the pad: the next frame sets its own.
+        self.negotiation.release_output();
+        let endpoints = self.link.config().endpoint_list();
+        if ctx.stats.frames.load(Ordering::Relaxed) == 0 {
+            if let Some(why) = never_taken(ctx.element, caps) {
+                gst::element_error!(
+                    ctx.element,
+                    gst::CoreError::Negotiation,
+                    (
+                        "Downstream cannot take the frames from {}: {}",
+                        endpoints,
+                        why
+                    ),
+                    ["refused caps: {}", caps]
+                );
+                return Err(gst::FlowError::NotNegotiated);
+            }
+        }
+        let why = format!(
+            "downstream does not accept {caps}; put a videoconvert after netgearsrc for other formats"
+        );
+        self.warn_dropped(ctx, "a frame", &why);
+        Ok(Step::Again)
     }
 
     /// Turns a frame's payload into a buffer, renegotiating when the frame format changes;
@@ -500,6 +550,44 @@ impl Stream {
             );
         }
     }
+}
+
+/// Why downstream can never take frames with `caps`: it takes nothing of their media type
+/// (`None` if it takes some, or anything).
+fn never_taken(element: &NetGearSrc, caps: &str) -> Option<String> {
+    let caps: gst::Caps = caps.parse().ok()?;
+    let sent = caps.structure(0)?;
+    let peer = element.src_pad().peer_query_caps(None);
+    let kind = gst::Caps::new_empty_simple(sent.name().as_str());
+    if peer.is_any() || peer.can_intersect(&kind) {
+        return None;
+    }
+    let mut takes: Vec<&str> = peer.iter().map(|s| s.name().as_str()).collect();
+    takes.dedup();
+    let takes = match takes.is_empty() {
+        true => "nothing".to_owned(),
+        false => format!("only {}", takes.join(", ")),
+    };
+    let (what, advice) = match sent.name().as_str() {
+        "video/x-raw" => (
+            format!(
+                "raw {} frames",
+                sent.get::<&str>("format").unwrap_or("video")
+            ),
+            match takes.contains("image/jpeg") {
+                true => "remove jpegdec (or the JPEG parser) after netgearsrc, which needs none for raw frames; or put jpegenc after netgearsrc; or have the sender compress (vidgear's jpeg_compression=True, netgearsink jpeg-compression=true)",
+                false => "put an element that takes video/x-raw (videoconvert) after netgearsrc",
+            },
+        ),
+        "other/tensors" => (
+            "typed arrays (other/tensors)".to_owned(),
+            "send uint8 frames of 1, 3 or 4 channels for video, or take other/tensors downstream",
+        ),
+        name => (name.to_owned(), "put an element that takes them after netgearsrc"),
+    };
+    Some(format!(
+        "the sender sends {what}; downstream accepts {takes}: {advice}"
+    ))
 }
 
 /// The earlier of two optional deadlines.

@@ -1,9 +1,48 @@
 // SPDX-License-Identifier: MPL-2.0
 //! `netgearsrc`'s timing state: the `framerate` mode, the frames held while their rate is
-//! measured, the caps they wait for, and the rate announced (see `frames::rate`).
+//! measured, the caps they wait for, the rate announced (see `frames::rate`), and the
+//! trial of the first pushes after caps with a rate: downstream may refuse them only when
+//! the buffers flow (`avimux` refuses a variable rate in its caps handler, a parser's peer
+//! refuses at the parser's push), so the source looks at the flow of those pushes.
 
 use crate::frames::rate::{frame_duration, RateMeter, RateMode, MEASURE_WINDOW};
 use std::time::Instant;
+
+/// Pushes after new caps whose flow result is looked at.
+const TRIAL_PUSHES: u32 = 3;
+/// The most bytes of frames held while measuring (ten 1080p BGR frames): large raw frames
+/// end the measurement sooner.
+const MAX_HELD_BYTES: usize = 64 << 20;
+
+/// The pushes under trial: how many are left, and the buffers of the last one, whose flow
+/// result is not known yet.
+#[derive(Debug)]
+struct Trial {
+    left: u32,
+    pending: Option<Vec<gst::Buffer>>,
+}
+
+impl Trial {
+    fn new() -> Trial {
+        Trial {
+            left: TRIAL_PUSHES,
+            pending: None,
+        }
+    }
+}
+
+/// What the flow of a push under trial says.
+#[derive(Debug, PartialEq)]
+pub enum Verdict {
+    /// No push under trial: a reconfigure from downstream.
+    NoTrial,
+    /// The push went through.
+    Passed,
+    /// Downstream refused a variable rate: the refused frames are held, a rate is measured.
+    Measuring,
+    /// Downstream refused the caps with this rate (`None`: variable) for good.
+    Refused(Option<gst::Fraction>),
+}
 
 /// Caps with `rate` as their framerate.
 pub fn caps_with_rate(caps: &gst::Caps, rate: gst::Fraction) -> gst::Caps {
@@ -24,6 +63,10 @@ pub enum Timed {
 
 #[derive(Debug)]
 pub struct Timing {
+    mode: RateMode,
+    /// Downstream refused the variable rate (`RateMode::Auto`): measured since.
+    fell_back: bool,
+    trial: Option<Trial>,
     meter: RateMeter,
     /// The rate buffers are announced with once decided (`None`: variable, 0/1).
     rate: Option<gst::Fraction>,
@@ -45,10 +88,13 @@ impl Timing {
     pub fn new(mode: RateMode) -> Timing {
         let (rate, decided) = match mode {
             RateMode::Fixed(rate) => (Some(rate), true),
-            RateMode::Variable => (None, true),
+            RateMode::Auto => (None, true),
             RateMode::Measure => (None, false),
         };
         Timing {
+            mode,
+            fell_back: false,
+            trial: decided.then(Trial::new),
             meter: RateMeter::default(),
             rate,
             decided,
@@ -94,7 +140,10 @@ impl Timing {
     /// A frame that arrived at `arrival` (running time): pushed now, or held.
     pub fn frame(&mut self, mut buffer: gst::Buffer, arrival: Option<gst::ClockTime>) -> Timed {
         if let Some(pts) = arrival {
-            buffer.make_mut().set_pts(pts);
+            // DTS too: the base class would stamp a held frame's DTS when it is pushed.
+            let b = buffer.make_mut();
+            b.set_pts(pts);
+            b.set_dts(pts);
         }
         if self.decided {
             return Timed::Push(None, vec![self.with_duration(buffer)]);
@@ -109,7 +158,8 @@ impl Timing {
         }
         self.held.push(buffer);
         self.held_since.get_or_insert_with(Instant::now);
-        match arrival.is_none_or(|t| self.meter.is_done(t)) {
+        let held_bytes: usize = self.held.iter().map(|b| b.size()).sum();
+        match held_bytes >= MAX_HELD_BYTES || arrival.is_none_or(|t| self.meter.is_done(t)) {
             true => self.decide(),
             false => Timed::Held,
         }
@@ -136,6 +186,7 @@ impl Timing {
         }
         self.decided = true;
         self.rate = self.meter.rate();
+        self.trial = Some(Trial::new());
         let caps = self.pending_caps.take().map(|c| self.with_rate(&c));
         let held = std::mem::take(&mut self.held);
         Timed::Push(
@@ -163,6 +214,65 @@ impl Timing {
         let buffer = self.next.take()?;
         let caps = self.next_caps.take().map(|c| self.with_rate(&c));
         Some((caps, self.with_duration(buffer)))
+    }
+
+    /// Buffers about to be pushed: `true` if their push is under trial (the caller marks
+    /// the pad for reconfigure, so the base class asks `verdict` before the next frame).
+    pub fn pushing(&mut self, buffers: &[gst::Buffer]) -> bool {
+        let Some(trial) = self.trial.as_mut().filter(|_| !buffers.is_empty()) else {
+            return false;
+        };
+        trial.pending = Some(buffers.to_vec());
+        true
+    }
+
+    /// The flow result of the last push under trial; `caps` are the caps it was pushed with.
+    pub fn verdict(
+        &mut self,
+        flow: Result<gst::FlowSuccess, gst::FlowError>,
+        caps: Option<gst::Caps>,
+    ) -> Verdict {
+        let Some(trial) = self.trial.as_mut() else {
+            return Verdict::NoTrial;
+        };
+        let Some(pushed) = trial.pending.take() else {
+            return Verdict::NoTrial;
+        };
+        if flow != Err(gst::FlowError::NotNegotiated) {
+            trial.left = trial.left.saturating_sub(1);
+            if trial.left == 0 {
+                self.trial = None;
+            }
+            return Verdict::Passed;
+        }
+        self.trial = None;
+        if self.mode != RateMode::Auto || self.fell_back || self.rate.is_some() {
+            return Verdict::Refused(self.rate);
+        }
+        self.measure_refused(pushed, caps);
+        Verdict::Measuring
+    }
+
+    /// Downstream refused a variable rate: measure one, the refused frames first.
+    fn measure_refused(&mut self, pushed: Vec<gst::Buffer>, caps: Option<gst::Caps>) {
+        self.fell_back = true;
+        self.decided = false;
+        for arrival in pushed.iter().filter_map(|b| b.pts()) {
+            self.meter.observe(arrival);
+        }
+        self.held = pushed;
+        self.held_since = Some(Instant::now());
+        self.pending_caps = caps;
+    }
+
+    /// What the rate was measured from, for the log.
+    pub fn measurement(&self) -> String {
+        self.meter.describe()
+    }
+
+    /// Whether downstream refused a variable rate and the rate is measured since.
+    pub fn fell_back(&self) -> bool {
+        self.fell_back
     }
 
     fn with_duration(&self, mut buffer: gst::Buffer) -> gst::Buffer {

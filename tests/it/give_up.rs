@@ -52,7 +52,12 @@ fn no_sender_ends_after_max_retries_silent_periods() {
         let receiver = receiver(
             port,
             pattern,
-            &[("request-timeout", "300"), ("max-retries", "2")],
+            &[
+                ("request-timeout", "300"),
+                ("max-retries", "2"),
+                // vidgear's count from the start (recording.rs: the default waits).
+                ("wait-for-sender", "false"),
+            ],
         );
         let start = Instant::now();
         receiver.play();

@@ -31,6 +31,7 @@ mod negotiation_vidgear;
 mod network;
 mod pipelines;
 mod pipelining;
+mod recording;
 mod returns_vidgear;
 mod secure_vidgear;
 mod soak;

@@ -262,7 +262,8 @@ fn a_lone_frame_goes_out_after_the_measurement_window() {
     sender
         .push_packed(&test_frame(0, 8, 4, 3, false), 0)
         .expect("push");
-    let frame = receiver.next_frame(Duration::from_secs(3));
+    // The measurement window is 3.1 s.
+    let frame = receiver.next_frame(Duration::from_secs(5));
     assert!(frame.is_some(), "the frame was held");
     assert_eq!(seen.framerates(), vec![gst::Fraction::new(0, 1)]);
     assert_eq!(seen.durations(), vec![None]);
