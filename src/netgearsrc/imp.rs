@@ -23,7 +23,7 @@ use super::receiver::{self, BusMessage, Context, Step, Stream};
 use super::returns::{self, Returns};
 use super::timing::{Timed, Timing};
 use super::CAT;
-use crate::config::Role;
+use crate::config::{Pattern, Role};
 use crate::frames::rate::{frame_duration, RateMode};
 use crate::glue::{self, Interrupt, WarningLimiter};
 use crate::link_setup;
@@ -31,7 +31,7 @@ use crate::properties::{common_properties, string_value, CommonSettings};
 use crate::stats::Stats;
 use crate::sync;
 use crate::transport::Refusal;
-use crate::transport::{HandshakeFailure, LinkEvent, ReceiverLink};
+use crate::transport::{pattern_name, HandshakeFailure, LinkEvent, ReceiverLink};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -149,23 +149,34 @@ impl NetGearSrc {
         gst::warning!(CAT, imp = self, "refused a client from {peer}: {why}");
     }
 
-    /// A link event: connection changes go to the bus; a failed handshake that the
-    /// authenticator did not already report (wrong server key, wrong mechanism) is warned
-    /// about like a refusal.
-    fn link_event(&self, event: LinkEvent) {
+    /// A link event: connection changes go to the bus; a sender with another pattern is
+    /// warned about as such; a failed handshake that the authenticator did not already
+    /// report (wrong server key, wrong mechanism) is warned about like a refusal.
+    fn link_event(&self, event: LinkEvent, pattern: Pattern) {
         glue::post_link_event(self.obj().upcast_ref(), *CAT, &event);
-        if let LinkEvent::HandshakeFailed { reason, peer, .. } = &event {
-            if !matches!(reason, HandshakeFailure::Auth { .. }) && self.warnings.due() {
+        let LinkEvent::HandshakeFailed { reason, peer, .. } = &event else {
+            return;
+        };
+        let peer = peer.as_deref().unwrap_or("?");
+        if reason.is_socket_type_mismatch() {
+            if self.warnings.due() {
                 gst::element_imp_warning!(
                     self,
-                    gst::ResourceError::NotAuthorized,
-                    [
-                        "Refused a client from {}: {}",
-                        peer.as_deref().unwrap_or("?"),
-                        reason
-                    ]
+                    gst::ResourceError::Settings,
+                    (
+                        "Pattern mismatch: a sender from {} uses another pattern than this receiver's {}; ZeroMQ refused its socket type",
+                        peer,
+                        pattern_name(pattern)
+                    ),
+                    ["set the same pattern on both ends"]
                 );
             }
+        } else if !matches!(reason, HandshakeFailure::Auth { .. }) && self.warnings.due() {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::NotAuthorized,
+                ["Refused a client from {}: {}", peer, reason]
+            );
         }
     }
 
@@ -197,7 +208,10 @@ impl NetGearSrc {
         let element = self.obj();
         let (mut config, waker) =
             link_setup::prepare_start(c, Role::Receiver, options, *CAT, element.upcast_ref())?;
-        config.events = glue::link_events(&*element, |src, event| src.imp().link_event(event));
+        let pattern = c.pattern;
+        config.events = glue::link_events(&*element, move |src, event| {
+            src.imp().link_event(event, pattern)
+        });
         let element = element.downgrade();
         let on_refused = Box::new(move |peer: &str, why: &Refusal| {
             if let Some(element) = element.upgrade() {
