@@ -941,10 +941,11 @@ impl BaseSinkImpl for NetGearSink {
                     gst::element_imp_warning!(
                         self,
                         gst::ResourceError::Write,
-                        [
-                            "End of stream with nobody listening: {} frames not sent",
+                        (
+                            "End of stream with nobody listening at {}: {} frames not sent",
+                            self.endpoints(),
                             dropped.len() + 1
-                        ]
+                        )
                     );
                 }
                 let ended = companion

@@ -19,6 +19,7 @@
  * ]|
  */
 use super::lateness::{self, Lateness};
+use super::probes::Probes;
 use super::receiver::{self, BusMessage, Context, Step, Stream};
 use super::returns::{self, Returns};
 use super::timing::{Timed, Timing};
@@ -40,6 +41,7 @@ use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::time::Duration;
 
 /// 0: never end on silence.
 const DEFAULT_TIMEOUT_MS: u32 = 0;
@@ -89,6 +91,7 @@ pub struct NetGearSrc {
     lateness: Lateness,
     interrupt: Interrupt,
     warnings: WarningLimiter,
+    probes: Probes,
     /// The port the link bound (read-only `bound-port`), 0 when stopped.
     bound_port: AtomicU32,
     stats: Stats,
@@ -152,30 +155,45 @@ impl NetGearSrc {
     /// A link event: connection changes go to the bus; a sender with another pattern is
     /// warned about as such; a failed handshake that the authenticator did not already
     /// report (wrong server key, wrong mechanism) is warned about like a refusal.
-    fn link_event(&self, event: LinkEvent, pattern: Pattern) {
+    fn link_event(&self, event: LinkEvent, pattern: Pattern, request_timeout: Duration) {
         glue::post_link_event(self.obj().upcast_ref(), *CAT, &event);
-        let LinkEvent::HandshakeFailed { reason, peer, .. } = &event else {
-            return;
-        };
-        let peer = peer.as_deref().unwrap_or("?");
-        if reason.is_socket_type_mismatch() {
-            if self.warnings.due() {
-                gst::element_imp_warning!(
-                    self,
-                    gst::ResourceError::Settings,
-                    (
-                        "Pattern mismatch: a sender from {} uses another pattern than this receiver's {}; ZeroMQ refused its socket type",
-                        peer,
-                        pattern_name(pattern)
-                    ),
-                    ["set the same pattern on both ends"]
-                );
+        let ours = pattern_name(pattern);
+        match &event {
+            LinkEvent::HandshakeFailed { reason, peer, .. } => {
+                if reason.is_socket_type_mismatch() {
+                    let from = peer
+                        .as_ref()
+                        .map(|p| format!(" from {p}"))
+                        .unwrap_or_default();
+                    self.warn_mismatch(format!("Pattern mismatch: a sender{from} uses another pattern than this receiver's {ours}; ZeroMQ refused its socket type"));
+                    return;
+                }
+                let peer = peer.as_deref().unwrap_or("?");
+                if !matches!(reason, HandshakeFailure::Auth { .. }) && self.warnings.due() {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::ResourceError::NotAuthorized,
+                        ["Refused a client from {}: {}", peer, reason]
+                    );
+                }
             }
-        } else if !matches!(reason, HandshakeFailure::Auth { .. }) && self.warnings.due() {
+            LinkEvent::Probed {
+                peer: Some(peer), ..
+            } if self.probes.repeated(peer, 3 * request_timeout) => {
+                let ip = peer.rsplit_once(':').map_or(peer.as_str(), |(ip, _)| ip);
+                self.warn_mismatch(format!("Probably a pattern mismatch: connections from {ip} keep closing during the handshake, as a sender with another pattern than this receiver's {ours} does when it retries (a frequent TCP health check does too)"));
+            }
+            _ => {}
+        }
+    }
+
+    fn warn_mismatch(&self, text: String) {
+        if self.warnings.due() {
             gst::element_imp_warning!(
                 self,
-                gst::ResourceError::NotAuthorized,
-                ["Refused a client from {}: {}", peer, reason]
+                gst::ResourceError::Settings,
+                ("{}", text),
+                ["set the same pattern on both ends"]
             );
         }
     }
@@ -208,9 +226,9 @@ impl NetGearSrc {
         let element = self.obj();
         let (mut config, waker) =
             link_setup::prepare_start(c, Role::Receiver, options, *CAT, element.upcast_ref())?;
-        let pattern = c.pattern;
+        let (pattern, timeout) = (c.pattern, config.request_timeout);
         config.events = glue::link_events(&*element, move |src, event| {
-            src.imp().link_event(event, pattern)
+            src.imp().link_event(event, pattern, timeout)
         });
         let element = element.downgrade();
         let on_refused = Box::new(move |peer: &str, why: &Refusal| {
@@ -428,6 +446,7 @@ impl BaseSrcImpl for NetGearSrc {
         self.stats.reset();
         self.lateness.reset();
         self.warnings.reset();
+        self.probes.reset();
         *self.timing() = Some(Timing::new(RateMode::from_property(settings.framerate)));
         *self.state() = State::Started(Started {
             stream: Some(stream),

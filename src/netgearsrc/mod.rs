@@ -5,7 +5,8 @@
 //! `receiver` turns messages into frames and replies; `negotiation` decides what the
 //! source pad carries; `decode_ahead` overlaps a frame's decode with receiving the next;
 //! `returns` holds what goes back with the replies; `timing` the measured frame rate;
-//! `lateness` the delays of stamped frames and `max-lateness`.
+//! `lateness` the delays of stamped frames and `max-lateness`; `probes` tells a health
+//! check from a retrying sender of another pattern.
 
 use gst::glib;
 use gst::prelude::*;
@@ -15,6 +16,7 @@ mod decode_ahead;
 mod imp;
 mod lateness;
 mod negotiation;
+mod probes;
 mod receiver;
 mod returns;
 mod timing;

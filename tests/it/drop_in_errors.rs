@@ -197,7 +197,10 @@ fn nobody_listening_is_warned_about_at_once_and_named_in_the_messages() {
     let refused = format!("connection refused: nobody is listening at tcp://127.0.0.1:{port}");
     let warnings = sender.posted.warnings();
     assert!(warnings[0].starts_with(&refused), "{warnings:?}");
-    assert_eq!(warnings.len(), 1, "one warning per outage: {warnings:?}");
+    let refusals = warnings
+        .iter()
+        .filter(|w| w.contains("nobody is listening"));
+    assert_eq!(refusals.count(), 1, "one warning per outage: {warnings:?}");
     // Long before the first request timeout (1000 ms) ended.
     assert!(
         warned_after < Duration::from_millis(500),
