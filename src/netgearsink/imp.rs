@@ -24,7 +24,7 @@ use super::bands::{self, BandChoice, Encoding};
 use super::companion::{self, Companion};
 use super::stamp;
 use super::tunnel::{self, TunnelSettings};
-use crate::config::{self, Pattern, Role};
+use crate::config::{self, Pattern, Role, SecureMode};
 use crate::frames::{
     capture_time, encode_job, frame_encoder, EncodeJob, EncodeResult, FrameEncoder, FrameError,
     FrameReader, FrameWriter, Input, JpegSettings, Payload,
@@ -37,7 +37,8 @@ use crate::ssh::Tunnel;
 use crate::stats::Stats;
 use crate::sync;
 use crate::transport::{
-    FrameStamp, LinkError, LinkEvent, Order, OutFrame, Outcome, SenderLink, SharedBytes, Waker,
+    FrameStamp, LinkError, LinkEvent, Order, OutFrame, Outcome, SenderLink, SharedBytes,
+    Unanswered, Waker,
 };
 use crate::workers::{Interrupter, OrderedPool, PoolError, Results};
 use gst::glib;
@@ -55,6 +56,11 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
         Some("NetGear sender"),
     )
 });
+
+/// vidgear's secure pattern-2 receiver: libzmq counts the CURVE credential its
+/// authenticator adds before a connection's first message against the receive queue of
+/// one message vidgear sets, and never frees that place, so nothing is ever delivered.
+const SECURE_PUBSUB_WARNING: &str = "secure mode in pub-sub: a vidgear receiver gets no frame at all (a vidgear fault, vidgear's own sender fares no better: its receive queue of one message is taken for good by the CURVE credential); netgearsrc receives them; with a vidgear receiver use pattern req-rep";
 
 const DEFAULT_JPEG_COMPRESSION: bool = true;
 const DEFAULT_JPEG_QUALITY: u32 = 90;
@@ -224,6 +230,8 @@ pub struct NetGearSink {
     interrupt: Interrupt,
     /// The last frame found nobody listening (the link gave it up after one timeout).
     nobody_listening: AtomicBool,
+    /// A refused connection was warned about and no receiver has connected since.
+    refusal_warned: AtomicBool,
     stats: Stats,
 }
 
@@ -424,23 +432,54 @@ impl NetGearSink {
         }
     }
 
-    /// A link event: connection changes go to the bus; the first unanswered attempt and a
-    /// receiver going down are warned about (the error, if any, comes later).
+    /// A link event: connection changes go to the bus; a refused connection (as soon as it
+    /// is certain), the first unanswered attempt of an outage and a receiver going down
+    /// are warned about, each naming endpoint and cause (the error, if any, comes later).
     fn link_event(&self, event: LinkEvent) {
         glue::post_link_event(self.obj().upcast_ref(), *CAT, &event);
-        if let LinkEvent::Unanswered { cause, .. } = &event {
-            // Only a missing receiver lets EOS drop the queue; a failed handshake must
-            // still end in the error.
-            let nobody = matches!(cause, crate::transport::Unanswered::NobodyListening);
-            self.nobody_listening.store(nobody, Ordering::Relaxed);
-        }
         let warn = match &event {
-            LinkEvent::Unanswered { attempt, .. } => *attempt == 1,
+            LinkEvent::Refused { .. } => !self.refusal_warned.swap(true, Ordering::Relaxed),
+            LinkEvent::Connected { .. } => {
+                self.refusal_warned.store(false, Ordering::Relaxed);
+                false
+            }
+            LinkEvent::Unanswered { attempt, cause, .. } => {
+                // Only a missing receiver lets EOS drop the queue; a failed handshake must
+                // still end in the error.
+                let nobody = *cause == Unanswered::NobodyListening;
+                self.nobody_listening.store(nobody, Ordering::Relaxed);
+                // A refusal already warned about needs no second warning.
+                *attempt == 1 && !(nobody && self.refusal_warned.load(Ordering::Relaxed))
+            }
             LinkEvent::ReceiverDown { .. } => true,
             _ => false,
         };
         if warn {
-            gst::element_imp_warning!(self, gst::ResourceError::Write, ["{}", event]);
+            let hint = match &event {
+                LinkEvent::Unanswered { cause, .. } | LinkEvent::ReceiverDown { cause, .. } => {
+                    cause.hint()
+                }
+                _ => Unanswered::NobodyListening.hint(),
+            };
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Write,
+                ("{}", event),
+                ["{}", hint.unwrap_or_default()]
+            );
+        }
+    }
+
+    /// Secure pub-sub reaches netgearsrc but never a vidgear receiver; said once at start.
+    fn warn_secure_pubsub(&self, settings: &Settings) {
+        let common = &settings.common;
+        if common.pattern == Pattern::PubSub && common.secure_mode != SecureMode::None {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Settings,
+                ("{}", SECURE_PUBSUB_WARNING),
+                ["see README, Messages; netgearsrc receives secure pub-sub"]
+            );
         }
     }
 
@@ -458,7 +497,8 @@ impl NetGearSink {
             // The link counted the frames it dropped.
             LinkError::Interrupted => gst::FlowError::Flushing,
             e => {
-                gst::element_imp_error!(self, gst::ResourceError::Write, ["{}", e]);
+                let hint = e.hint().unwrap_or_default();
+                gst::element_imp_error!(self, gst::ResourceError::Write, ("{}", e), ["{}", hint]);
                 gst::FlowError::Error
             }
         }
@@ -825,6 +865,8 @@ impl BaseSinkImpl for NetGearSink {
         gst::info!(CAT, imp = self, "sending to {}", started.endpoints);
         self.stats.reset();
         self.nobody_listening.store(false, Ordering::Relaxed);
+        self.refusal_warned.store(false, Ordering::Relaxed);
+        self.warn_secure_pubsub(&settings);
         *self.state() = State::Started(started);
         Ok(())
     }
@@ -899,10 +941,11 @@ impl BaseSinkImpl for NetGearSink {
                     gst::element_imp_warning!(
                         self,
                         gst::ResourceError::Write,
-                        [
-                            "End of stream with nobody listening: {} frames not sent",
+                        (
+                            "End of stream with nobody listening at {}: {} frames not sent",
+                            self.endpoints(),
                             dropped.len() + 1
-                        ]
+                        )
                     );
                 }
                 let ended = companion

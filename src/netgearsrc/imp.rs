@@ -20,11 +20,12 @@
  */
 use super::clock::StartClock;
 use super::lateness::{self, Lateness};
+use super::probes::Probes;
 use super::receiver::{self, BusMessage, Context, Step, Stream};
 use super::returns::{self, Returns};
 use super::timing::{Timed, Timing, Verdict};
 use super::CAT;
-use crate::config::Role;
+use crate::config::{Pattern, Role};
 use crate::frames::rate::{frame_duration, RateMode};
 use crate::glue::{self, Interrupt, WarningLimiter};
 use crate::link_setup;
@@ -32,7 +33,7 @@ use crate::properties::{common_properties, string_value, CommonSettings};
 use crate::stats::Stats;
 use crate::sync;
 use crate::transport::Refusal;
-use crate::transport::{HandshakeFailure, LinkEvent, ReceiverLink};
+use crate::transport::{pattern_name, HandshakeFailure, LinkEvent, ReceiverLink};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -41,6 +42,7 @@ use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::time::Duration;
 
 /// 0: never end on silence.
 const DEFAULT_TIMEOUT_MS: u32 = 0;
@@ -95,6 +97,7 @@ pub struct NetGearSrc {
     lateness: Lateness,
     interrupt: Interrupt,
     warnings: WarningLimiter,
+    probes: Probes,
     /// The port the link bound (read-only `bound-port`), 0 when stopped.
     bound_port: AtomicU32,
     stats: Stats,
@@ -158,24 +161,50 @@ impl NetGearSrc {
         gst::warning!(CAT, imp = self, "refused a client from {peer}: {why}");
     }
 
-    /// A link event: connection changes go to the bus; a failed handshake that the
-    /// authenticator did not already report (wrong server key, wrong mechanism) is warned
-    /// about like a refusal.
-    fn link_event(&self, event: LinkEvent) {
+    /// A link event: connection changes go to the bus; a sender with another pattern is
+    /// warned about as such; a failed handshake that the authenticator did not already
+    /// report (wrong server key, wrong mechanism) is warned about like a refusal.
+    fn link_event(&self, event: LinkEvent, pattern: Pattern, request_timeout: Duration) {
         self.sender_connected(&event);
         glue::post_link_event(self.obj().upcast_ref(), *CAT, &event);
-        if let LinkEvent::HandshakeFailed { reason, peer, .. } = &event {
-            if !matches!(reason, HandshakeFailure::Auth { .. }) && self.warnings.due() {
-                gst::element_imp_warning!(
-                    self,
-                    gst::ResourceError::NotAuthorized,
-                    [
-                        "Refused a client from {}: {}",
-                        peer.as_deref().unwrap_or("?"),
-                        reason
-                    ]
-                );
+        let ours = pattern_name(pattern);
+        match &event {
+            LinkEvent::HandshakeFailed { reason, peer, .. } => {
+                if reason.is_socket_type_mismatch() {
+                    let from = peer
+                        .as_ref()
+                        .map(|p| format!(" from {p}"))
+                        .unwrap_or_default();
+                    self.warn_mismatch(format!("Pattern mismatch: a sender{from} uses another pattern than this receiver's {ours}; ZeroMQ refused its socket type"));
+                    return;
+                }
+                let peer = peer.as_deref().unwrap_or("?");
+                if !matches!(reason, HandshakeFailure::Auth { .. }) && self.warnings.due() {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::ResourceError::NotAuthorized,
+                        ["Refused a client from {}: {}", peer, reason]
+                    );
+                }
             }
+            LinkEvent::Probed {
+                peer: Some(peer), ..
+            } if self.probes.repeated(peer, 3 * request_timeout) => {
+                let ip = peer.rsplit_once(':').map_or(peer.as_str(), |(ip, _)| ip);
+                self.warn_mismatch(format!("Probably a pattern mismatch: connections from {ip} keep closing during the handshake, as a sender with another pattern than this receiver's {ours} does when it retries (a frequent TCP health check does too)"));
+            }
+            _ => {}
+        }
+    }
+
+    fn warn_mismatch(&self, text: String) {
+        if self.warnings.due() {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Settings,
+                ("{}", text),
+                ["set the same pattern on both ends"]
+            );
         }
     }
 
@@ -207,7 +236,10 @@ impl NetGearSrc {
         let element = self.obj();
         let (mut config, waker) =
             link_setup::prepare_start(c, Role::Receiver, options, *CAT, element.upcast_ref())?;
-        config.events = glue::link_events(&*element, |src, event| src.imp().link_event(event));
+        let (pattern, timeout) = (c.pattern, config.request_timeout);
+        config.events = glue::link_events(&*element, move |src, event| {
+            src.imp().link_event(event, pattern, timeout)
+        });
         let element = element.downgrade();
         let on_refused = Box::new(move |peer: &str, why: &Refusal| {
             if let Some(element) = element.upgrade() {
@@ -439,6 +471,7 @@ impl BaseSrcImpl for NetGearSrc {
         self.stats.reset();
         self.lateness.reset();
         self.warnings.reset();
+        self.probes.reset();
         self.reset_timing(settings.framerate);
         *self.state() = State::Started(Started {
             stream: Some(stream),

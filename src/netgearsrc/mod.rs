@@ -6,7 +6,8 @@
 //! source pad carries; `decode_ahead` overlaps a frame's decode with receiving the next;
 //! `returns` holds what goes back with the replies; `timing` the measured frame rate;
 //! `clock` the clock it provides, held until a sender is there;
-//! `lateness` the delays of stamped frames and `max-lateness`.
+//! `lateness` the delays of stamped frames and `max-lateness`; `probes` tells a health
+//! check from a retrying sender of another pattern.
 
 use gst::glib;
 use gst::prelude::*;
@@ -17,6 +18,7 @@ mod decode_ahead;
 mod imp;
 mod lateness;
 mod negotiation;
+mod probes;
 mod receiver;
 mod returns;
 mod timing;

@@ -42,7 +42,8 @@ impl Context<'_> {
         if let LinkError::Interrupted = error {
             return gst::FlowError::Flushing;
         }
-        gst::element_error!(self.element, kind, ["{}", error]);
+        let hint = error.hint().unwrap_or_default();
+        gst::element_error!(self.element, kind, ("{}", error), ["{}", hint]);
         gst::FlowError::Error
     }
 }

@@ -24,6 +24,16 @@ pub enum HandshakeFailure {
     NoDetail,
 }
 
+impl HandshakeFailure {
+    /// ZeroMQ refused the peer's socket type: the two ends use different patterns.
+    pub fn is_socket_type_mismatch(&self) -> bool {
+        *self
+            == HandshakeFailure::Protocol {
+                code: zmq_sys::ZMQ_PROTOCOL_ERROR_ZMTP_INVALID_METADATA,
+            }
+    }
+}
+
 fn protocol_error_text(code: u32) -> &'static str {
     match code {
         zmq_sys::ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH => {
@@ -38,6 +48,9 @@ fn protocol_error_text(code: u32) -> &'static str {
         | zmq_sys::ZMQ_PROTOCOL_ERROR_ZAP_INVALID_STATUS_CODE
         | zmq_sys::ZMQ_PROTOCOL_ERROR_ZAP_MALFORMED_REPLY
         | zmq_sys::ZMQ_PROTOCOL_ERROR_ZAP_UNSPECIFIED => "the authentication handler failed",
+        zmq_sys::ZMQ_PROTOCOL_ERROR_ZMTP_INVALID_METADATA => {
+            "socket type mismatch (the peer uses another pattern)"
+        }
         _ => "ZMTP protocol error during the handshake",
     }
 }
@@ -48,19 +61,103 @@ pub enum Unanswered {
     /// No connection could be made: connection refused, nobody listening.
     #[error("connection refused, nobody is listening")]
     NobodyListening,
-    /// Connections were made but the handshake failed.
-    #[error("CURVE handshake failed: {0}")]
-    HandshakeFailed(#[source] HandshakeFailure),
+    /// Connections were made but the handshake failed; `secure`: this end uses CURVE, so
+    /// keys are a likely cause.
+    #[error("{}", handshake_text(reason, *secure))]
+    HandshakeFailed {
+        reason: HandshakeFailure,
+        secure: bool,
+    },
+    /// What listens there does not match this sender (learned by `probe`).
+    #[error(transparent)]
+    Mismatch(#[from] Mismatch),
     /// The receiver's connection went away while we waited.
     #[error("the receiver's connection was lost")]
     ConnectionLost,
-    /// PAIR: connected and handshaken, yet never answered; another sender probably holds
-    /// the receiver's only slot.
-    #[error("connected but never answered: the receiver's pair slot is probably taken by another sender")]
-    PairSlotTaken,
+    /// PAIR: connected and handshaken, yet never answered; `secure`: in secure mode.
+    #[error("{}", if *secure { SECURE_PAIR_SILENT } else { PAIR_SILENT })]
+    PairSlotTaken { secure: bool },
     /// Connected, but no reply within the timeout.
     #[error("connected, but no reply within the timeout")]
     NoReply,
+}
+
+impl Unanswered {
+    /// What the user can do about it, for the debug text of warnings and errors.
+    pub fn hint(&self) -> Option<&'static str> {
+        Some(match self {
+            Unanswered::NobodyListening => {
+                "start the receiver, or check address, port and protocol"
+            }
+            Unanswered::HandshakeFailed { secure: true, .. } => {
+                "check secure-mode and the keys in cert-dir on both ends"
+            }
+            Unanswered::HandshakeFailed { secure: false, .. } => {
+                "check that pattern and secure-mode match the receiver's"
+            }
+            Unanswered::Mismatch(_) => "make pattern and secure-mode match the receiver's",
+            Unanswered::ConnectionLost => "the receiver stopped or restarted; the sink retries",
+            Unanswered::PairSlotTaken { .. } => "restart the receiver, or stop the other sender",
+            Unanswered::NoReply => {
+                "the receiver is connected but slow or stalled; raise request-timeout or check it"
+            }
+        })
+    }
+}
+
+const PAIR_SILENT: &str =
+    "connected but never answered: the receiver's pair slot is probably taken by another sender";
+/// vidgear's secure pattern-0 receiver: libzmq wakes its poll for the CURVE credential it
+/// queues before a connection's first message, and vidgear takes the empty read that
+/// follows for a lost session; its receive thread ends. See README, "Messages".
+const SECURE_PAIR_SILENT: &str = "connected but never answered: a vidgear receiver in secure pair mode stops receiving (its thread dies with zmq.error.Again, a vidgear fault) when a connection's first frame is larger than about 8 KB; restart it and use pattern req-rep, or send a first frame under 8 KB; or another sender holds the receiver's pair slot";
+
+fn handshake_text(reason: &HandshakeFailure, secure: bool) -> String {
+    let key_related = matches!(
+        reason,
+        HandshakeFailure::Auth { .. }
+            | HandshakeFailure::NoDetail
+            | HandshakeFailure::Protocol {
+                code: zmq_sys::ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC
+                    | zmq_sys::ZMQ_PROTOCOL_ERROR_ZMTP_KEY_EXCHANGE
+            }
+    );
+    match (secure, key_related) {
+        (true, true) => format!("CURVE handshake failed ({reason}); check that the sender uses the receiver's server public key"),
+        (true, false) => format!("CURVE handshake failed ({reason})"),
+        (false, _) => format!("the ZeroMQ handshake failed ({reason})"),
+    }
+}
+
+/// How the receiver at an endpoint differs from what this sender expects, from `probe`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    /// Both speak NetGear, in different patterns.
+    #[error("pattern mismatch: the receiver uses pattern {theirs}, this sender pattern {ours}; set the same pattern on both ends")]
+    Pattern {
+        theirs: &'static str,
+        ours: &'static str,
+    },
+    /// A ZeroMQ socket of a type no NetGear receiver uses.
+    #[error("the receiver is a ZeroMQ {0} socket, not a NetGear receiver")]
+    SocketType(String),
+    /// The receiver uses CURVE, this sender does not.
+    #[error("the receiver uses secure mode (CURVE) and this sender does not: set secure-mode and cert-dir as on the receiver")]
+    ReceiverSecure,
+    /// This sender uses CURVE, the receiver does not.
+    #[error("this sender uses secure mode (CURVE) and the receiver does not: set secure-mode=none, or start the receiver in secure mode")]
+    ReceiverPlain,
+    /// A ZeroMQ mechanism NetGear never uses (PLAIN, GSSAPI).
+    #[error("the receiver uses the ZeroMQ {0} mechanism, which no NetGear receiver uses")]
+    Mechanism(String),
+    /// Something that does not speak ZeroMQ.
+    #[error(
+        "what listens there is not a ZeroMQ/NetGear receiver (it answered with no ZeroMQ greeting)"
+    )]
+    NotZeroMq,
+    /// Something that accepted the connection and said nothing.
+    #[error("what listens there is not a NetGear receiver (it accepted the connection but sent no ZeroMQ greeting)")]
+    Silent,
 }
 
 /// Something the element may want to post, log or count.
@@ -97,6 +194,9 @@ pub enum LinkEvent {
         endpoint: String,
         peer: Option<String>,
     },
+    /// Sender: a connect was refused with no connection made since the one before, so
+    /// nobody listens at `endpoint`: sent once per outage, as soon as it is certain.
+    Refused { endpoint: String },
     /// Sender: connecting failed (nobody listening); ZeroMQ retries after `retry_in`.
     ConnectRetried {
         endpoint: String,
@@ -153,6 +253,7 @@ impl LinkEvent {
             | LinkEvent::Accepted { endpoint, .. }
             | LinkEvent::HandshakeFailed { endpoint, .. }
             | LinkEvent::Probed { endpoint, .. }
+            | LinkEvent::Refused { endpoint }
             | LinkEvent::ConnectRetried { endpoint, .. }
             | LinkEvent::BindFailed { endpoint, .. }
             | LinkEvent::ReceiverDown { endpoint, .. }
@@ -208,6 +309,10 @@ impl fmt::Display for LinkEvent {
                 f,
                 "a connection to {endpoint}{} closed before its handshake (a probe)",
                 from(peer)
+            ),
+            LinkEvent::Refused { endpoint } => write!(
+                f,
+                "connection refused: nobody is listening at {endpoint}"
             ),
             LinkEvent::ConnectRetried { endpoint, retry_in } => write!(
                 f,

@@ -10,6 +10,7 @@ mod curve;
 mod error;
 mod events;
 mod monitor;
+mod probe;
 mod receiver;
 mod sender;
 #[cfg(test)]
@@ -20,6 +21,7 @@ pub use address::endpoint;
 pub use curve::{ClientPolicy, Refusal};
 pub use error::LinkError;
 pub use events::{EventHandler, HandshakeFailure, LinkEvent, Unanswered};
+pub use probe::pattern_name;
 pub use receiver::{Received, ReceiverLink};
 #[cfg(test)]
 pub use sender::Exchanged;

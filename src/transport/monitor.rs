@@ -122,6 +122,8 @@ pub(super) struct Peers {
     pub(super) reached: bool,
     /// A connection was made since libzmq last scheduled a reconnect.
     connected_since_retry: bool,
+    /// `LinkEvent::Refused` was sent and no handshake has succeeded since.
+    refusal_reported: bool,
     /// Since `mark()`: a handshake succeeded.
     pub(super) handshaken: bool,
     /// Since `mark()`: a handshaken peer went away.
@@ -194,11 +196,15 @@ impl Peers {
             zmq_sys::ZMQ_EVENT_CONNECT_RETRIED => {
                 // libzmq retries after a dropped handshake too; only a retry without a
                 // connection since the last one means nobody is listening any more.
-                if !std::mem::take(&mut self.connected_since_retry) {
+                let nobody = !std::mem::take(&mut self.connected_since_retry);
+                if nobody {
                     self.reached = false;
                     self.failed = None;
                 }
                 self.refused = true;
+                if nobody && !std::mem::replace(&mut self.refusal_reported, true) {
+                    return Some(LinkEvent::Refused { endpoint });
+                }
                 let retry_in = Duration::from_millis(u64::from(raw.value));
                 Some(LinkEvent::ConnectRetried { endpoint, retry_in })
             }
@@ -211,6 +217,7 @@ impl Peers {
                 self.connected.insert(fd, peer.clone());
                 self.handshaken = true;
                 self.failed = None;
+                self.refusal_reported = false;
                 Stats::bump(&stats.connects);
                 Some(LinkEvent::Connected { endpoint, peer })
             }
@@ -253,7 +260,9 @@ impl Peers {
     }
 
     fn disconnected(&mut self, fd: u32, endpoint: String, stats: &Stats) -> Option<LinkEvent> {
-        self.handshaking.retain(|(f, _)| *f != fd);
+        if let Some(at) = self.handshaking.iter().position(|(f, _)| *f == fd) {
+            return self.refused_socket_type(at, endpoint, stats);
+        }
         // The sender's handshake events carry no fd: fall back to any handshaken peer.
         let known = self.connected.remove(&fd).or_else(|| {
             let any = *self.connected.keys().find(|f| **f == u32::MAX)?;
@@ -266,6 +275,27 @@ impl Peers {
         self.lost = true;
         Stats::bump(&stats.disconnects);
         Some(LinkEvent::Disconnected { endpoint, peer })
+    }
+
+    /// A connection that closed mid-handshake without a handshake event: libzmq (4.3)
+    /// reports none when it refuses the peer's socket type, i.e. the other end uses
+    /// another pattern.
+    fn refused_socket_type(
+        &mut self,
+        at: usize,
+        endpoint: String,
+        stats: &Stats,
+    ) -> Option<LinkEvent> {
+        let (_, peer) = self.handshaking.remove(at)?;
+        let code = zmq_sys::ZMQ_PROTOCOL_ERROR_ZMTP_INVALID_METADATA;
+        let reason = HandshakeFailure::Protocol { code };
+        self.failed = Some(reason.clone());
+        Stats::bump(&stats.handshake_failures);
+        Some(LinkEvent::HandshakeFailed {
+            endpoint,
+            peer,
+            reason,
+        })
     }
 }
 

@@ -8,7 +8,12 @@
 //! - with nobody listening at all, a frame is dropped after one timeout and the retries
 //!   are counted across frames, so no render (and no EOS behind it) waits longer than one
 //!   request timeout while the error still comes after `max_retries + 1` timeouts;
-//! - multi-client req-rep gives each receiver its own REQ socket (see `dispatch`).
+//! - multi-client req-rep gives each receiver its own REQ socket (see `dispatch`);
+//! - secure pair mode connects only when the first frame is ready, so that frame, not a
+//!   heartbeat, is the first message on the connection: a vidgear receiver's thread dies
+//!   on a PING that comes first (see `Unanswered::PairSlotTaken`);
+//! - a failed handshake is explained by `probe`: which pattern or mechanism the receiver
+//!   uses, or that it is no ZeroMQ peer at all.
 
 mod dispatch;
 
@@ -16,6 +21,7 @@ pub use dispatch::{FrameStamp, Order, OutFrame, Outcome};
 
 use super::error::{socket_error, LinkError};
 use super::events::{HandshakeFailure, LinkEvent, Unanswered};
+use super::probe;
 use super::{pause, recv_parts, send_part, Channel, LinkConfig, Part, Stats, Wait, Waker, CAT};
 use crate::config::Pattern;
 use dispatch::{Dispatch, InFlight};
@@ -32,6 +38,8 @@ const PUBSUB_TERMINATION_GAP: Duration = Duration::from_millis(20);
 const TERMINATION_DELAY: Duration = Duration::from_millis(100);
 /// How long a stopping sender lets its termination flush.
 const STOP_LINGER: Duration = Duration::from_millis(100);
+/// The longest a probe of a receiver that refused our handshake waits for each answer.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// How an exchange ended, short of an error.
 #[derive(Debug)]
@@ -49,6 +57,8 @@ pub enum Exchanged {
 /// One socket: every endpoint, or (multi-client req-rep) one receiver.
 struct Slot {
     channel: Channel,
+    /// Secure pair mode: not connected yet; connects before its first frame.
+    deferred: bool,
     /// Multi-client: reported down, skipped until its socket reports a handshake again.
     down: bool,
     /// Multi-client: the frame sent to this receiver and not yet answered.
@@ -62,6 +72,7 @@ impl Slot {
     fn new(channel: Channel) -> Slot {
         Slot {
             channel,
+            deferred: false,
             down: false,
             in_flight: None,
             free_since: Instant::now(),
@@ -78,7 +89,7 @@ pub struct SenderLink {
     waker: Arc<Waker>,
     /// Multi-client req-rep: the frames handed out among the receivers.
     dispatch: Dispatch,
-    /// Request timeouts in a row with nobody listening, across frames.
+    /// Unanswered attempts in a row, across frames and causes: one count per outage.
     silent: u32,
 }
 
@@ -94,8 +105,15 @@ impl SenderLink {
                 vec![config.endpoints.clone()]
             };
         let mut slots = Vec::with_capacity(groups.len());
+        let defer = config.pattern == Pattern::Pair && config.curve.is_some();
         for endpoints in groups {
-            slots.push(Slot::new(Self::connect(&context, &config, endpoints)?));
+            let mut slot = if defer {
+                Slot::new(Channel::new(&context, &config, endpoints)?)
+            } else {
+                Slot::new(Self::connect(&context, &config, endpoints)?)
+            };
+            slot.deferred = defer;
+            slots.push(slot);
         }
         Ok(SenderLink {
             slots,
@@ -113,6 +131,11 @@ impl SenderLink {
         endpoints: Vec<String>,
     ) -> Result<Channel, LinkError> {
         let channel = Channel::new(context, config, endpoints)?;
+        Self::connect_channel(&channel)?;
+        Ok(channel)
+    }
+
+    fn connect_channel(channel: &Channel) -> Result<(), LinkError> {
         for endpoint in &channel.endpoints {
             channel
                 .socket
@@ -120,7 +143,7 @@ impl SenderLink {
                 .map_err(socket_error("connect to", endpoint))?;
             gst::debug!(CAT, "connecting to {endpoint}");
         }
-        Ok(channel)
+        Ok(())
     }
 
     pub fn config(&self) -> &LinkConfig {
@@ -191,6 +214,9 @@ impl SenderLink {
         parts: &[Part<'_>],
         stats: &Stats,
     ) -> Result<Option<Exchanged>, LinkError> {
+        if std::mem::take(&mut self.slots[idx].deferred) {
+            Self::connect_channel(&self.slots[idx].channel)?;
+        }
         let deadline = Instant::now() + self.config.request_timeout;
         let handler = self.config.events.clone();
         self.slots[idx].channel.drain(stats, &handler);
@@ -225,22 +251,35 @@ impl SenderLink {
         }
     }
 
-    /// Why the last attempt on a slot went unanswered, from its socket's events.
+    /// Why the last attempt on a slot went unanswered, from its socket's events; a failed
+    /// handshake is explained by probing the receiver where the probe can tell more.
     fn cause(&self, idx: usize) -> Unanswered {
-        let peers = &self.slots[idx].channel.peers;
-        if peers.lost {
-            Unanswered::ConnectionLost
+        let secure = self.config.curve.is_some();
+        let channel = &self.slots[idx].channel;
+        let peers = &channel.peers;
+        let reason = if peers.lost {
+            return Unanswered::ConnectionLost;
         } else if let Some(reason) = &peers.failed {
-            Unanswered::HandshakeFailed(reason.clone())
+            reason.clone()
         } else if peers.connected() == 0 && !peers.handshaken && !peers.reached_anyone() {
-            Unanswered::NobodyListening
+            return Unanswered::NobodyListening;
         } else if peers.connected() == 0 && !peers.handshaken {
             // A connection was made but never became a ZMTP peer.
-            Unanswered::HandshakeFailed(HandshakeFailure::NoDetail)
+            HandshakeFailure::NoDetail
         } else if self.config.pattern == Pattern::Pair {
-            Unanswered::PairSlotTaken
+            return Unanswered::PairSlotTaken { secure };
         } else {
-            Unanswered::NoReply
+            return Unanswered::NoReply;
+        };
+        let timeout = PROBE_TIMEOUT.min(self.config.request_timeout / 4);
+        let explained = channel.endpoints.iter().find_map(|endpoint| {
+            let found = probe::probe(endpoint, timeout)?;
+            gst::info!(CAT, "probed {endpoint}: {found:?}");
+            probe::mismatch(found, self.config.pattern, secure)
+        });
+        match explained {
+            Some(mismatch) => Unanswered::Mismatch(mismatch),
+            None => Unanswered::HandshakeFailed { reason, secure },
         }
     }
 
@@ -272,7 +311,6 @@ impl SenderLink {
             !self.dispatches(),
             "multi-client req-rep sends through send()"
         );
-        let mut attempts = 0u32;
         loop {
             if let Some(done) = self.attempt(0, parts, stats)? {
                 self.silent = 0;
@@ -280,9 +318,9 @@ impl SenderLink {
             }
             let cause = self.cause(0);
             Stats::bump(&stats.retries);
-            attempts += 1;
+            self.silent += 1;
             let endpoints = self.slots[0].channel.endpoint_list();
-            let nobody = self.count_unanswered(attempts, endpoints, cause)?;
+            let nobody = self.count_unanswered(self.silent, endpoints, cause)?;
             self.retry_socket(0, stats)?;
             if nobody {
                 return Ok(Exchanged::Dropped);
@@ -291,25 +329,23 @@ impl SenderLink {
     }
 
     /// An attempt went unanswered with no other receiver to turn to: reports it and fails
-    /// after `max_retries + 1` in a row (`attempts`, or with nobody listening the silent
-    /// timeouts across frames). Returns whether nobody listens: the frame is then given up.
+    /// after `max_retries + 1` in a row. `attempt` counts the whole outage, whatever the
+    /// cause of each. Returns whether nobody listens: the frame is then given up.
     fn count_unanswered(
         &mut self,
-        attempts: u32,
+        attempt: u32,
         endpoints: String,
         cause: Unanswered,
     ) -> Result<bool, LinkError> {
         let nobody = cause == Unanswered::NobodyListening;
-        let attempt = if nobody {
-            self.silent += 1;
-            self.silent
-        } else {
-            attempts
-        };
         self.report_unanswered(endpoints.clone(), attempt, cause.clone());
         if attempt > self.config.max_retries {
-            let timeout = self.config.request_timeout;
-            return Err(LinkError::unanswered(cause, endpoints, attempt, timeout));
+            return Err(LinkError::Unanswered {
+                endpoints,
+                attempts: attempt,
+                timeout: self.config.request_timeout,
+                cause,
+            });
         }
         Ok(nobody)
     }

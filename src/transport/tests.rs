@@ -117,16 +117,28 @@ fn nobody_listening_is_named_and_warned_on_the_first_attempt() {
     );
     let (error, events) = until_error(link, &seen);
     assert!(
-        matches!(error, LinkError::NobodyListening { attempts: 2, .. }),
+        matches!(
+            error,
+            LinkError::Unanswered {
+                attempts: 2,
+                cause: Unanswered::NobodyListening,
+                ..
+            }
+        ),
         "{error:?}"
     );
     assert_eq!(
         error.to_string(),
-        format!("no receiver answered at {endpoint} after 2 attempts (300 ms each): connection refused, nobody is listening at {endpoint}")
+        format!("no receiver answered at {endpoint} after 2 attempts (300 ms each): connection refused, nobody is listening")
     );
     assert!(events
         .iter()
         .any(|e| matches!(e, LinkEvent::ConnectRetried { endpoint: p, .. } if *p == endpoint)));
+    // The first refusal of each socket is said at once.
+    assert!(matches!(
+        events.iter().find(|e| matches!(e, LinkEvent::Refused { .. } | LinkEvent::ConnectRetried { .. })),
+        Some(LinkEvent::Refused { endpoint: p }) if *p == endpoint
+    ));
 }
 
 #[test]
@@ -148,7 +160,14 @@ fn a_receiver_that_never_answers_is_named() {
     let (error, events) = until_error(link, &seen);
     drop(receiver);
     assert!(
-        matches!(error, LinkError::NoReceiver { attempts: 2, .. }),
+        matches!(
+            error,
+            LinkError::Unanswered {
+                attempts: 2,
+                cause: Unanswered::NoReply,
+                ..
+            }
+        ),
         "{error:?}"
     );
     assert!(error
@@ -183,7 +202,13 @@ fn a_second_pair_sender_is_told_the_slot_is_taken() {
     let second = SenderLink::open(config, waker()).unwrap();
     let (error, _) = until_error(second, &seen);
     assert!(
-        matches!(error, LinkError::PairSlotTaken { .. }),
+        matches!(
+            error,
+            LinkError::Unanswered {
+                cause: Unanswered::PairSlotTaken { secure: false },
+                ..
+            }
+        ),
         "{error:?}"
     );
     assert!(
@@ -222,17 +247,26 @@ fn a_wrong_server_key_is_named_by_the_sender() {
     let (error, events) = until_error(link, &seen);
     receiver.kill();
     assert!(
-        matches!(error, LinkError::HandshakeFailed { .. }),
+        matches!(
+            error,
+            LinkError::Unanswered {
+                cause: Unanswered::HandshakeFailed { secure: true, .. },
+                ..
+            }
+        ),
         "{error:?}"
     );
     assert!(
-        error.to_string().contains("CURVE handshake with"),
+        error.to_string().contains("CURVE handshake failed (")
+            && error
+                .to_string()
+                .ends_with("check that the sender uses the receiver's server public key"),
         "{error}"
     );
     assert!(
         matches!(
             first_unanswered(&events),
-            Some((1, Unanswered::HandshakeFailed(_)))
+            Some((1, Unanswered::HandshakeFailed { .. }))
         ),
         "{events:?}"
     );
