@@ -8,9 +8,12 @@
 //! - with nobody listening at all, a frame is dropped after one timeout and the retries
 //!   are counted across frames, so no render (and no EOS behind it) waits longer than one
 //!   request timeout while the error still comes after `max_retries + 1` timeouts;
-//! - multi-client req-rep gives each receiver its own REQ socket (see `dispatch`).
+//! - multi-client req-rep gives each receiver its own REQ socket (see `dispatch`);
+//! - a live frame that went stale while the link was down is given up, not sent
+//!   (see `freshness`).
 
 mod dispatch;
+mod freshness;
 
 pub use dispatch::{FrameStamp, Order, OutFrame, Outcome};
 
@@ -19,6 +22,7 @@ use super::events::{HandshakeFailure, LinkEvent, Unanswered};
 use super::{pause, recv_parts, send_part, Channel, LinkConfig, Part, Stats, Wait, Waker, CAT};
 use crate::config::Pattern;
 use dispatch::{Dispatch, InFlight};
+use freshness::{earliest, expired, Carried, Tried};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,6 +48,8 @@ pub enum Exchanged {
     /// `LinkEvent::Unanswered` said so); the error follows after `max_retries + 1` such
     /// timeouts in a row.
     Dropped,
+    /// The frame expired before it could be sent, or before it would be sent again.
+    Stale,
 }
 
 /// One socket: every endpoint, or (multi-client req-rep) one receiver.
@@ -80,6 +86,8 @@ pub struct SenderLink {
     dispatch: Dispatch,
     /// Request timeouts in a row with nobody listening, across frames.
     silent: u32,
+    /// What a frame given up as stale leaves to the next.
+    carried: Carried,
 }
 
 impl SenderLink {
@@ -104,6 +112,7 @@ impl SenderLink {
             waker,
             dispatch: Dispatch::default(),
             silent: 0,
+            carried: Carried::default(),
         })
     }
 
@@ -183,24 +192,23 @@ impl SenderLink {
         Ok(true)
     }
 
-    /// One attempt on one slot: send, then (patterns 0/1) wait for the reply. `None`: no
-    /// reply in time, or the receiver's connection dropped meanwhile.
+    /// One attempt on one slot: send (waiting for room until the frame `expires` at the
+    /// latest), then (patterns 0/1) wait for the reply.
     fn attempt(
         &mut self,
         idx: usize,
         parts: &[Part<'_>],
+        expires: Option<Instant>,
         stats: &Stats,
-    ) -> Result<Option<Exchanged>, LinkError> {
-        let deadline = Instant::now() + self.config.request_timeout;
-        let handler = self.config.events.clone();
-        self.slots[idx].channel.drain(stats, &handler);
-        self.slots[idx].channel.peers.mark();
-        if !self.send_parts(idx, parts, deadline, stats)? {
-            return Ok(None);
+    ) -> Result<Tried, LinkError> {
+        let deadline = self.attempt_deadline(idx, stats);
+        if !self.send_parts(idx, parts, earliest(deadline, expires), stats)? {
+            return Ok(self.not_sent(deadline));
         }
         if !self.config.pattern.is_acknowledged() {
-            return Ok(Some(Exchanged::Sent));
+            return Ok(Tried::Done(Exchanged::Sent));
         }
+        let handler = self.config.events.clone();
         let channel = &mut self.slots[idx].channel;
         let all = channel.endpoint_list();
         match channel
@@ -217,11 +225,11 @@ impl SenderLink {
                 // The handshake's event is queued before any reply: report it first.
                 channel.drain(stats, &handler);
                 recv_parts(&channel.socket)
-                    .map(|reply| Some(Exchanged::Reply(reply)))
+                    .map(|reply| Tried::Done(Exchanged::Reply(reply)))
                     .map_err(socket_error("read a reply from", &all))
             }
             Wait::Interrupted => Err(LinkError::Interrupted),
-            Wait::TimedOut | Wait::Lost => Ok(None),
+            Wait::TimedOut | Wait::Lost => Ok(Tried::Unanswered),
         }
     }
 
@@ -247,11 +255,14 @@ impl SenderLink {
     /// Sends one frame and tells what became of it, or (multi-client req-rep) of the frames
     /// handed out so far; see `dispatch`.
     pub fn send(&mut self, frame: OutFrame, stats: &Stats) -> Result<Vec<Outcome>, LinkError> {
+        if expired(frame.expires) {
+            return Ok(vec![Outcome::Stale(frame)]);
+        }
         if self.dispatches() {
             return self.dispatch(frame, stats);
         }
         let parts = [Part::Copied(&frame.header), Part::Shared(&frame.payload)];
-        let exchanged = match self.exchange(&parts, stats) {
+        let exchanged = match self.exchange_until(&parts, frame.expires, stats) {
             Err(LinkError::Interrupted) => {
                 Stats::bump(&stats.dropped);
                 return Err(LinkError::Interrupted);
@@ -262,21 +273,38 @@ impl SenderLink {
             Exchanged::Reply(reply) => Outcome::Answered { frame, reply },
             Exchanged::Sent => Outcome::Sent(frame),
             Exchanged::Dropped => Outcome::Dropped(frame),
+            Exchanged::Stale => Outcome::Stale(frame),
         }])
     }
 
-    /// Sends one message on a link with one socket (every mode but multi-client req-rep).
-    /// In patterns 0/1 waits for the reply, retrying as the module documentation says.
+    /// `exchange_until` for a message that never goes stale (the link's tests).
+    #[cfg(test)]
     pub fn exchange(&mut self, parts: &[Part<'_>], stats: &Stats) -> Result<Exchanged, LinkError> {
+        self.exchange_until(parts, None, stats)
+    }
+
+    /// Sends one message on a link with one socket (every mode but multi-client req-rep).
+    /// In patterns 0/1 waits for the reply, retrying as the module documentation says,
+    /// unless the frame `expires` first (see `freshness`).
+    fn exchange_until(
+        &mut self,
+        parts: &[Part<'_>],
+        expires: Option<Instant>,
+        stats: &Stats,
+    ) -> Result<Exchanged, LinkError> {
         debug_assert!(
             !self.dispatches(),
             "multi-client req-rep sends through send()"
         );
-        let mut attempts = 0u32;
+        let mut attempts = self.carried_attempts();
         loop {
-            if let Some(done) = self.attempt(0, parts, stats)? {
-                self.silent = 0;
-                return Ok(done);
+            match self.attempt(0, parts, expires, stats)? {
+                Tried::Done(done) => {
+                    self.silent = 0;
+                    return Ok(done);
+                }
+                Tried::Stale => return Ok(self.give_up_stale(attempts)),
+                Tried::Unanswered => {}
             }
             let cause = self.cause(0);
             Stats::bump(&stats.retries);
@@ -286,6 +314,9 @@ impl SenderLink {
             self.retry_socket(0, stats)?;
             if nobody {
                 return Ok(Exchanged::Dropped);
+            }
+            if expired(expires) {
+                return Ok(self.give_up_stale(attempts));
             }
         }
     }
