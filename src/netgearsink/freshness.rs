@@ -15,9 +15,10 @@ use gst::glib;
 use gst_base::prelude::*;
 use std::time::{Duration, Instant};
 
-/// 1 s: a frame is still worth showing, and the link notices a dead connection (heartbeats,
-/// at least 1 s) before frames are dropped on a healthy but slow one.
-pub const DEFAULT_MAX_FRAME_AGE_MS: u32 = 1000;
+/// Half a second: frames held while the link was down are sent at most this old, so with
+/// transit they arrive well within the second a live picture is worth; on a healthy link a
+/// frame waits one exchange at most, far less.
+pub const DEFAULT_MAX_FRAME_AGE_MS: u32 = 500;
 
 /// `max-frame-age`.
 pub fn property() -> glib::ParamSpec {
@@ -103,7 +104,10 @@ fn age(
         .segment()
         .downcast_ref::<gst::ClockTime>()?
         .to_running_time(buffer.pts()?)?;
-    let due = sink.base_time()?.checked_add(running_time)?.checked_add(latency)?;
+    let due = sink
+        .base_time()?
+        .checked_add(running_time)?
+        .checked_add(latency)?;
     let now = sink.clock()?.time();
     Some(Duration::from_nanos(
         now.nseconds().saturating_sub(due.nseconds()),

@@ -805,9 +805,7 @@ impl ObjectImpl for NetGearSink {
             "load-balance" => s.load_balance = value.get().unwrap_or(DEFAULT_LOAD_BALANCE),
             "jpeg-bands" => s.jpeg_bands = value.get().unwrap_or(DEFAULT_JPEG_BANDS),
             "max-frame-age" => {
-                s.max_frame_age_ms = value
-                    .get()
-                    .unwrap_or(freshness::DEFAULT_MAX_FRAME_AGE_MS)
+                s.max_frame_age_ms = value.get().unwrap_or(freshness::DEFAULT_MAX_FRAME_AGE_MS)
             }
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }

@@ -202,7 +202,10 @@ impl SenderLink {
         stats: &Stats,
     ) -> Result<Tried, LinkError> {
         let deadline = self.attempt_deadline(idx, stats);
-        if !self.send_parts(idx, parts, earliest(deadline, expires), stats)? {
+        let until = earliest(deadline, expires);
+        if !self.wait_for_peer(idx, expires, until, stats)?
+            || !self.send_parts(idx, parts, until, stats)?
+        {
             return Ok(self.not_sent(deadline));
         }
         if !self.config.pattern.is_acknowledged() {

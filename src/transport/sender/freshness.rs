@@ -11,13 +11,19 @@
 //!   it started and counts once, as if one frame had waited all along;
 //! - when a reply did not come and it would be sent again, expired.
 //!
+//! REQ queues a frame on a socket that has no connection yet (after a lazy-pirate
+//! reconnect), where it would wait out the outage and arrive old: a frame that expires waits
+//! for the connection first (`wait_for_peer`), as PAIR and PUB wait with `ZMQ_IMMEDIATE`.
+//!
 //! A frame already on the wire is waited for until its reply or the request timeout:
 //! abandoning it would leave its reply to be taken for the next frame's (PAIR), or need a
 //! fresh socket (REQ). Unanswered attempts in a row are counted across the frames given
 //! up, so `max-retries` ends a dead link after as many request timeouts as before.
 
 use super::{Exchanged, SenderLink};
-use crate::transport::Stats;
+use crate::config::Pattern;
+use crate::transport::{poll_timeout, LinkError, Stats};
+use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 /// What an attempt carries over to the next frame when its frame is given up as stale.
@@ -72,6 +78,45 @@ impl SenderLink {
         }
     }
 
+    /// REQ, a frame that expires: waits until slot `idx` has a connected receiver, at most
+    /// until `until`. `false`: none in time. Other patterns queue only on a connection.
+    pub(super) fn wait_for_peer(
+        &mut self,
+        idx: usize,
+        expires: Option<Instant>,
+        until: Instant,
+        stats: &Stats,
+    ) -> Result<bool, LinkError> {
+        if expires.is_none() || self.config.pattern != Pattern::ReqRep {
+            return Ok(true);
+        }
+        let handler = self.config.events.clone();
+        let channel = &mut self.slots[idx].channel;
+        loop {
+            channel.drain(stats, &handler);
+            if channel.peers.connected() > 0 {
+                return Ok(true);
+            }
+            if Instant::now() >= until {
+                return Ok(false);
+            }
+            let mut items = [
+                zmq::PollItem::from_fd(self.waker.readable.as_raw_fd(), zmq::POLLIN),
+                channel.monitor.as_poll_item(),
+            ];
+            match zmq::poll(&mut items, poll_timeout(Some(until))) {
+                Ok(_) | Err(zmq::Error::EINTR) => {}
+                Err(e) => {
+                    let all = channel.endpoint_list();
+                    return Err(crate::transport::error::socket_error("send to", &all)(e));
+                }
+            }
+            if items[0].is_readable() {
+                return Err(LinkError::Interrupted);
+            }
+        }
+    }
+
     /// The unanswered attempts in a row the last frame given up left, for this frame.
     pub(super) fn carried_attempts(&mut self) -> u32 {
         std::mem::take(&mut self.carried.attempts)
@@ -119,12 +164,21 @@ mod tests {
         timeout: Duration,
         max_retries: u32,
     ) -> (SenderLink, Arc<Mutex<Vec<LinkEvent>>>) {
+        sender(Pattern::Pair, endpoint, timeout, max_retries)
+    }
+
+    fn sender(
+        pattern: Pattern,
+        endpoint: &str,
+        timeout: Duration,
+        max_retries: u32,
+    ) -> (SenderLink, Arc<Mutex<Vec<LinkEvent>>>) {
         init();
         let seen: Arc<Mutex<Vec<LinkEvent>>> = Arc::default();
         let log = seen.clone();
         let config = LinkConfig {
             role: Role::Sender,
-            pattern: Pattern::Pair,
+            pattern,
             endpoints: vec![endpoint.to_owned()],
             request_timeout: timeout,
             max_retries,
@@ -139,9 +193,13 @@ mod tests {
     }
 
     fn frame(expires: Option<Instant>) -> OutFrame {
+        marked(expires, 7)
+    }
+
+    fn marked(expires: Option<Instant>, mark: u8) -> OutFrame {
         OutFrame {
             header: b"{}".to_vec(),
-            payload: Arc::new(vec![7u8; 18]),
+            payload: Arc::new(vec![mark; 18]),
             stamp: Default::default(),
             expires,
         }
@@ -214,5 +272,29 @@ mod tests {
         let outcomes = link.send(frame(Some(Instant::now())), &stats).unwrap();
         assert!(is_stale(&outcomes));
         assert_eq!(receiver.poll(zmq::POLLIN, 300).unwrap(), 0);
+    }
+
+    /// REQ would queue the frame until a receiver connects and deliver it old.
+    #[test]
+    fn req_does_not_queue_a_frame_that_expires_before_a_receiver_connects() {
+        let endpoint = format!("tcp://127.0.0.1:{}", free_port());
+        let (mut link, seen) = sender(Pattern::ReqRep, &endpoint, MS(2000), 1);
+        let stats = Stats::default();
+        let started = Instant::now();
+        let outcomes = link.send(marked(Some(Instant::now() + MS(100)), 1), &stats);
+        assert!(is_stale(&outcomes.unwrap()));
+        assert!(started.elapsed() < MS(400), "{:?}", started.elapsed());
+        let context = zmq::Context::new();
+        let receiver = context.socket(zmq::REP).unwrap();
+        receiver.bind(&endpoint).unwrap();
+        let answer = std::thread::spawn(move || {
+            let request = receiver.recv_multipart(0).unwrap();
+            receiver.send("ok", 0).unwrap();
+            request
+        });
+        let outcomes = link.send(marked(None, 2), &stats).unwrap();
+        assert!(matches!(outcomes[..], [Outcome::Answered { .. }]));
+        assert_eq!(answer.join().unwrap()[1], vec![2u8; 18]);
+        assert_eq!(unanswered(&seen), Vec::<u32>::new());
     }
 }
