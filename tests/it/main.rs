@@ -15,6 +15,7 @@ mod downstream_refusal;
 mod embedding;
 mod faults;
 mod file_source;
+mod frame_age;
 mod give_up;
 mod harness;
 mod hostile;
