@@ -599,12 +599,17 @@ fn assert_intact_and_in_order(label: &str, deliveries: &[Delivery]) {
 /// A healthy stream for 2 s, the cable pulled for `PULL`, 3 s more; returns when the link
 /// came back.
 fn pull_the_cable(ns: &Netns, receiving: &Receiving) -> u64 {
+    pull_the_cable_then(ns, receiving, Duration::from_secs(3))
+}
+
+/// `pull_the_cable`, watching `after` once the link is back.
+fn pull_the_cable_then(ns: &Netns, receiving: &Receiving, after: Duration) -> u64 {
     receiving.wait_first_frame();
     sleep(Duration::from_secs(2));
     ns.pull();
     sleep(PULL);
     let restored = ns.restore();
-    sleep(Duration::from_secs(3));
+    sleep(after);
     restored
 }
 
@@ -633,6 +638,22 @@ const VIDGEAR_SENDER_EXPECT: Expect = Expect {
 /// After the pull: frames intact and in order, a frame captured after the link came back
 /// delivered in time, and no more old frames delivered than `expect` allows.
 fn assert_recovered(label: &str, deliveries: &[Delivery], restored: u64, expect: Expect) {
+    let (recovery, ages) = recovered(label, deliveries, restored);
+    assert!(
+        recovery <= expect.recovery,
+        "{label}: recovery took {recovery:?}"
+    );
+    let stale = ages.iter().take_while(|age| **age > 1.0).count();
+    let stale_anywhere = ages.iter().filter(|age| **age > 1.0).count();
+    assert!(
+        stale <= expect.stale && stale_anywhere == stale,
+        "{label}: frames over 1 s old came after the link was back: {ages:.3?}"
+    );
+}
+
+/// Frames intact and in order; how long after the link came back a frame captured after it
+/// arrived, and the ages (s) of the frames that arrived after it, logged.
+fn recovered(label: &str, deliveries: &[Delivery], restored: u64) -> (Duration, Vec<f64>) {
     assert_intact_and_in_order(label, deliveries);
     let after: Vec<&Delivery> = deliveries.iter().filter(|d| d.arrived > restored).collect();
     let first = after
@@ -649,17 +670,7 @@ fn assert_recovered(label: &str, deliveries: &[Delivery], restored: u64, expect:
         seconds(fresh.arrived - restored),
         &ages[..ages.len().min(4)]
     );
-    let recovery = Duration::from_micros(fresh.arrived - restored);
-    assert!(
-        recovery <= expect.recovery,
-        "{label}: recovery took {recovery:?}"
-    );
-    let stale = ages.iter().take_while(|age| **age > 1.0).count();
-    let stale_anywhere = ages.iter().filter(|age| **age > 1.0).count();
-    assert!(
-        stale <= expect.stale && stale_anywhere == stale,
-        "{label}: frames over 1 s old came after the link was back: {ages:.3?}"
-    );
+    (Duration::from_micros(fresh.arrived - restored), ages)
 }
 
 /// A pull between our elements, our sink with `options`; returns how many frames it dropped
@@ -747,6 +758,61 @@ fn a_pull_to_a_vidgear_req_rep_receiver_recovers_within_a_second() {
 #[test]
 fn a_pull_to_a_vidgear_pub_sub_receiver_recovers_within_a_second() {
     pull_to_a_vidgear_receiver(2, "pub-sub");
+}
+
+/// Measures (the target is vidgear's to meet, not ours) a pull with vidgear's receiver, its
+/// sender being ours (`Sending::ours`) or vidgear's: recovery and the frames over 1 s old,
+/// watched for 14 s after the link is back (a vidgear pair receiver may take 12 s).
+/// `cargo test … -- --ignored link_faults::measure`
+fn measure_vidgear_receiver(pattern: u8, name: &str, vidgear_sender: bool) {
+    let ns = Netns::new();
+    let receiving = Receiving::vidgear(&ns, pattern, SMALL, 40);
+    let _sending = if vidgear_sender {
+        Sending::vidgear(&ns, pattern, SMALL, 40)
+    } else {
+        Sending::ours(&ns, name, "", SMALL)
+    };
+    let restored = pull_the_cable_then(&ns, &receiving, Duration::from_secs(14));
+    let from = if vidgear_sender { "vidgear's" } else { "our" };
+    let label = format!("{from} sender to vidgear's receiver, {name}");
+    let deliveries = receiving.deliveries();
+    let backwards = deliveries.windows(2).filter(|w| w[1].index <= w[0].index);
+    let after: Vec<&Delivery> = deliveries.iter().filter(|d| d.arrived > restored).collect();
+    let fresh = after.iter().find(|d| d.captured > restored);
+    let recovery = fresh.map(|d| seconds(d.arrived - restored));
+    let old: Vec<f64> = after
+        .iter()
+        .map(|d| seconds(d.age()))
+        .filter(|age| *age > 1.0)
+        .collect();
+    eprintln!(
+        "{label}: first fresh frame {recovery:.3?} s after the link, frames over 1 s old after it {old:.3?}, {} out of order",
+        backwards.count()
+    );
+}
+
+#[test]
+#[ignore = "a measurement of vidgear's side"]
+fn measure_a_pull_between_vidgear_peers_in_pair() {
+    measure_vidgear_receiver(0, "pair", true);
+}
+
+#[test]
+#[ignore = "a measurement of vidgear's side"]
+fn measure_a_pull_between_vidgear_peers_in_req_rep() {
+    measure_vidgear_receiver(1, "req-rep", true);
+}
+
+#[test]
+#[ignore = "a measurement of vidgear's side"]
+fn measure_a_pull_between_vidgear_peers_in_pub_sub() {
+    measure_vidgear_receiver(2, "pub-sub", true);
+}
+
+#[test]
+#[ignore = "a measurement of vidgear's side"]
+fn measure_a_pull_from_our_sink_to_a_vidgear_pair_receiver() {
+    measure_vidgear_receiver(0, "pair", false);
 }
 
 /// Pulls shorter than the heartbeat timeout: the connection survives them, while the sink
