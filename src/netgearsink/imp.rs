@@ -22,6 +22,7 @@
  */
 use super::bands::{self, BandChoice, Encoding};
 use super::companion::{self, Companion};
+use super::freshness::{self, Ageing, Verdict};
 use super::stamp;
 use super::tunnel::{self, TunnelSettings};
 use crate::config::{self, Pattern, Role, SecureMode};
@@ -46,7 +47,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use netgear_protocol::{self as protocol, JsonText, Reply, Sequence};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -86,6 +87,7 @@ struct Settings {
     jpeg_threads: u32,
     load_balance: bool,
     jpeg_bands: u32,
+    max_frame_age_ms: u32,
 }
 
 impl Default for Settings {
@@ -105,6 +107,7 @@ impl Default for Settings {
             jpeg_threads: DEFAULT_JPEG_THREADS,
             load_balance: DEFAULT_LOAD_BALANCE,
             jpeg_bands: DEFAULT_JPEG_BANDS,
+            max_frame_age_ms: freshness::DEFAULT_MAX_FRAME_AGE_MS,
         }
     }
 }
@@ -124,6 +127,8 @@ struct Stream {
     encoders: Option<FrameEncoder>,
     /// Whether a frame goes to the pool whole or in bands (`jpeg-bands`).
     bands: BandChoice,
+    /// Whether frames have an age for `max-frame-age`; asked again after new caps.
+    ageing: Ageing,
 }
 
 /// A frame's payload as it is handed over: ready, or still being encoded (by the encoder
@@ -139,6 +144,8 @@ enum Job {
         header: Vec<u8>,
         payload: Pending,
         stamp: FrameStamp,
+        /// When the frame goes stale (`max-frame-age`).
+        expires: Option<std::time::Instant>,
     },
     /// End of stream: the termination, after the last frame's reply.
     Terminate,
@@ -175,7 +182,8 @@ impl companion::Worker for Network {
                 header,
                 payload,
                 stamp,
-            } => imp.send_frame(self, header, payload, stamp),
+                expires,
+            } => imp.send_frame(self, header, payload, stamp, expires),
             Job::Terminate => {
                 // Frames still in flight are answered (or given up) first.
                 let outcomes = self.link.settle(&imp.stats);
@@ -233,6 +241,8 @@ pub struct NetGearSink {
     /// A refused connection was warned about and no receiver has connected since.
     refusal_warned: AtomicBool,
     stats: Stats,
+    /// Frames dropped as older than `max-frame-age` (`stale` in stats).
+    stale: AtomicU64,
 }
 
 impl NetGearSink {
@@ -289,7 +299,12 @@ impl NetGearSink {
 
     /// Turns one buffer into a job: its header, and its payload lent from the buffer,
     /// packed or encoded here, or submitted to the encoder pool.
-    fn prepare(&self, stream: &mut Stream, buffer: &gst::Buffer) -> Result<Job, gst::FlowError> {
+    fn prepare(
+        &self,
+        stream: &mut Stream,
+        buffer: &gst::Buffer,
+        expires: Option<std::time::Instant>,
+    ) -> Result<Job, gst::FlowError> {
         let input = stream.input.as_ref().ok_or(gst::FlowError::NotNegotiated)?;
         let (jpeg, message) = self.frame_settings(buffer);
         let pooled = match &stream.encoders {
@@ -330,6 +345,7 @@ impl NetGearSink {
             header,
             payload,
             stamp: stamp::of(buffer),
+            expires,
         })
     }
 
@@ -347,6 +363,7 @@ impl NetGearSink {
         header: Vec<u8>,
         payload: Pending,
         stamp: FrameStamp,
+        expires: Option<std::time::Instant>,
     ) -> Result<(), gst::FlowError> {
         let payload = match payload {
             Pending::Ready(bytes) => bytes,
@@ -357,6 +374,7 @@ impl NetGearSink {
             header,
             payload,
             stamp,
+            expires,
         };
         let outcomes = net.link.send(frame, &self.stats);
         self.take_outcomes(net, outcomes)
@@ -383,6 +401,10 @@ impl NetGearSink {
                         frame.stamp.pts
                     );
                     Stats::bump(&self.stats.dropped);
+                    continue;
+                }
+                Outcome::Stale(frame) => {
+                    self.stale_dropped(frame.stamp.pts, None);
                     continue;
                 }
             };
@@ -480,6 +502,37 @@ impl NetGearSink {
                 ("{}", SECURE_PUBSUB_WARNING),
                 ["see README, Messages; netgearsrc receives secure pub-sub"]
             );
+        }
+    }
+
+    /// `max-frame-age`'s verdict on a buffer; the first after new caps asks upstream
+    /// whether it is live.
+    fn judge(&self, stream: &mut Stream, buffer: &gst::Buffer) -> Verdict {
+        let sink = self.obj();
+        if stream.ageing == Ageing::Unknown {
+            stream.ageing = Ageing::of(sink.upcast_ref());
+            gst::debug!(CAT, imp = self, "frames aged: {:?}", stream.ageing);
+        }
+        let max_age = freshness::max_age(self.settings().max_frame_age_ms);
+        freshness::judge(sink.upcast_ref(), buffer, stream.ageing, max_age)
+    }
+
+    /// A frame dropped as older than `max-frame-age`: when it reached the sink (`age`
+    /// known), or held up by the link.
+    fn stale_dropped(&self, pts: Option<u64>, age: Option<std::time::Duration>) {
+        Stats::bump(&self.stale);
+        match age {
+            Some(age) => gst::debug!(
+                CAT,
+                imp = self,
+                "frame with pts {pts:?} dropped: {} ms old",
+                age.as_millis()
+            ),
+            None => gst::debug!(
+                CAT,
+                imp = self,
+                "frame with pts {pts:?} dropped: stale before the link could send it"
+            ),
         }
     }
 
@@ -651,6 +704,7 @@ impl NetGearSink {
                 sequence: Sequence::start(),
                 encoders,
                 bands: BandChoice::new(settings.jpeg_bands),
+                ageing: Ageing::Unknown,
             })),
             companion: Arc::new(companion),
             endpoints,
@@ -757,6 +811,7 @@ impl ObjectImpl for NetGearSink {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let mut props = common_properties(Role::Sender);
             props.extend(sink_properties());
+            props.push(freshness::property());
             props.extend(TunnelSettings::properties());
             props.push(crate::uri::uri_property());
             props
@@ -789,6 +844,9 @@ impl ObjectImpl for NetGearSink {
             "jpeg-threads" => s.jpeg_threads = value.get().unwrap_or(DEFAULT_JPEG_THREADS),
             "load-balance" => s.load_balance = value.get().unwrap_or(DEFAULT_LOAD_BALANCE),
             "jpeg-bands" => s.jpeg_bands = value.get().unwrap_or(DEFAULT_JPEG_BANDS),
+            "max-frame-age" => {
+                s.max_frame_age_ms = value.get().unwrap_or(freshness::DEFAULT_MAX_FRAME_AGE_MS)
+            }
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
@@ -798,7 +856,9 @@ impl ObjectImpl for NetGearSink {
             return crate::uri::element_uri(self.obj().upcast_ref()).to_value();
         }
         if pspec.name() == "stats" {
-            return self.stats.to_structure("netgearsink-stats").to_value();
+            let mut stats = self.stats.to_structure("netgearsink-stats");
+            stats.set("stale", self.stale.load(Ordering::Relaxed));
+            return stats.to_value();
         }
         let s = self.settings();
         if let Some(v) = s
@@ -819,6 +879,7 @@ impl ObjectImpl for NetGearSink {
             "jpeg-threads" => s.jpeg_threads.to_value(),
             "load-balance" => s.load_balance.to_value(),
             "jpeg-bands" => s.jpeg_bands.to_value(),
+            "max-frame-age" => s.max_frame_age_ms.to_value(),
             _ => glib::Value::from_type(pspec.value_type()),
         }
     }
@@ -864,6 +925,7 @@ impl BaseSinkImpl for NetGearSink {
         let started = self.open_stream(&settings)?;
         gst::info!(CAT, imp = self, "sending to {}", started.endpoints);
         self.stats.reset();
+        self.stale.store(0, Ordering::Relaxed);
         self.nobody_listening.store(false, Ordering::Relaxed);
         self.refusal_warned.store(false, Ordering::Relaxed);
         self.warn_secure_pubsub(&settings);
@@ -908,6 +970,7 @@ impl BaseSinkImpl for NetGearSink {
             .take_stream()
             .ok_or_else(|| gst::loggable_error!(CAT, "caps before start"))?;
         stream.input = Some(input);
+        stream.ageing = Ageing::Unknown;
         self.put_stream(stream);
         Ok(())
     }
@@ -917,7 +980,15 @@ impl BaseSinkImpl for NetGearSink {
     fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
         let (companion, _) = self.pipelining().ok_or(gst::FlowError::Flushing)?;
         let mut stream = self.take_stream().ok_or(gst::FlowError::Flushing)?;
-        let job = self.prepare(&mut stream, buffer);
+        let verdict = self.judge(&mut stream, buffer);
+        let job = match verdict {
+            Verdict::Send(expires) => self.prepare(&mut stream, buffer, expires),
+            Verdict::Stale(age) => {
+                self.put_stream(stream);
+                self.stale_dropped(buffer.pts().map(gst::ClockTime::nseconds), Some(age));
+                return Ok(gst::FlowSuccess::Ok);
+            }
+        };
         self.put_stream(stream);
         match companion.hand_off(job?) {
             Err(gst::FlowError::Flushing) => Err(self.dropped()),

@@ -6,6 +6,7 @@ use gst::prelude::*;
 
 mod bands;
 mod companion;
+mod freshness;
 mod imp;
 mod stamp;
 mod tunnel;

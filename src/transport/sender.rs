@@ -14,8 +14,11 @@
 //!   on a PING that comes first (see `Unanswered::PairSlotTaken`);
 //! - a failed handshake is explained by `probe`: which pattern or mechanism the receiver
 //!   uses, or that it is no ZeroMQ peer at all.
+//! - a live frame that went stale while the link was down is given up, not sent
+//!   (see `freshness`).
 
 mod dispatch;
+mod freshness;
 
 pub use dispatch::{FrameStamp, Order, OutFrame, Outcome};
 
@@ -25,6 +28,7 @@ use super::probe;
 use super::{pause, recv_parts, send_part, Channel, LinkConfig, Part, Stats, Wait, Waker, CAT};
 use crate::config::Pattern;
 use dispatch::{Dispatch, InFlight};
+use freshness::{earliest, expired, Carried, Tried};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,6 +56,8 @@ pub enum Exchanged {
     /// `LinkEvent::Unanswered` said so); the error follows after `max_retries + 1` such
     /// timeouts in a row.
     Dropped,
+    /// The frame expired before it could be sent, or before it would be sent again.
+    Stale,
 }
 
 /// One socket: every endpoint, or (multi-client req-rep) one receiver.
@@ -91,6 +97,8 @@ pub struct SenderLink {
     dispatch: Dispatch,
     /// Unanswered attempts in a row, across frames and causes: one count per outage.
     silent: u32,
+    /// What a frame given up as stale leaves to the next.
+    carried: Carried,
 }
 
 impl SenderLink {
@@ -122,6 +130,7 @@ impl SenderLink {
             waker,
             dispatch: Dispatch::default(),
             silent: 0,
+            carried: Carried::default(),
         })
     }
 
@@ -206,27 +215,29 @@ impl SenderLink {
         Ok(true)
     }
 
-    /// One attempt on one slot: send, then (patterns 0/1) wait for the reply. `None`: no
-    /// reply in time, or the receiver's connection dropped meanwhile.
+    /// One attempt on one slot: send (waiting for room until the frame `expires` at the
+    /// latest), then (patterns 0/1) wait for the reply.
     fn attempt(
         &mut self,
         idx: usize,
         parts: &[Part<'_>],
+        expires: Option<Instant>,
         stats: &Stats,
-    ) -> Result<Option<Exchanged>, LinkError> {
+    ) -> Result<Tried, LinkError> {
         if std::mem::take(&mut self.slots[idx].deferred) {
             Self::connect_channel(&self.slots[idx].channel)?;
         }
-        let deadline = Instant::now() + self.config.request_timeout;
-        let handler = self.config.events.clone();
-        self.slots[idx].channel.drain(stats, &handler);
-        self.slots[idx].channel.peers.mark();
-        if !self.send_parts(idx, parts, deadline, stats)? {
-            return Ok(None);
+        let deadline = self.attempt_deadline(idx, stats);
+        let until = earliest(deadline, expires);
+        if !self.wait_for_peer(idx, expires, until, stats)?
+            || !self.send_parts(idx, parts, until, stats)?
+        {
+            return Ok(self.not_sent(deadline));
         }
         if !self.config.pattern.is_acknowledged() {
-            return Ok(Some(Exchanged::Sent));
+            return Ok(Tried::Done(Exchanged::Sent));
         }
+        let handler = self.config.events.clone();
         let channel = &mut self.slots[idx].channel;
         let all = channel.endpoint_list();
         match channel
@@ -243,11 +254,11 @@ impl SenderLink {
                 // The handshake's event is queued before any reply: report it first.
                 channel.drain(stats, &handler);
                 recv_parts(&channel.socket)
-                    .map(|reply| Some(Exchanged::Reply(reply)))
+                    .map(|reply| Tried::Done(Exchanged::Reply(reply)))
                     .map_err(socket_error("read a reply from", &all))
             }
             Wait::Interrupted => Err(LinkError::Interrupted),
-            Wait::TimedOut | Wait::Lost => Ok(None),
+            Wait::TimedOut | Wait::Lost => Ok(Tried::Unanswered),
         }
     }
 
@@ -286,11 +297,14 @@ impl SenderLink {
     /// Sends one frame and tells what became of it, or (multi-client req-rep) of the frames
     /// handed out so far; see `dispatch`.
     pub fn send(&mut self, frame: OutFrame, stats: &Stats) -> Result<Vec<Outcome>, LinkError> {
+        if expired(frame.expires) {
+            return Ok(vec![Outcome::Stale(frame)]);
+        }
         if self.dispatches() {
             return self.dispatch(frame, stats);
         }
         let parts = [Part::Copied(&frame.header), Part::Shared(&frame.payload)];
-        let exchanged = match self.exchange(&parts, stats) {
+        let exchanged = match self.exchange_until(&parts, frame.expires, stats) {
             Err(LinkError::Interrupted) => {
                 Stats::bump(&stats.dropped);
                 return Err(LinkError::Interrupted);
@@ -301,20 +315,37 @@ impl SenderLink {
             Exchanged::Reply(reply) => Outcome::Answered { frame, reply },
             Exchanged::Sent => Outcome::Sent(frame),
             Exchanged::Dropped => Outcome::Dropped(frame),
+            Exchanged::Stale => Outcome::Stale(frame),
         }])
     }
 
-    /// Sends one message on a link with one socket (every mode but multi-client req-rep).
-    /// In patterns 0/1 waits for the reply, retrying as the module documentation says.
+    /// `exchange_until` for a message that never goes stale (the link's tests).
+    #[cfg(test)]
     pub fn exchange(&mut self, parts: &[Part<'_>], stats: &Stats) -> Result<Exchanged, LinkError> {
+        self.exchange_until(parts, None, stats)
+    }
+
+    /// Sends one message on a link with one socket (every mode but multi-client req-rep).
+    /// In patterns 0/1 waits for the reply, retrying as the module documentation says,
+    /// unless the frame `expires` first (see `freshness`).
+    fn exchange_until(
+        &mut self,
+        parts: &[Part<'_>],
+        expires: Option<Instant>,
+        stats: &Stats,
+    ) -> Result<Exchanged, LinkError> {
         debug_assert!(
             !self.dispatches(),
             "multi-client req-rep sends through send()"
         );
         loop {
-            if let Some(done) = self.attempt(0, parts, stats)? {
-                self.silent = 0;
-                return Ok(done);
+            match self.attempt(0, parts, expires, stats)? {
+                Tried::Done(done) => {
+                    self.silent = 0;
+                    return Ok(done);
+                }
+                Tried::Stale => return Ok(self.give_up_stale(self.silent)),
+                Tried::Unanswered => {}
             }
             let cause = self.cause(0);
             Stats::bump(&stats.retries);
@@ -324,6 +355,9 @@ impl SenderLink {
             self.retry_socket(0, stats)?;
             if nobody {
                 return Ok(Exchanged::Dropped);
+            }
+            if expired(expires) {
+                return Ok(self.give_up_stale(self.silent));
             }
         }
     }

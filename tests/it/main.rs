@@ -16,6 +16,7 @@ mod drop_in_errors;
 mod embedding;
 mod faults;
 mod file_source;
+mod frame_age;
 mod give_up;
 mod harness;
 mod hostile;

@@ -50,6 +50,9 @@ pub struct OutFrame {
     pub header: Vec<u8>,
     pub payload: SharedBytes,
     pub stamp: FrameStamp,
+    /// When the frame goes stale (live input, `max-frame-age`): from then on it is given
+    /// up rather than sent (see `freshness`). `None`: never.
+    pub expires: Option<Instant>,
 }
 
 /// What became of a frame.
@@ -63,6 +66,9 @@ pub enum Outcome {
     Sent(OutFrame),
     /// Nobody listening: given up after one request timeout.
     Dropped(OutFrame),
+    /// Given up as stale: it expired before it could be sent, or before it would have been
+    /// sent again (see `freshness`).
+    Stale(OutFrame),
 }
 
 /// A frame with its place in the sending order.
