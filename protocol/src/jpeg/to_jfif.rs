@@ -55,11 +55,11 @@ impl Coefficient {
 /// The map from one Y'CbCr encoding to JFIF's, on samples centred on 128.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ToJfif {
-    luma: Coefficient,
+    pub(super) luma: Coefficient,
     /// What Cb − 128 and Cr − 128 add to luma (matrices other than BT.601).
-    luma_from_chroma: [Coefficient; 2],
+    pub(super) luma_from_chroma: [Coefficient; 2],
     /// Cb' and Cr' from Cb − 128 and Cr − 128.
-    chroma: [[Coefficient; 2]; 2],
+    pub(super) chroma: [[Coefficient; 2]; 2],
     /// Y', Cb' and Cr' of mid gray.
     gray: [i16; 3],
 }
@@ -209,7 +209,9 @@ pub fn centre(row: &[u8], out: &mut [u8]) {
     let Some(&last) = row.last() else {
         return;
     };
-    for ((o, &here), &next) in out.iter_mut().zip(row).zip(&row[1..]) {
+    let done = simd::centre(row, out);
+    let pairs = out.iter_mut().zip(row).zip(&row[1..]).skip(done);
+    for ((o, &here), &next) in pairs {
         *o = ((3 * u16::from(here) + u16::from(next) + 2) >> 2) as u8;
     }
     if let Some(o) = out.get_mut(row.len() - 1) {
