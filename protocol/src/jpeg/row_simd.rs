@@ -87,6 +87,28 @@ mod dispatch {
         }
     }
 
+    /// `centre`, `chroma_row` and `luma_gain` of one chroma row in one pass: on AVX2 only
+    /// (elsewhere 0, and the three run one after the other).
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::jpeg) fn resited_chroma_row(
+        chroma: [[Coefficient; 2]; 2],
+        gray: [i16; 2],
+        from: [Coefficient; 2],
+        cb: &[u8],
+        cr: &[u8],
+        cb_out: &mut [u8],
+        cr_out: &mut [u8],
+        gain: Option<&mut [i16]>,
+    ) -> usize {
+        match has_avx2() {
+            // SAFETY: the CPU has AVX2.
+            true => unsafe {
+                avx2::resited_chroma_row(chroma, gray, from, cb, cr, cb_out, cr_out, gain)
+            },
+            false => 0,
+        }
+    }
+
     pub(in crate::jpeg) fn spread(gain: &[i16], siting: Siting, bias: &mut [i16]) -> usize {
         match has_avx2() {
             // SAFETY: the CPU has AVX2.
@@ -568,6 +590,62 @@ mod avx2 {
         done
     }
 
+    /// The sixteen samples of `row` re-sited by `to_jfif::centre`, centred on 0, and the
+    /// sixteen as they are, centred on 0.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn resited(row: &[u8; LANES + 1]) -> (__m256i, __m256i) {
+        let (here, next) = (widen(lanes(&row[..LANES]), 0), widen(lanes(&row[1..]), 0));
+        let sum = _mm256_add_epi16(_mm256_add_epi16(here, _mm256_add_epi16(here, here)), next);
+        // (3·here + next + 2) >> 2 is within 0..=255: no clamp is lost by not narrowing.
+        let centred = _mm256_srli_epi16(_mm256_add_epi16(sum, _mm256_set1_epi16(2)), 2);
+        let mid = _mm256_set1_epi16(128);
+        (_mm256_sub_epi16(centred, mid), _mm256_sub_epi16(here, mid))
+    }
+
+    /// `centre`, then `ToJfif::chroma_row`, and `ToJfif::luma_gain` of the samples as they
+    /// are, in one pass: every sample that has one after it.
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::jpeg) fn resited_chroma_row(
+        chroma: [[Coefficient; 2]; 2],
+        gray: [i16; 2],
+        from: [Coefficient; 2],
+        cb: &[u8],
+        cr: &[u8],
+        cb_out: &mut [u8],
+        cr_out: &mut [u8],
+        mut gain: Option<&mut [i16]>,
+    ) -> usize {
+        let samples = cb.len().min(cr.len()).min(cb_out.len()).min(cr_out.len());
+        let samples = gain.as_ref().map_or(samples, |g| samples.min(g.len()));
+        let Some(last) = samples.checked_sub(LANES + 1) else {
+            return 0;
+        };
+        let [[bb, br], [rb, rr]] = chroma;
+        let (bb, br, rb, rr) = (
+            Splat::new(bb),
+            Splat::new(br),
+            Splat::new(rb),
+            Splat::new(rr),
+        );
+        let (from_b, from_r) = (Splat::new(from[0]), Splat::new(from[1]));
+        let (b_gray, r_gray) = (_mm256_set1_epi16(gray[0]), _mm256_set1_epi16(gray[1]));
+        overlapping(0, last, |i| {
+            let (b, b_here) = resited(cb[i..i + LANES + 1].try_into().expect("17 samples"));
+            let (r, r_here) = resited(cr[i..i + LANES + 1].try_into().expect("17 samples"));
+            let b_mix = _mm256_add_epi16(_mm256_add_epi16(bb.times(b), br.times(r)), b_gray);
+            let r_mix = _mm256_add_epi16(_mm256_add_epi16(rb.times(b), rr.times(r)), r_gray);
+            narrow(b_mix, lanes_mut(&mut cb_out[i..i + LANES]));
+            narrow(r_mix, lanes_mut(&mut cr_out[i..i + LANES]));
+            if let Some(gain) = gain.as_deref_mut() {
+                let g = _mm256_add_epi16(from_b.times(b_here), from_r.times(r_here));
+                store_i16(g, &mut gain[i..i + LANES]);
+            }
+        });
+        last + LANES
+    }
+
     /// `ToJfif::luma_gain` on the row's whole vectors.
     #[target_feature(enable = "avx2")]
     pub(in crate::jpeg) fn luma_gain(
@@ -598,6 +676,9 @@ mod avx2 {
         _mm256_srai_epi16(_mm256_add_epi16(sum, _mm256_set1_epi16(2)), 2)
     }
 
+    /// `Siting::Cosited`'s weights, as `spread_step` takes them.
+    const COSITED: [i16; 4] = [0, 4, 2, 2];
+
     /// `spread` of the sixteen gains after the first of `gain` into 32 outputs.
     #[target_feature(enable = "avx2")]
     #[inline]
@@ -608,8 +689,18 @@ mod avx2 {
             load_i16(&gain[1..]),
             load_i16(&gain[2..]),
         );
-        let even = mix(before, even_before, here, even_here);
-        let odd = mix(here, odd_here, after, odd_after);
+        let (even, odd) = match weights == COSITED {
+            // (4·here + 2) >> 2 is here, and (2·here + 2·after + 2) >> 2 is
+            // (here + after + 1) >> 1: the same values without the multiplies.
+            true => {
+                let sum = _mm256_add_epi16(_mm256_add_epi16(here, after), _mm256_set1_epi16(1));
+                (here, _mm256_srai_epi16(sum, 1))
+            }
+            false => (
+                mix(before, even_before, here, even_here),
+                mix(here, odd_here, after, odd_after),
+            ),
+        };
         // The unpacks work within 128-bit lanes: their halves go back in order.
         let (low, high) = (
             _mm256_unpacklo_epi16(even, odd),
@@ -699,6 +790,20 @@ mod portable {
     }
 
     pub(in crate::jpeg) fn centre(_: &[u8], _: &mut [u8]) -> usize {
+        0
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::jpeg) fn resited_chroma_row(
+        _: [[Coefficient; 2]; 2],
+        _: [i16; 2],
+        _: [Coefficient; 2],
+        _: &[u8],
+        _: &[u8],
+        _: &mut [u8],
+        _: &mut [u8],
+        _: Option<&mut [i16]>,
+    ) -> usize {
         0
     }
 }
