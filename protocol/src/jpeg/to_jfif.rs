@@ -55,11 +55,11 @@ impl Coefficient {
 /// The map from one Y'CbCr encoding to JFIF's, on samples centred on 128.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ToJfif {
-    luma: Coefficient,
+    pub(super) luma: Coefficient,
     /// What Cb − 128 and Cr − 128 add to luma (matrices other than BT.601).
-    luma_from_chroma: [Coefficient; 2],
+    pub(super) luma_from_chroma: [Coefficient; 2],
     /// Cb' and Cr' from Cb − 128 and Cr − 128.
-    chroma: [[Coefficient; 2]; 2],
+    pub(super) chroma: [[Coefficient; 2]; 2],
     /// Y', Cb' and Cr' of mid gray.
     gray: [i16; 3],
 }
@@ -142,6 +142,36 @@ impl ToJfif {
         }
     }
 
+    /// Cb' and Cr' of a row of co-sited chroma re-sited by [`centre`] (through `centred`,
+    /// rows of the chroma's width), and with `gain` the luma gains of the samples as they
+    /// are: [`centre`], [`ToJfif::chroma_row`] and [`ToJfif::luma_gain`] in one pass over
+    /// the row where the CPU has the vectors for it, one after the other for the rest.
+    pub fn resited_chroma_row(
+        &self,
+        [cb, cr]: [&[u8]; 2],
+        [cb_centred, cr_centred]: [&mut [u8]; 2],
+        [cb_out, cr_out]: [&mut [u8]; 2],
+        mut gain: Option<&mut [i16]>,
+    ) {
+        let gray = [self.gray[1], self.gray[2]];
+        let (chroma, from) = (self.chroma, self.luma_from_chroma);
+        let gains = gain.as_deref_mut();
+        let done = simd::resited_chroma_row(chroma, gray, from, cb, cr, cb_out, cr_out, gains);
+        let (cb_rest, cr_rest) = (&cb[done..], &cr[done..]);
+        centre(cb_rest, &mut cb_centred[done..]);
+        centre(cr_rest, &mut cr_centred[done..]);
+        let (cb_centred, cr_centred) = (&cb_centred[done..], &cr_centred[done..]);
+        self.chroma_row(
+            cb_centred,
+            cr_centred,
+            &mut cb_out[done..],
+            &mut cr_out[done..],
+        );
+        if let Some(gain) = gain {
+            self.luma_gain(cb_rest, cr_rest, &mut gain[done..]);
+        }
+    }
+
     /// What each chroma sample of a row adds to the luma samples it serves.
     pub fn luma_gain(&self, cb: &[u8], cr: &[u8], gain: &mut [i16]) {
         let done = simd::luma_gain(self.luma_from_chroma, cb, cr, gain);
@@ -209,7 +239,9 @@ pub fn centre(row: &[u8], out: &mut [u8]) {
     let Some(&last) = row.last() else {
         return;
     };
-    for ((o, &here), &next) in out.iter_mut().zip(row).zip(&row[1..]) {
+    let done = simd::centre(row, out);
+    let pairs = out.iter_mut().zip(row).zip(&row[1..]).skip(done);
+    for ((o, &here), &next) in pairs {
         *o = ((3 * u16::from(here) + u16::from(next) + 2) >> 2) as u8;
     }
     if let Some(o) = out.get_mut(row.len() - 1) {
@@ -318,6 +350,44 @@ pub(super) mod tests {
         assert_eq!(apply(&limited, [235, 128, 128]), [255, 128, 128]);
         assert_eq!(apply(&limited, [0, 0, 255]), [0, 0, 255], "clamped");
         assert_eq!(apply(&ToJfif::IDENTITY, [7, 99, 201]), [7, 99, 201]);
+    }
+
+    /// The one-pass re-sited row gives what centre, chroma_row and luma_gain give.
+    #[test]
+    fn resited_rows_equal_centre_then_map() {
+        let noise = |len: usize, seed: usize| -> Vec<u8> {
+            (0..len)
+                .map(|i| ((i * 7919 + seed * 104_729) % 256) as u8)
+                .collect()
+        };
+        for map in [standard(BT709, LIMITED), standard(BT601, LIMITED)] {
+            for len in [1, 16, 17, 18, 40, 960, 961] {
+                let (cb, cr) = (noise(len, 1), noise(len, 2));
+                let (mut cbc, mut crc) = (vec![0u8; len], vec![0u8; len]);
+                centre(&cb, &mut cbc);
+                centre(&cr, &mut crc);
+                let (mut b, mut r, mut g) =
+                    (vec![0u8; len + 3], vec![0u8; len + 3], vec![0i16; len]);
+                map.chroma_row(&cbc, &crc, &mut b, &mut r);
+                map.luma_gain(&cb, &cr, &mut g);
+                for with_gain in [true, false] {
+                    let (mut b1, mut r1, mut g1) =
+                        (vec![0u8; len + 3], vec![0u8; len + 3], vec![0i16; len]);
+                    let (mut s1, mut s2) = (vec![0u8; len], vec![0u8; len]);
+                    let gain = with_gain.then_some(&mut g1[..]);
+                    map.resited_chroma_row(
+                        [&cb, &cr],
+                        [&mut s1, &mut s2],
+                        [&mut b1, &mut r1],
+                        gain,
+                    );
+                    assert_eq!((&b1, &r1), (&b, &r), "chroma of {len}");
+                    if with_gain {
+                        assert_eq!(g1, g, "gain of {len}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use super::planar::{holds, tj_plane_size};
 use super::row_simd as simd;
-use super::to_jfif::{centre, spread};
+use super::to_jfif::spread;
 use super::{to_int, EncodeParams, Encoder, JpegError, JpegInfo, Siting, Subsampling, ToJfif};
 use std::ffi::c_int;
 use std::sync::Arc;
@@ -262,25 +262,27 @@ impl YuvScratch {
             let cr = gathered(image, 2, source, chroma.width, cr_row);
             let at = cy * chroma.tj_width..(cy + 1) * chroma.tj_width;
             let (cb_out, cr_out) = (&mut cb_plane[at.clone()], &mut cr_plane[at]);
+            // Luma takes chroma as videoconvert sites it, from the samples as they are.
+            let gain = (!luma_in_place && map.luma_needs_chroma()).then_some(&mut self.gain[..]);
             match resite {
                 true => {
-                    centre(cb, cb_centred);
-                    centre(cr, cr_centred);
-                    map.chroma_row(cb_centred, cr_centred, cb_out, cr_out);
+                    let centred = [&mut cb_centred[..], &mut cr_centred[..]];
+                    map.resited_chroma_row([cb, cr], centred, [cb_out, cr_out], gain);
                 }
-                false => map.chroma_row(cb, cr, cb_out, cr_out),
+                false => {
+                    map.chroma_row(cb, cr, cb_out, cr_out);
+                    if let Some(gain) = gain {
+                        map.luma_gain(cb, cr, gain);
+                    }
+                }
             }
             pad_row(cb_out, chroma.width);
             pad_row(cr_out, chroma.width);
             if luma_in_place {
                 continue;
             }
-            // Luma takes chroma as videoconvert sites it, from the samples as they are.
-            if map.luma_needs_chroma() {
-                map.luma_gain(cb, cr, &mut self.gain);
-                if per_chroma == 2 {
-                    spread(&self.gain, image.layout.siting, &mut self.bias);
-                }
+            if map.luma_needs_chroma() && per_chroma == 2 {
+                spread(&self.gain, image.layout.siting, &mut self.bias);
             }
             let bias = match per_chroma {
                 2 => &self.bias,
