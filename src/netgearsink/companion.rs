@@ -48,6 +48,8 @@ struct Slot<J> {
     quit: bool,
     /// The worker is in `idle`: a hand-off rings the doorbell.
     idling: bool,
+    /// An element error is being posted: hand-offs wait for it.
+    posting: bool,
 }
 
 struct Shared<J> {
@@ -87,6 +89,7 @@ impl<W: Worker> Companion<W> {
                 flushing: false,
                 quit: false,
                 idling: false,
+                posting: false,
             }),
             changed: Condvar::new(),
             capacity: capacity.max(1),
@@ -113,7 +116,7 @@ impl<W: Worker> Companion<W> {
             if slot.flushing || slot.quit {
                 return Err(gst::FlowError::Flushing);
             }
-            if slot.queue.len() < self.shared.capacity {
+            if !slot.posting && slot.queue.len() < self.shared.capacity {
                 slot.queue.push_back(job);
                 if slot.idling {
                     self.shared.doorbell.wake();
@@ -154,6 +157,20 @@ impl<W: Worker> Companion<W> {
     pub fn unlock_stop(&self) {
         self.shared.lock().flushing = false;
         // The worker may have work in flight to carry on with.
+        self.shared.changed.notify_all();
+    }
+
+    /// Makes the companion sticky-failed with `error` while `post` posts the element
+    /// error: a hand-off meanwhile waits, so the error is on the bus before any render
+    /// fails (an upstream element would post its own first) and after it every render
+    /// fails.
+    pub fn fail(&self, error: gst::FlowError, post: impl FnOnce()) {
+        self.shared.lock().posting = true;
+        post();
+        let mut slot = self.shared.lock();
+        slot.posting = false;
+        slot.failed.get_or_insert(error);
+        drop(slot);
         self.shared.changed.notify_all();
     }
 
@@ -300,5 +317,27 @@ mod tests {
         assert_eq!(companion.drain(), Ok(()));
         let ran: Vec<_> = rx.try_iter().collect();
         assert_eq!(ran, vec![(true, 300), (true, 3)]);
+    }
+
+    /// A hand-off during the post waits for it and then fails: the element error is on
+    /// the bus before any render fails.
+    #[test]
+    fn a_hand_off_during_a_failure_waits_for_the_post_and_fails() {
+        let (tx, _rx) = mpsc::channel();
+        let companion = Arc::new(Companion::spawn("test-companion", Recorder(tx), 1).unwrap());
+        let posted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let waiter = std::thread::spawn({
+            let (c, posted) = (companion.clone(), posted.clone());
+            move || {
+                std::thread::sleep(Duration::from_millis(50));
+                let result = c.hand_off(1);
+                (result, posted.load(std::sync::atomic::Ordering::SeqCst))
+            }
+        });
+        companion.fail(gst::FlowError::Error, || {
+            std::thread::sleep(Duration::from_millis(200));
+            posted.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        assert_eq!(waiter.join().unwrap(), (Err(gst::FlowError::Error), true));
     }
 }

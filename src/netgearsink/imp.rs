@@ -422,14 +422,10 @@ impl NetGearSink {
         match encoding.take(results) {
             Some(Ok(Ok(jpeg))) => Ok(Arc::new(jpeg)),
             Some(Ok(Err(e))) => Err(self.frame_failed(FrameError::Encode(e))),
-            Some(Err(PoolError::Panicked(why))) => {
-                gst::element_imp_error!(
-                    self,
-                    gst::StreamError::Encode,
-                    ["JPEG encoder thread failed: {}", why]
-                );
-                Err(gst::FlowError::Error)
-            }
+            Some(Err(PoolError::Panicked(why))) => Err(self.failed(gst::error_msg!(
+                gst::StreamError::Encode,
+                ["JPEG encoder thread failed: {}", why]
+            ))),
             Some(Err(PoolError::Interrupted)) | None => Err(self.dropped()),
         }
     }
@@ -447,10 +443,7 @@ impl NetGearSink {
                 }
                 Ok(())
             }
-            Err(e) => {
-                self.post_error_message(tunnel::failed(&net.tunnel_host, &e));
-                Err(gst::FlowError::Error)
-            }
+            Err(e) => Err(self.failed(tunnel::failed(&net.tunnel_host, &e))),
         }
     }
 
@@ -536,13 +529,22 @@ impl NetGearSink {
         }
     }
 
+    /// Posts an error of the stream, after making later renders fail with it.
+    fn failed(&self, message: gst::ErrorMessage) -> gst::FlowError {
+        match self.pipelining() {
+            Some((companion, _)) => {
+                companion.fail(gst::FlowError::Error, || self.post_error_message(message))
+            }
+            None => self.post_error_message(message),
+        }
+        gst::FlowError::Error
+    }
+
     fn frame_failed(&self, error: FrameError) -> gst::FlowError {
-        gst::element_imp_error!(
-            self,
+        self.failed(gst::error_msg!(
             gst::StreamError::Format,
             ["Could not send a frame to {}: {}", self.endpoints(), error]
-        );
-        gst::FlowError::Error
+        ))
     }
 
     fn link_failed(&self, error: LinkError) -> gst::FlowError {
@@ -551,8 +553,11 @@ impl NetGearSink {
             LinkError::Interrupted => gst::FlowError::Flushing,
             e => {
                 let hint = e.hint().unwrap_or_default();
-                gst::element_imp_error!(self, gst::ResourceError::Write, ("{}", e), ["{}", hint]);
-                gst::FlowError::Error
+                self.failed(gst::error_msg!(
+                    gst::ResourceError::Write,
+                    ("{}", e),
+                    ["{}", hint]
+                ))
             }
         }
     }
