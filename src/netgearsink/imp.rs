@@ -240,6 +240,8 @@ pub struct NetGearSink {
     nobody_listening: AtomicBool,
     /// A refused connection was warned about and no receiver has connected since.
     refusal_warned: AtomicBool,
+    /// The termination is on its way: a receiver going away now is expected, not warned of.
+    terminating: AtomicBool,
     stats: Stats,
     /// Frames dropped as older than `max-frame-age` (`stale` in stats).
     stale: AtomicU64,
@@ -449,7 +451,8 @@ impl NetGearSink {
 
     /// A link event: connection changes go to the bus; a refused connection (as soon as it
     /// is certain), the first unanswered attempt of an outage and a receiver going down
-    /// are warned about, each naming endpoint and cause (the error, if any, comes later).
+    /// are warned about, each naming endpoint and cause (the error, if any, comes later);
+    /// after the termination, a receiver leaving is what was asked for.
     fn link_event(&self, event: LinkEvent) {
         glue::post_link_event(self.obj().upcast_ref(), *CAT, &event);
         let warn = match &event {
@@ -469,7 +472,7 @@ impl NetGearSink {
             LinkEvent::ReceiverDown { .. } => true,
             _ => false,
         };
-        if warn {
+        if warn && !self.terminating.load(Ordering::Relaxed) {
             let hint = match &event {
                 LinkEvent::Unanswered { cause, .. } | LinkEvent::ReceiverDown { cause, .. } => {
                     cause.hint()
@@ -629,6 +632,7 @@ impl NetGearSink {
             return;
         }
         net.terminated = true;
+        self.terminating.store(true, Ordering::Relaxed);
         let message = protocol::encode_termination(net.header_port);
         let answered = net.link.terminate(&message, wait);
         Stats::bump(&self.stats.terminations);
@@ -933,6 +937,7 @@ impl BaseSinkImpl for NetGearSink {
         self.stale.store(0, Ordering::Relaxed);
         self.nobody_listening.store(false, Ordering::Relaxed);
         self.refusal_warned.store(false, Ordering::Relaxed);
+        self.terminating.store(false, Ordering::Relaxed);
         self.warn_secure_pubsub(&settings);
         *self.state() = State::Started(started);
         Ok(())

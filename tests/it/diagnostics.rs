@@ -85,9 +85,13 @@ fn a_source_on_port_zero_reports_the_port_and_announces_senders_coming_and_going
     let (frames, eos) = receiver.collect(Duration::from_secs(5));
     assert!(eos);
     assert_eq!(frames.len(), 3);
+    // libzmq's PAIR refuses a second peer while the visitor's pipe is still being torn
+    // down, so under load the sink may be announced twice: once refused, once taken.
     let sink_side = sender.posted.named("netgear-connected");
-    assert_eq!(sink_side.len(), 1, "{sink_side:?}");
-    assert_eq!(sink_side[0].get::<String>("endpoint").unwrap(), endpoint);
+    assert!((1..=2).contains(&sink_side.len()), "{sink_side:?}");
+    for connected in &sink_side {
+        assert_eq!(connected.get::<String>("endpoint").unwrap(), endpoint);
+    }
 }
 
 #[test]
