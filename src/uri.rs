@@ -253,6 +253,29 @@ fn uri_error(uri: &str, why: &dyn std::fmt::Display, kind: gst::URIError) -> gli
 
 /// GstURIHandler's `set_uri` of both elements: sets `element`'s properties from `uri`.
 ///
+/// The `URIHandlerImpl` of an element: the same for both but for the direction, the role
+/// and the debug category; playbin and uridecodebin find the elements by it.
+macro_rules! uri_handler {
+    ($element:ty, $uri_type:ident, $role:expr, $category:expr) => {
+        impl URIHandlerImpl for $element {
+            const URI_TYPE: gst::URIType = gst::URIType::$uri_type;
+
+            fn protocols() -> &'static [&'static str] {
+                $crate::uri::PROTOCOLS
+            }
+
+            fn uri(&self) -> Option<String> {
+                Some($crate::uri::element_uri(self.obj().upcast_ref()))
+            }
+
+            fn set_uri(&self, uri: &str) -> Result<(), glib::Error> {
+                $crate::uri::set_uri(self.obj().upcast_ref(), $category, $role, uri)
+            }
+        }
+    };
+}
+pub(crate) use uri_handler;
+
 /// Only a URI that is not ours (scheme) or a change while running fails here. A netgear
 /// URI with a bad part changes nothing and is kept, so that starting fails with an element
 /// error naming the bad part: gst-launch-1.0's `! netgear://… !` drops set_uri's error

@@ -1072,22 +1072,8 @@ impl BaseSinkImpl for NetGearSink {
     }
 }
 
-/// `netgear://` URIs (see `crate::uri`): playbin and uridecodebin find the element by them.
-impl URIHandlerImpl for NetGearSink {
-    const URI_TYPE: gst::URIType = gst::URIType::Sink;
-
-    fn protocols() -> &'static [&'static str] {
-        crate::uri::PROTOCOLS
-    }
-
-    fn uri(&self) -> Option<String> {
-        Some(crate::uri::element_uri(self.obj().upcast_ref()))
-    }
-
-    fn set_uri(&self, uri: &str) -> Result<(), glib::Error> {
-        crate::uri::set_uri(self.obj().upcast_ref(), *CAT, Role::Sender, uri)
-    }
-}
+// `netgear://` URIs (see `crate::uri`).
+crate::uri::uri_handler!(NetGearSink, Sink, Role::Sender, *CAT);
 
 impl NetGearSink {
     /// An unknown `jpeg-colorspace` would crash vidgear's receive thread: refuse it at start.

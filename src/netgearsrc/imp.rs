@@ -560,22 +560,8 @@ impl PushSrcImpl for NetGearSrc {
     }
 }
 
-/// `netgear://` URIs (see `crate::uri`): playbin and uridecodebin find the element by them.
-impl URIHandlerImpl for NetGearSrc {
-    const URI_TYPE: gst::URIType = gst::URIType::Src;
-
-    fn protocols() -> &'static [&'static str] {
-        crate::uri::PROTOCOLS
-    }
-
-    fn uri(&self) -> Option<String> {
-        Some(crate::uri::element_uri(self.obj().upcast_ref()))
-    }
-
-    fn set_uri(&self, uri: &str) -> Result<(), glib::Error> {
-        crate::uri::set_uri(self.obj().upcast_ref(), *CAT, Role::Receiver, uri)
-    }
-}
+// `netgear://` URIs (see `crate::uri`).
+crate::uri::uri_handler!(NetGearSrc, Src, Role::Receiver, *CAT);
 
 /// Frame rate, durations and latency (see `frames::rate` and `timing`), and the clock.
 impl NetGearSrc {

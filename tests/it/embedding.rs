@@ -26,8 +26,7 @@ fn the_python_example_moves_numpy_frames_through_both_elements() {
     let port = free_port();
     let dump = std::env::temp_dir().join(format!("netgear-embedding-{port}.raw"));
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let plugin_dir = std::env::var_os("GST_PLUGIN_PATH")
-        .unwrap_or_else(|| root.join("target/release").into_os_string());
+    let plugin_dir = plugin_dir();
     let output = Command::new(system_python())
         .arg(root.join("examples/python/numpy_frames.py"))
         .args(["--port", &port.to_string(), "--frames", "8"])

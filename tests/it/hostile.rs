@@ -7,7 +7,6 @@ use gst::prelude::*;
 use gst_video::VideoFormat;
 use netgear_protocol::{encode_frame_header, Compression, PayloadKind};
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -238,12 +237,7 @@ fn eos_with_the_receiver_gone_ends_within_request_timeout_over_five() {
 /// timeout and exits 0.
 fn eos_with_nobody_listening_ends_within_one_request_timeout_and_exits_0() {
     let port = free_port();
-    let plugin_path = std::env::var("GST_PLUGIN_PATH").unwrap_or_else(|_| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("target/release")
-            .to_string_lossy()
-            .into_owned()
-    });
+    let plugin_path = plugin_dir();
     let mut child = Command::new("gst-launch-1.0")
         .args([
             "-e",

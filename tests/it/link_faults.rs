@@ -10,6 +10,7 @@
 //! Needs root, `ip` and `tc` (iproute2) and `nft` (nftables), which scripts/setup installs;
 //! without them the tests fail, they never skip.
 
+use crate::common::plugin_dir;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -147,16 +148,9 @@ fn preflight() {
     let plugin = plugin_dir().join("libgstnetgear.so");
     assert!(
         plugin.exists(),
-        "no plugin at {}: build it (cargo build --release) or set GST_PLUGIN_PATH",
+        "no plugin at {}: build it (scripts/setup) or set GST_PLUGIN_PATH",
         plugin.display()
     );
-}
-
-/// Where gst-launch-1.0 finds the plugin.
-fn plugin_dir() -> PathBuf {
-    std::env::var_os("GST_PLUGIN_PATH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release"))
 }
 
 /// Runs a command to its end; panics with what it printed if it fails.

@@ -229,8 +229,11 @@ fn our_sink_into_a_slow_consumer_lags_a_bounded_number_of_sends() {
         "lag up to {} sends: {steady:?}",
         worst(&steady)
     );
+    // Compared by mean: a stall of the loaded machine makes one short spike, a queue
+    // without end raises the whole last third (by ~300 sends at this rate).
+    let mean = |v: &[i64]| v.iter().sum::<i64>() / v.len().max(1) as i64;
     assert!(
-        worst(last) <= worst(middle) + worst(middle) / 5 + 20,
+        mean(last) <= mean(middle) + 100,
         "the lag grows: {steady:?}"
     );
 }

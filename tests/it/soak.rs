@@ -4,12 +4,7 @@
 #[test]
 fn short_soak_keeps_memory_and_descriptors_flat() {
     // cargo test builds the examples next to the test binaries.
-    let deps = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let soak = deps.parent().unwrap().join("examples/netgear-soak");
+    let soak = crate::common::build_dir().join("examples/netgear-soak");
     assert!(soak.exists(), "{} was not built", soak.display());
     let out = std::process::Command::new(&soak)
         .args(["--frames", "3000"])

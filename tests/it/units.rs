@@ -21,9 +21,7 @@ pub struct Launched {
 /// Runs gst-launch-1.0 with the plugin and `args` to its end; killed (and the test
 /// failed) after `timeout`.
 pub fn gst_launch(args: &[String], timeout: Duration) -> Launched {
-    let plugin_path = std::env::var_os("GST_PLUGIN_PATH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release"));
+    let plugin_path = plugin_dir();
     let start = Instant::now();
     let mut child = Command::new("gst-launch-1.0")
         .args(args)

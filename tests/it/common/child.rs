@@ -3,10 +3,14 @@
 //! plugin's unit tests include it from src/test_support.rs): a free port, the venv's Python,
 //! and a tests/python script as a child process read line by line.
 
+// Each test binary uses a part of it.
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
+use std::time::Duration;
 
 /// A port nobody listens on right now, below Linux's ephemeral range (32768-60999): the
 /// client ends of other connections (vidgear's, ZeroMQ's) take ports from that range, and one
@@ -67,4 +71,102 @@ pub fn spawn_script<S: AsRef<std::ffi::OsStr>>(
         }
     });
     (child, lines)
+}
+
+/// A running script from tests/python; killed when dropped.
+pub struct Peer {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Peer {
+    /// tests/python/netgear_peer.py: plain sender or receiver.
+    pub fn start(args: &[String]) -> Peer {
+        Peer::script("netgear_peer.py", args)
+    }
+
+    /// tests/python/netgear_modes.py: the exclusive modes.
+    pub fn modes(args: &[String]) -> Peer {
+        Peer::script("netgear_modes.py", args)
+    }
+
+    /// Any script in tests/python.
+    pub fn script(name: &str, args: &[String]) -> Peer {
+        let (child, lines) = spawn_script(name, args);
+        Peer { child, lines }
+    }
+
+    /// Waits for a receiving peer to say it is bound.
+    pub fn wait_ready(&self, timeout: Duration) {
+        let line = self
+            .lines
+            .recv_timeout(timeout)
+            .expect("peer never became ready");
+        assert_eq!(line, "READY", "unexpected first line from peer");
+    }
+
+    /// The peer's next line, if it prints one within `timeout`.
+    pub fn line(&self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+
+    /// A line the peer has printed already, without waiting.
+    pub fn printed_line(&self) -> Option<String> {
+        self.lines.try_recv().ok()
+    }
+
+    /// The peer's next line, read as JSON.
+    pub fn json(&self, timeout: Duration) -> serde_json::Value {
+        let line = self.line(timeout).expect("no line from the peer");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad JSON {line:?}: {e}"))
+    }
+
+    /// The peer's closing JSON report, once it has exited.
+    pub fn report(&mut self, timeout: Duration) -> serde_json::Value {
+        let report = self.json(timeout);
+        self.wait_exit();
+        report
+    }
+
+    /// Waits for the peer to exit by itself.
+    pub fn wait_exit(&mut self) {
+        let _ = self.child.wait();
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Options for a peer script: `--key value …` (an empty value: a bare flag).
+pub fn flag_args(pairs: &[(&str, String)]) -> Vec<String> {
+    let mut args = Vec::new();
+    for (k, v) in pairs {
+        args.push(format!("--{k}"));
+        if !v.is_empty() {
+            args.push(v.clone());
+        }
+    }
+    args
+}
+
+/// Arguments for a peer script: `mode --key value …`.
+pub fn script_args(mode: &str, pairs: &[(&str, String)]) -> Vec<String> {
+    let mut args = vec![mode.to_owned()];
+    args.extend(flag_args(pairs));
+    args
+}
+
+/// Arguments for the peer script with a port and a pattern.
+pub fn peer_args(mode: &str, port: u16, pattern: u8, extra: &[(&str, String)]) -> Vec<String> {
+    let mut pairs = vec![("port", port.to_string()), ("pattern", pattern.to_string())];
+    pairs.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
+    script_args(mode, &pairs)
 }

@@ -6,6 +6,22 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+/// The folder of this build's artifacts (`target/<profile>`): the test binary is in its
+/// `deps`.
+pub fn build_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let deps = exe.parent().expect("the test binary's folder");
+    deps.parent().expect("the build folder").to_path_buf()
+}
+
+/// Where gst-launch-1.0 and other processes find the plugin: `GST_PLUGIN_PATH`, else the
+/// plugin this test binary was built with.
+pub fn plugin_dir() -> PathBuf {
+    std::env::var_os("GST_PLUGIN_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(build_dir)
+}
+
 /// A fresh, empty directory under the system's temporary one, named after `tag`.
 pub fn temp_dir(tag: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
