@@ -33,7 +33,7 @@ const RECOVERY: Duration = Duration::from_secs(1);
 /// How long a cable is pulled.
 const PULL: Duration = Duration::from_secs(5);
 /// How long a lossy link is watched: long enough for TCP to retransmit hundreds of times.
-const LOSSY: Duration = Duration::from_secs(10);
+const LOSSY: Duration = Duration::from_secs(20);
 /// Our sink with a short request timeout, enough retries to ride out the pull (each request
 /// timeout with nobody there is one) and frames never aged (`sync=false`, non-live input):
 /// a frame held through an outage is at most about two request timeouts old when it goes out
@@ -911,7 +911,7 @@ impl Drop for KeyDir {
     }
 }
 
-/// 5 % of the packets lost each way for 10 s at 30 fps: nothing ends, every frame that
+/// 5 % of the packets lost each way for 20 s at 30 fps: nothing ends, every frame that
 /// arrives is intact and in order, frames keep coming, and the receiver's memory stays put.
 fn five_percent_loss(pattern: &str) {
     let ns = Netns::new();

@@ -21,9 +21,10 @@ fn stale_sender(mode: &str, port: u16, seconds: f64) -> Peer {
 }
 
 /// `netgearsrc ! identity sleep-time=40000 ! appsink`: a consumer that takes 40 ms a frame.
+/// The timeout counts from the start: long enough for Python to start on a loaded machine.
 fn slow_pubsub_receiver(port: u16) -> Receiver {
     Receiver::launch(&format!(
-        "netgearsrc name=src address=127.0.0.1 port={port} pattern=pub-sub timeout=1500 \
+        "netgearsrc name=src address=127.0.0.1 port={port} pattern=pub-sub timeout=10000 \
          ! identity sleep-time=40000 ! appsink name=out"
     ))
 }
