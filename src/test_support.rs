@@ -6,7 +6,7 @@
 #[path = "../tests/it/common/child.rs"]
 mod child;
 
-pub use child::{free_port, peer_args, python, Peer};
+pub use child::{free_port, peer_args, python_stdout, Peer};
 use std::sync::Once;
 use std::time::Duration;
 

@@ -285,45 +285,57 @@ mod tests {
     #[test]
     fn vidgear_names_become_our_properties_in_our_units() {
         use Role::*;
-        assert_eq!(
-            ok(Sender, "request_timeout", "4"),
-            one("request-timeout", "4000")
-        );
-        assert_eq!(
-            ok(Receiver, "request_timeout", "0.25"),
-            one("request-timeout", "250")
-        );
-        assert_eq!(ok(Sender, "max_retries", "5"), one("max-retries", "5"));
-        assert_eq!(
-            ok(Sender, "bidirectional_mode", "True"),
-            one("bidirectional", "True")
-        );
-        assert_eq!(
-            ok(Receiver, "multiserver_mode", "true"),
-            one("multi-server", "true")
-        );
-        assert_eq!(ok(Sender, "secure_mode", "1"), one("secure-mode", "1"));
-        assert_eq!(
-            ok(Receiver, "custom_cert_location", "/x"),
-            one("cert-dir", "/x")
-        );
-        assert_eq!(
-            ok(Sender, "jpeg_compression_quality", "80.7"),
-            one("jpeg-quality", "80")
-        );
-        assert_eq!(
-            ok(Receiver, "jpeg_compression_quality", "75"),
-            one("return-jpeg-quality", "75")
-        );
-        assert_eq!(
-            ok(Receiver, "subscriber_timeout", "2"),
-            one("timeout", "2000")
-        );
-        assert_eq!(ok(Receiver, "subscriber_timeout", "0"), one("timeout", "0"));
-        assert_eq!(
-            ok(Sender, "ssh_tunnel_mode", "pi@10.0.0.2"),
-            one("ssh-tunnel", "pi@10.0.0.2")
-        );
+        let cases = [
+            (Sender, "request_timeout", "4", "request-timeout", "4000"),
+            (
+                Receiver,
+                "request_timeout",
+                "0.25",
+                "request-timeout",
+                "250",
+            ),
+            (Sender, "max_retries", "5", "max-retries", "5"),
+            (
+                Sender,
+                "bidirectional_mode",
+                "True",
+                "bidirectional",
+                "True",
+            ),
+            (Receiver, "multiserver_mode", "true", "multi-server", "true"),
+            (Sender, "secure_mode", "1", "secure-mode", "1"),
+            (Receiver, "custom_cert_location", "/x", "cert-dir", "/x"),
+            (
+                Sender,
+                "jpeg_compression_quality",
+                "80.7",
+                "jpeg-quality",
+                "80",
+            ),
+            (
+                Receiver,
+                "jpeg_compression_quality",
+                "75",
+                "return-jpeg-quality",
+                "75",
+            ),
+            (Receiver, "subscriber_timeout", "2", "timeout", "2000"),
+            (Receiver, "subscriber_timeout", "0", "timeout", "0"),
+            (
+                Sender,
+                "ssh_tunnel_mode",
+                "pi@10.0.0.2",
+                "ssh-tunnel",
+                "pi@10.0.0.2",
+            ),
+        ];
+        for (role, key, value, property, expected) in cases {
+            assert_eq!(
+                ok(role, key, value),
+                one(property, expected),
+                "{key}={value}"
+            );
+        }
     }
 
     #[test]

@@ -153,6 +153,41 @@ impl Handle {
     }
 }
 
+/// Tests make JPEGs with parameters our encoder never sets (restart intervals, progressive,
+/// arithmetic), into a buffer libjpeg-turbo allocates.
+#[cfg(test)]
+impl Handle {
+    fn compress_allocating(
+        &mut self,
+        pixels: &[u8],
+        (width, pitch, height): (usize, usize, usize),
+        format: raw::TJPF,
+    ) -> Vec<u8> {
+        self.set(raw::TJPARAM_TJPARAM_NOREALLOC, 0).unwrap();
+        let (mut buf, mut size) = (std::ptr::null_mut(), 0);
+        // SAFETY: `pixels` holds `height` rows of `pitch` bytes (0: packed); libjpeg-turbo
+        // allocates `buf`, freed below.
+        let rc = unsafe {
+            raw::tj3Compress8(
+                self.0,
+                pixels.as_ptr(),
+                width as c_int,
+                pitch as c_int,
+                height as c_int,
+                format,
+                &mut buf,
+                &mut size,
+            )
+        };
+        assert_eq!(rc, 0, "{}", self.error());
+        // SAFETY: libjpeg-turbo wrote `size` bytes at `buf`.
+        let jpeg = unsafe { std::slice::from_raw_parts(buf, size as usize) }.to_vec();
+        // SAFETY: allocated by tj3Compress8.
+        unsafe { raw::tj3Free(buf.cast()) };
+        jpeg
+    }
+}
+
 impl Drop for Handle {
     fn drop(&mut self) {
         // SAFETY: the handle is valid and dropped once.
@@ -583,14 +618,20 @@ mod tests {
             .collect()
     }
 
-    fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    /// Peak signal-to-noise ratio of two equal-length byte buffers, in dB (infinite when
+    /// equal); every JPEG test of this crate judges quality by it.
+    pub(super) fn psnr(a: &[u8], b: &[u8]) -> f64 {
         let sum: f64 = a
             .iter()
             .zip(b)
             .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
             .sum();
         let mse = sum / a.len() as f64;
-        10.0 * (255.0f64 * 255.0 / mse.max(1e-9)).log10()
+        if mse == 0.0 {
+            f64::INFINITY
+        } else {
+            10.0 * (255.0f64 * 255.0 / mse).log10()
+        }
     }
 
     #[test]
@@ -727,26 +768,7 @@ mod tests {
         handle
             .set(raw::TJPARAM_TJPARAM_OPTIMIZE, v.optimize.into())
             .unwrap();
-        let (mut buf, mut size) = (std::ptr::null_mut(), 0);
-        // SAFETY: `pixels` is a packed image; libjpeg-turbo allocates `buf`, freed below.
-        let rc = unsafe {
-            raw::tj3Compress8(
-                handle.0,
-                pixels.as_ptr(),
-                width as c_int,
-                0,
-                height as c_int,
-                format,
-                &mut buf,
-                &mut size,
-            )
-        };
-        assert_eq!(rc, 0, "{}", handle.error());
-        // SAFETY: libjpeg-turbo wrote `size` bytes at `buf`.
-        let jpeg = unsafe { std::slice::from_raw_parts(buf, size as usize) }.to_vec();
-        // SAFETY: allocated by tj3Compress8.
-        unsafe { raw::tj3Free(buf.cast()) };
-        jpeg
+        handle.compress_allocating(pixels, (width, 0, height), format)
     }
 
     /// A real 16x16 JPEG with its frame header patched to claim 9000x9000.

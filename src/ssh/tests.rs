@@ -8,7 +8,7 @@ mod sshd;
 
 use super::tunnel::free_local_port;
 use super::{Secret, SshHost, Tunnel, TunnelConfig, TunnelError};
-use sshd::{ssh_pids_for, Password, Sshd};
+use sshd::{assert_tunnel_closed, ssh_pids_for, Password, Sshd};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -74,19 +74,7 @@ fn close_and_check(tunnel: Tunnel) {
     let pids = ssh_pids_for(port);
     assert_eq!(pids.len(), 1, "one ssh runs the tunnel: {pids:?}");
     drop(tunnel);
-    assert!(
-        !PathBuf::from(format!("/proc/{}", pids[0])).exists(),
-        "ssh {} is still there (running or unreaped)",
-        pids[0]
-    );
-    assert!(
-        ssh_pids_for(port).is_empty(),
-        "an ssh still forwards port {port}"
-    );
-    assert!(
-        TcpStream::connect(("127.0.0.1", port)).is_err(),
-        "the local port still accepts connections after close"
-    );
+    assert_tunnel_closed(pids[0], port);
 }
 
 fn open_failure(config: &TunnelConfig, remote_port: u16) -> TunnelError {

@@ -222,7 +222,7 @@ fn answer(request: &[Vec<u8>], policy: &ClientPolicy, on_refused: &OnRefused) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{free_port, python};
+    use crate::test_support::{free_port, python_stdout};
     use netgear_protocol::keys::KeyDirs;
     use std::path::Path;
     use std::sync::Mutex;
@@ -359,22 +359,10 @@ print("REPLY " + s.recv().decode() if s.poll(3000) else "NOREPLY", flush=True)
 
         let (certs, source) = (certs.to_owned(), source.to_owned());
         let peer = std::thread::spawn(move || {
-            let out = std::process::Command::new(python())
-                .args([
-                    "-c",
-                    PEER,
-                    certs.to_str().unwrap(),
-                    &port.to_string(),
-                    &source,
-                ])
-                .output()
-                .expect("python");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+            let (certs, port) = (certs.to_str().unwrap(), port.to_string());
+            python_stdout(&["-c", PEER, certs, &port, &source])
+                .trim()
+                .to_owned()
         });
         let mut received = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(8);

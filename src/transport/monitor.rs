@@ -239,13 +239,7 @@ impl Peers {
                     _ => HandshakeFailure::NoDetail,
                 };
                 let peer = self.handshaking.pop_front().and_then(|(_, p)| p);
-                self.failed = Some(reason.clone());
-                Stats::bump(&stats.handshake_failures);
-                Some(LinkEvent::HandshakeFailed {
-                    endpoint,
-                    peer,
-                    reason,
-                })
+                self.handshake_failed(endpoint, peer, reason, stats)
             }
             zmq_sys::ZMQ_EVENT_DISCONNECTED => self.disconnected(raw.value, endpoint, stats),
             zmq_sys::ZMQ_EVENT_BIND_FAILED => Some(LinkEvent::BindFailed {
@@ -289,6 +283,16 @@ impl Peers {
         let (_, peer) = self.handshaking.remove(at)?;
         let code = zmq_sys::ZMQ_PROTOCOL_ERROR_ZMTP_INVALID_METADATA;
         let reason = HandshakeFailure::Protocol { code };
+        self.handshake_failed(endpoint, peer, reason, stats)
+    }
+
+    fn handshake_failed(
+        &mut self,
+        endpoint: String,
+        peer: Option<String>,
+        reason: HandshakeFailure,
+        stats: &Stats,
+    ) -> Option<LinkEvent> {
         self.failed = Some(reason.clone());
         Stats::bump(&stats.handshake_failures);
         Some(LinkEvent::HandshakeFailed {

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MPL-2.0
 //! The links against real peers: errors that name the cause (unresolvable host, nobody
 //! listening, no reply, a taken pair slot, a wrong server key), socket events in order,
-//! failed handshakes counted, and an ephemeral IPv6 port kept across a rebind.
+//! failed handshakes counted, an ephemeral IPv6 port kept across a rebind, and the options
+//! every socket gets.
 
 use super::*;
 use crate::test_support::{free_port, init, peer_args, vidgear_keys, Peer};
@@ -484,4 +485,69 @@ fn an_ephemeral_ipv6_port_is_bound_reported_and_kept_across_a_rebind() {
         "{reply:?}"
     );
     assert_eq!(replier.join().unwrap(), 2);
+}
+
+/// The options every socket gets, read back from libzmq.
+mod socket_option_tests {
+    use super::*;
+
+    fn config(role: Role, pattern: Pattern, request_timeout: Duration) -> LinkConfig {
+        let endpoints = vec!["tcp://127.0.0.1:1".into()];
+        link_config(role, pattern, endpoints, request_timeout.as_millis() as u64)
+    }
+
+    fn tcp_maxrt(socket: &mut zmq::Socket) -> i32 {
+        let mut value = 0i32;
+        let mut size = std::mem::size_of::<i32>();
+        let option = zmq_sys::ZMQ_TCP_MAXRT as i32;
+        let out = (&mut value as *mut i32).cast();
+        // SAFETY: an open socket, and an int option read with its size.
+        let rc = unsafe { zmq_sys::zmq_getsockopt(socket.as_mut_ptr(), option, out, &mut size) };
+        assert_eq!(rc, 0);
+        value
+    }
+
+    #[test]
+    fn liveness_scales_with_the_request_timeout_within_bounds() {
+        let default = Liveness::for_request_timeout(Duration::from_millis(4000));
+        assert_eq!(
+            default,
+            Liveness {
+                heartbeat_interval: Duration::from_millis(250),
+                heartbeat_timeout: Duration::from_secs(1),
+                connect_timeout: Duration::from_millis(500),
+            }
+        );
+        let short = Liveness::for_request_timeout(Duration::from_millis(10));
+        assert_eq!(short, default);
+        let long = Liveness::for_request_timeout(Duration::from_secs(600));
+        assert_eq!(long.heartbeat_timeout, MAX_HEARTBEAT_TIMEOUT);
+        assert_eq!(long.heartbeat_interval, MAX_HEARTBEAT_TIMEOUT / 4);
+    }
+
+    #[test]
+    fn every_socket_gets_heartbeats_and_a_connect_timeout() {
+        let context = zmq::Context::new();
+        for role in [Role::Sender, Role::Receiver] {
+            for pattern in [Pattern::Pair, Pattern::ReqRep, Pattern::PubSub] {
+                let config = config(role, pattern, Duration::from_millis(8000));
+                let mut channel = Channel::new(&context, &config, Vec::new()).unwrap();
+                assert_eq!(tcp_maxrt(&mut channel.socket), 2000);
+                let socket = &channel.socket;
+                assert_eq!(socket.get_heartbeat_ivl().unwrap(), 500);
+                assert_eq!(socket.get_heartbeat_timeout().unwrap(), 2000);
+                assert_eq!(socket.get_heartbeat_ttl().unwrap(), 2000);
+                assert_eq!(socket.get_connect_timeout().unwrap(), 1000);
+                assert_eq!(socket.get_reconnect_ivl().unwrap(), 100);
+            }
+        }
+    }
+
+    #[test]
+    fn a_pub_sender_queues_only_on_a_finished_connection() {
+        let context = zmq::Context::new();
+        let config = config(Role::Sender, Pattern::PubSub, Duration::from_secs(4));
+        let channel = Channel::new(&context, &config, Vec::new()).unwrap();
+        assert!(channel.socket.is_immediate().unwrap());
+    }
 }

@@ -78,22 +78,12 @@ print("SAME")
 "#;
 
 fn python_lines(script: &str, args: &[String]) -> Vec<String> {
-    let out = Command::new(python())
-        .arg("-c")
-        .arg(format!("{MESSAGES}{script}"))
-        .args(args)
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    let program = format!("{MESSAGES}{script}");
+    let argv: Vec<&str> = ["-c", program.as_str()]
+        .into_iter()
+        .chain(args.iter().map(String::as_str))
+        .collect();
+    python_stdout(&argv).lines().map(str::to_owned).collect()
 }
 
 fn assert_same_in_python(sent: &[String], got: &[String]) {

@@ -13,9 +13,8 @@ use gst::glib;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use serde_json::Value;
-use sshd::{ssh_clients, ssh_pids_for, Password, Sshd};
+use sshd::{assert_tunnel_closed, ssh_clients, Password, Sshd};
 use std::io::{BufRead, BufReader};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -95,18 +94,7 @@ fn tunnel_ssh(destination: &str) -> (u32, u16) {
 fn stop_and_check(sender: Sender, destination: &str) {
     let (pid, port) = tunnel_ssh(destination);
     drop(sender);
-    assert!(
-        !PathBuf::from(format!("/proc/{pid}")).exists(),
-        "ssh {pid} is still there (running or unreaped)"
-    );
-    assert!(
-        ssh_pids_for(port).is_empty(),
-        "an ssh still forwards port {port}"
-    );
-    assert!(
-        TcpStream::connect(("127.0.0.1", port)).is_err(),
-        "the local port still accepts connections after close"
-    );
+    assert_tunnel_closed(pid, port);
 }
 
 #[test]

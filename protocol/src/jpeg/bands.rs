@@ -405,6 +405,7 @@ fn find_ff(bytes: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jpeg::tests::psnr;
     use crate::jpeg::{Colorspace, DecodeParams, Decoder, EncodeParams, Encoder, Image};
     use turbojpeg_sys as raw;
 
@@ -478,28 +479,11 @@ mod tests {
             .set(raw::TJPARAM_TJPARAM_RESTARTBLOCKS, blocks)
             .unwrap();
         handle.set(raw::TJPARAM_TJPARAM_RESTARTROWS, rows).unwrap();
-        // libjpeg-turbo allocates the output here.
-        handle.set(raw::TJPARAM_TJPARAM_NOREALLOC, 0).unwrap();
-        let (mut buf, mut size) = (std::ptr::null_mut(), 0);
-        // SAFETY: `whole` is a complete image; libjpeg-turbo allocates `buf`, freed below.
-        let rc = unsafe {
-            raw::tj3Compress8(
-                handle.0,
-                whole.pixels.as_ptr(),
-                whole.width as i32,
-                whole.pitch as i32,
-                whole.height as i32,
-                whole.colorspace.format,
-                &mut buf,
-                &mut size,
-            )
-        };
-        assert_eq!(rc, 0, "{}", handle.error());
-        // SAFETY: libjpeg-turbo wrote `size` bytes at `buf`.
-        let jpeg = unsafe { std::slice::from_raw_parts(buf, size as usize) }.to_vec();
-        // SAFETY: allocated by tj3Compress8.
-        unsafe { raw::tj3Free(buf.cast()) };
-        jpeg
+        handle.compress_allocating(
+            whole.pixels,
+            (whole.width, whole.pitch, whole.height),
+            whole.colorspace.format,
+        )
     }
 
     fn decode(jpeg: &[u8], name: &str) -> (JpegInfo, Vec<u8>) {
@@ -537,20 +521,6 @@ mod tests {
                 .unwrap();
         }
         out
-    }
-
-    fn psnr(a: &[u8], b: &[u8]) -> f64 {
-        let sum: f64 = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
-            .sum();
-        let mse = sum / a.len() as f64;
-        if mse == 0.0 {
-            f64::INFINITY
-        } else {
-            10.0 * (255.0f64 * 255.0 / mse).log10()
-        }
     }
 
     fn count_restarts(jpeg: &[u8]) -> usize {

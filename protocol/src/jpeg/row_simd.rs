@@ -9,88 +9,77 @@
 
 use super::to_jfif::{Coefficient, Siting};
 
-#[cfg(target_arch = "x86_64")]
-pub(super) use dispatch::*;
+/// Declares each loop once: on x86-64 a dispatch to AVX2 when the CPU has it (std caches
+/// the answer), else to SSE2 (`avx2_only`: else 0); elsewhere 0 samples, so the portable
+/// loop does them all.
+macro_rules! row_loops {
+    (@sse2 $name:ident($($arg:ident),*)) => {
+        sse2::$name($($arg),*)
+    };
+    (@sse2 $name:ident($($arg:ident),*) avx2_only) => {{
+        $(let _ = $arg;)*
+        0
+    }};
+    ($($(#[$attr:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $($only:ident)?;)*) => {
+        #[cfg(target_arch = "x86_64")]
+        mod dispatch {
+            use super::{avx2, sse2, Coefficient, Siting};
 
-/// Each loop on AVX2 when the CPU has it (std caches the answer), else on SSE2.
-#[cfg(target_arch = "x86_64")]
-mod dispatch {
-    use super::{avx2, sse2, Coefficient, Siting};
+            fn has_avx2() -> bool {
+                std::arch::is_x86_feature_detected!("avx2")
+            }
 
-    fn has_avx2() -> bool {
-        std::arch::is_x86_feature_detected!("avx2")
-    }
-
-    pub(in crate::jpeg) fn gather_u16(row: &[u8], shift: u32, out: &mut [u8]) -> usize {
-        match has_avx2() {
-            // SAFETY: the CPU has AVX2.
-            true => unsafe { avx2::gather_u16(row, shift, out) },
-            false => sse2::gather_u16(row, shift, out),
+            $(
+                $(#[$attr])*
+                pub(in crate::jpeg) fn $name($($arg: $ty),*) -> usize {
+                    if has_avx2() {
+                        // SAFETY: the CPU has AVX2.
+                        unsafe { avx2::$name($($arg),*) }
+                    } else {
+                        row_loops!(@sse2 $name($($arg),*) $($only)?)
+                    }
+                }
+            )*
         }
-    }
 
-    pub(in crate::jpeg) fn gather_u32(row: &[u8], shift: u32, out: &mut [u8]) -> usize {
-        match has_avx2() {
-            // SAFETY: the CPU has AVX2.
-            true => unsafe { avx2::gather_u32(row, shift, out) },
-            false => sse2::gather_u32(row, shift, out),
+        #[cfg(target_arch = "x86_64")]
+        pub(super) use dispatch::*;
+
+        #[cfg(not(target_arch = "x86_64"))]
+        mod portable {
+            use super::{Coefficient, Siting};
+
+            $(
+                $(#[$attr])*
+                pub(in crate::jpeg) fn $name($(_: $ty),*) -> usize {
+                    0
+                }
+            )*
         }
-    }
 
-    pub(in crate::jpeg) fn centre(row: &[u8], out: &mut [u8]) -> usize {
-        match has_avx2() {
-            // SAFETY: the CPU has AVX2.
-            true => unsafe { avx2::centre(row, out) },
-            false => sse2::centre(row, out),
-        }
-    }
+        #[cfg(not(target_arch = "x86_64"))]
+        pub(super) use portable::*;
+    };
+}
 
-    pub(in crate::jpeg) fn luma_row(
-        gray: i16,
-        scale: Coefficient,
-        luma: &[u8],
-        bias: &[i16],
-        out: &mut [u8],
-    ) -> usize {
-        match has_avx2() {
-            // SAFETY: the CPU has AVX2.
-            true => unsafe { avx2::luma_row(gray, scale, luma, bias, out) },
-            false => sse2::luma_row(gray, scale, luma, bias, out),
-        }
-    }
-
-    pub(in crate::jpeg) fn chroma_row(
+row_loops! {
+    fn gather_u16(row: &[u8], shift: u32, out: &mut [u8]);
+    fn gather_u32(row: &[u8], shift: u32, out: &mut [u8]);
+    fn centre(row: &[u8], out: &mut [u8]);
+    fn luma_row(gray: i16, scale: Coefficient, luma: &[u8], bias: &[i16], out: &mut [u8]);
+    fn chroma_row(
         chroma: [[Coefficient; 2]; 2],
         gray: [i16; 2],
         cb: &[u8],
         cr: &[u8],
         cb_out: &mut [u8],
         cr_out: &mut [u8],
-    ) -> usize {
-        match has_avx2() {
-            // SAFETY: the CPU has AVX2.
-            true => unsafe { avx2::chroma_row(chroma, gray, cb, cr, cb_out, cr_out) },
-            false => sse2::chroma_row(chroma, gray, cb, cr, cb_out, cr_out),
-        }
-    }
-
-    pub(in crate::jpeg) fn luma_gain(
-        from: [Coefficient; 2],
-        cb: &[u8],
-        cr: &[u8],
-        gain: &mut [i16],
-    ) -> usize {
-        match has_avx2() {
-            // SAFETY: the CPU has AVX2.
-            true => unsafe { avx2::luma_gain(from, cb, cr, gain) },
-            false => sse2::luma_gain(from, cb, cr, gain),
-        }
-    }
-
+    );
+    fn luma_gain(from: [Coefficient; 2], cb: &[u8], cr: &[u8], gain: &mut [i16]);
     /// `centre`, `chroma_row` and `luma_gain` of one chroma row in one pass: on AVX2 only
     /// (elsewhere 0, and the three run one after the other).
     #[allow(clippy::too_many_arguments)]
-    pub(in crate::jpeg) fn resited_chroma_row(
+    fn resited_chroma_row(
         chroma: [[Coefficient; 2]; 2],
         gray: [i16; 2],
         from: [Coefficient; 2],
@@ -99,23 +88,8 @@ mod dispatch {
         cb_out: &mut [u8],
         cr_out: &mut [u8],
         gain: Option<&mut [i16]>,
-    ) -> usize {
-        match has_avx2() {
-            // SAFETY: the CPU has AVX2.
-            true => unsafe {
-                avx2::resited_chroma_row(chroma, gray, from, cb, cr, cb_out, cr_out, gain)
-            },
-            false => 0,
-        }
-    }
-
-    pub(in crate::jpeg) fn spread(gain: &[i16], siting: Siting, bias: &mut [i16]) -> usize {
-        match has_avx2() {
-            // SAFETY: the CPU has AVX2.
-            true => unsafe { avx2::spread(gain, siting, bias) },
-            false => sse2::spread(gain, siting, bias),
-        }
-    }
+    ) avx2_only;
+    fn spread(gain: &[i16], siting: Siting, bias: &mut [i16]);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -741,75 +715,6 @@ mod avx2 {
         last + LANES
     }
 }
-
-/// Elsewhere the portable loops do every sample.
-#[cfg(not(target_arch = "x86_64"))]
-mod portable {
-    use super::{Coefficient, Siting};
-
-    pub(in crate::jpeg) fn gather_u16(_: &[u8], _: u32, _: &mut [u8]) -> usize {
-        0
-    }
-
-    pub(in crate::jpeg) fn gather_u32(_: &[u8], _: u32, _: &mut [u8]) -> usize {
-        0
-    }
-
-    pub(in crate::jpeg) fn luma_row(
-        _: i16,
-        _: Coefficient,
-        _: &[u8],
-        _: &[i16],
-        _: &mut [u8],
-    ) -> usize {
-        0
-    }
-
-    pub(in crate::jpeg) fn chroma_row(
-        _: [[Coefficient; 2]; 2],
-        _: [i16; 2],
-        _: &[u8],
-        _: &[u8],
-        _: &mut [u8],
-        _: &mut [u8],
-    ) -> usize {
-        0
-    }
-
-    pub(in crate::jpeg) fn luma_gain(
-        _: [Coefficient; 2],
-        _: &[u8],
-        _: &[u8],
-        _: &mut [i16],
-    ) -> usize {
-        0
-    }
-
-    pub(in crate::jpeg) fn spread(_: &[i16], _: Siting, _: &mut [i16]) -> usize {
-        0
-    }
-
-    pub(in crate::jpeg) fn centre(_: &[u8], _: &mut [u8]) -> usize {
-        0
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub(in crate::jpeg) fn resited_chroma_row(
-        _: [[Coefficient; 2]; 2],
-        _: [i16; 2],
-        _: [Coefficient; 2],
-        _: &[u8],
-        _: &[u8],
-        _: &mut [u8],
-        _: &mut [u8],
-        _: Option<&mut [i16]>,
-    ) -> usize {
-        0
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-pub(super) use portable::*;
 
 #[cfg(test)]
 mod tests {

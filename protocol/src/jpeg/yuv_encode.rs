@@ -366,6 +366,7 @@ mod tests {
     use super::super::to_jfif::tests::{standard, BT709, LIMITED};
     use super::super::{Decoder, PlaneMut};
     use super::*;
+    use crate::jpeg::tests::psnr;
 
     const PARAMS: EncodeParams = EncodeParams {
         quality: 95,
@@ -533,13 +534,14 @@ mod tests {
         }
     }
 
-    fn psnr(a: &[u8], b: &[u8]) -> f64 {
-        let squares = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2));
-        let mse = squares.sum::<f64>() / a.len() as f64;
-        10.0 * (255.0f64 * 255.0 / mse.max(1e-9)).log10()
+    /// The JPEG and the scratch planes a fresh encoder used for it.
+    fn encoded(image: &YuvImage) -> (YuvScratch, Vec<u8>) {
+        let (mut scratch, mut jpeg) = (YuvScratch::default(), Vec::new());
+        Encoder::new()
+            .unwrap()
+            .encode_yuv(image, PARAMS, &mut scratch, &mut jpeg)
+            .unwrap();
+        (scratch, jpeg)
     }
 
     fn subsampling(format: &str) -> Subsampling {
@@ -559,11 +561,7 @@ mod tests {
                 let picture = Picture::new(width, height, subsampling(format));
                 let (planes, components) = picture.laid_out(format);
                 let image = picture.image(&planes, components);
-                let (mut scratch, mut jpeg) = (YuvScratch::default(), Vec::new());
-                let mut encoder = Encoder::new().unwrap();
-                encoder
-                    .encode_yuv(&image, PARAMS, &mut scratch, &mut jpeg)
-                    .unwrap();
+                let (_, jpeg) = encoded(&image);
                 let decoded = picture.decode(&jpeg);
                 for (c, (got, expected)) in decoded.iter().zip(&picture.planes).enumerate() {
                     let quality = psnr(got, expected);
@@ -576,7 +574,6 @@ mod tests {
 
     #[test]
     fn jfif_planes_are_read_in_place_and_split_or_cosited_chroma_is_copied() {
-        let mut encoder = Encoder::new().unwrap();
         let cases = [
             ("I420", Siting::Centred, [false; 3]),
             ("NV12", Siting::Centred, [false, true, true]),
@@ -585,12 +582,9 @@ mod tests {
         for (format, siting, copied) in cases {
             let picture = Picture::new(64, 32, subsampling(format));
             let (planes, components) = picture.laid_out(format);
-            let (mut scratch, mut jpeg) = (YuvScratch::default(), Vec::new());
             let mut image = picture.image(&planes, components);
             image.layout.siting = siting;
-            encoder
-                .encode_yuv(&image, PARAMS, &mut scratch, &mut jpeg)
-                .unwrap();
+            let (scratch, _) = encoded(&image);
             let used = scratch.planes.each_ref().map(|p| !p.is_empty());
             assert_eq!(used, copied, "{format} {siting:?}");
         }
@@ -605,11 +599,7 @@ mod tests {
             to_jfif: map,
             ..picture.image(&planes, components)
         };
-        let (mut scratch, mut jpeg) = (YuvScratch::default(), Vec::new());
-        let mut encoder = Encoder::new().unwrap();
-        encoder
-            .encode_yuv(&image, PARAMS, &mut scratch, &mut jpeg)
-            .unwrap();
+        let (_, jpeg) = encoded(&image);
         let decoded = picture.decode(&jpeg);
         // What the map makes of the planes, sample by sample.
         let [y, u, v] = &picture.planes;

@@ -378,3 +378,20 @@ pub fn ssh_pids_for(local_port: u16) -> Vec<u32> {
         .map(|(pid, _)| pid)
         .collect()
 }
+
+/// The tunnel's ssh `pid` is gone (not running, not an unreaped zombie), nothing forwards
+/// `local_port` any more, and the port refuses connections.
+pub fn assert_tunnel_closed(pid: u32, local_port: u16) {
+    assert!(
+        !PathBuf::from(format!("/proc/{pid}")).exists(),
+        "ssh {pid} is still there (running or unreaped)"
+    );
+    assert!(
+        ssh_pids_for(local_port).is_empty(),
+        "an ssh still forwards port {local_port}"
+    );
+    assert!(
+        TcpStream::connect(("127.0.0.1", local_port)).is_err(),
+        "the local port still accepts connections after close"
+    );
+}

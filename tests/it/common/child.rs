@@ -45,6 +45,18 @@ pub fn python() -> PathBuf {
     path
 }
 
+/// What the venv's Python prints on stdout when run with `args`; a failure is the test's,
+/// with Python's stderr.
+pub fn python_stdout<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
+    let out = Command::new(python()).args(args).output().expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 from python")
+}
+
 /// Starts tests/python/`name` with the venv's python; its stdout lines arrive on the
 /// receiver as they are printed (stderr goes to the test's).
 pub fn spawn_script<S: AsRef<std::ffi::OsStr>>(
