@@ -284,50 +284,22 @@ mod tests {
 
     #[test]
     fn vidgear_names_become_our_properties_in_our_units() {
-        use Role::*;
+        use Role::{Receiver as R, Sender as S};
+        // One case a line: role, vidgear's name and value, our property and value.
+        #[rustfmt::skip]
         let cases = [
-            (Sender, "request_timeout", "4", "request-timeout", "4000"),
-            (
-                Receiver,
-                "request_timeout",
-                "0.25",
-                "request-timeout",
-                "250",
-            ),
-            (Sender, "max_retries", "5", "max-retries", "5"),
-            (
-                Sender,
-                "bidirectional_mode",
-                "True",
-                "bidirectional",
-                "True",
-            ),
-            (Receiver, "multiserver_mode", "true", "multi-server", "true"),
-            (Sender, "secure_mode", "1", "secure-mode", "1"),
-            (Receiver, "custom_cert_location", "/x", "cert-dir", "/x"),
-            (
-                Sender,
-                "jpeg_compression_quality",
-                "80.7",
-                "jpeg-quality",
-                "80",
-            ),
-            (
-                Receiver,
-                "jpeg_compression_quality",
-                "75",
-                "return-jpeg-quality",
-                "75",
-            ),
-            (Receiver, "subscriber_timeout", "2", "timeout", "2000"),
-            (Receiver, "subscriber_timeout", "0", "timeout", "0"),
-            (
-                Sender,
-                "ssh_tunnel_mode",
-                "pi@10.0.0.2",
-                "ssh-tunnel",
-                "pi@10.0.0.2",
-            ),
+            (S, "request_timeout", "4", "request-timeout", "4000"),
+            (R, "request_timeout", "0.25", "request-timeout", "250"),
+            (S, "max_retries", "5", "max-retries", "5"),
+            (S, "bidirectional_mode", "True", "bidirectional", "True"),
+            (R, "multiserver_mode", "true", "multi-server", "true"),
+            (S, "secure_mode", "1", "secure-mode", "1"),
+            (R, "custom_cert_location", "/x", "cert-dir", "/x"),
+            (S, "jpeg_compression_quality", "80.7", "jpeg-quality", "80"),
+            (R, "jpeg_compression_quality", "75", "return-jpeg-quality", "75"),
+            (R, "subscriber_timeout", "2", "timeout", "2000"),
+            (R, "subscriber_timeout", "0", "timeout", "0"),
+            (S, "ssh_tunnel_mode", "pi@10.0.0.2", "ssh-tunnel", "pi@10.0.0.2"),
         ];
         for (role, key, value, property, expected) in cases {
             assert_eq!(
